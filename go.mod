@@ -1,0 +1,3 @@
+module github.com/bearrec/bear
+
+go 1.26
