@@ -1,0 +1,320 @@
+package llama
+
+import (
+	"fmt"
+	"math"
+	"strings"
+
+	"github.com/bearrec/bear/onnx/builder"
+	"github.com/bearrec/bear/onnx/hf"
+	"google.golang.org/protobuf/proto"
+)
+
+// LogitsMode selects what the graph's logits output holds.
+type LogitsMode int
+
+const (
+	// LogitsFullVocab: logits [n, vocab] at the positions in logit_index.
+	LogitsFullVocab LogitsMode = iota
+	// LogitsCandidates: logits [n, c] of the token ids in candidates [n, c], per position.
+	LogitsCandidates
+)
+
+// LoRASpec describes the LoRA adapters the graph takes as inputs.
+type LoRASpec struct {
+	Targets []string // module names, e.g. q_proj, v_proj
+	Rank    int
+	Alpha   float64
+	RSLoRA  bool // scaling alpha/sqrt(r) instead of alpha/r (PEFT's use_rslora)
+}
+
+// Scaling is the factor PEFT applies to the LoRA branch.
+func (s LoRASpec) Scaling() float64 {
+	if s.RSLoRA {
+		return s.Alpha / math.Sqrt(float64(s.Rank))
+	}
+	return s.Alpha / float64(s.Rank)
+}
+
+// targets reports whether module is adapted.
+func (s *LoRASpec) targets(module string) bool {
+	if s == nil {
+		return false
+	}
+	for _, t := range s.Targets {
+		if t == module {
+			return true
+		}
+	}
+	return false
+}
+
+// Inputs lists the LoRA matrices of the spec on a model of configuration cfg, layer by layer in
+// HF module order: A [r, in] then B [out, r].
+func (s LoRASpec) Inputs(cfg hf.Config) []LoRAInputInfo {
+	var out []LoRAInputInfo
+	for l := 0; l < cfg.NumLayers; l++ {
+		for _, m := range hf.Modules {
+			if !s.targets(m) {
+				continue
+			}
+			o, i := cfg.ModuleShape(m)
+			out = append(out,
+				LoRAInputInfo{Name: LoRAInput(l, m, "A"), Layer: l, Module: m, Which: "A", Rows: s.Rank, Cols: i},
+				LoRAInputInfo{Name: LoRAInput(l, m, "B"), Layer: l, Module: m, Which: "B", Rows: o, Cols: s.Rank})
+		}
+	}
+	return out
+}
+
+// Validate checks the target names and rank.
+func (s LoRASpec) Validate() error {
+	if s.Rank <= 0 {
+		return fmt.Errorf("lora rank %d, want > 0", s.Rank)
+	}
+	if len(s.Targets) == 0 {
+		return fmt.Errorf("lora: no target modules")
+	}
+	for _, t := range s.Targets {
+		if _, ok := hf.ModulePath[t]; !ok {
+			return fmt.Errorf("lora target %q: want one of %s", t, strings.Join(hf.Modules, ","))
+		}
+	}
+	return nil
+}
+
+// LoRAInput is the graph input name of a LoRA matrix; which is "A" or "B".
+func LoRAInput(layer int, module, which string) string {
+	return fmt.Sprintf("lora.%d.%s.%s", layer, module, which)
+}
+
+// Graph input and output names.
+const (
+	InputIDs      = "input_ids"      // int64 [batch, seq]
+	AttentionMask = "attention_mask" // int64 [batch, seq], 1 = token, 0 = padding
+	PositionIDs   = "position_ids"   // int64 [batch, seq]
+	LogitIndex    = "logit_index"    // int64 [n], flat b·seq + t
+	Candidates    = "candidates"     // int64 [n, c]
+	Logits        = "logits"
+)
+
+// Options configure ExportForward.
+type Options struct {
+	DType  hf.DType // compute dtype: F32 (default) or F64
+	LoRA   *LoRASpec
+	Logits LogitsMode
+}
+
+// Forward is an exported forward graph and what a runtime needs to load it.
+type Forward struct {
+	Model      []byte // serialized ModelProto; initializers reference Weights.Dir
+	Weights    *WeightBinding
+	Inputs     []string
+	Outputs    []string
+	Config     hf.Config
+	Options    Options
+	NumNodes   int
+	LoRAInputs []LoRAInputInfo
+}
+
+// LoRAInputInfo names one LoRA input and its shape.
+type LoRAInputInfo struct {
+	Name          string
+	Layer         int
+	Module, Which string
+	Rows, Cols    int
+}
+
+// ExportForward builds the forward graph of the checkpoint with weights bound by b.
+func ExportForward(ck *hf.Checkpoint, b *WeightBinding, opt Options) (f *Forward, err error) {
+	if opt.DType == "" {
+		opt.DType = hf.F32
+	}
+	if opt.LoRA != nil {
+		if err := opt.LoRA.Validate(); err != nil {
+			return nil, err
+		}
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			f, err = nil, fmt.Errorf("export %s: %v", ck.Dir, r)
+		}
+	}()
+	e := newExporter(ck, b, opt)
+	e.build()
+	data, err := proto.Marshal(e.g.Model("bear"))
+	if err != nil {
+		return nil, err
+	}
+	return &Forward{Model: data, Weights: b, Inputs: e.inputs, Outputs: []string{Logits}, Config: ck.Config,
+		Options: opt, NumNodes: len(e.g.Proto().Node), LoRAInputs: e.loraInputs}, nil
+}
+
+type exporter struct {
+	ck         *hf.Checkpoint
+	cfg        hf.Config
+	b          *WeightBinding
+	opt        Options
+	dt         builder.DType
+	g          *builder.Graph
+	weights    map[string]builder.Value
+	inputs     []string
+	loraInputs []LoRAInputInfo
+}
+
+func newExporter(ck *hf.Checkpoint, b *WeightBinding, opt Options) *exporter {
+	dt := builder.Float32
+	if opt.DType == hf.F64 {
+		dt = builder.Float64
+	}
+	return &exporter{ck: ck, cfg: ck.Config, b: b, opt: opt, dt: dt, g: builder.New("llama_forward"), weights: map[string]builder.Value{}}
+}
+
+func (e *exporter) input(name string, dt builder.DType, dims ...builder.Dim) builder.Value {
+	e.inputs = append(e.inputs, name)
+	return e.g.Input(name, dt, dims...)
+}
+
+// weight binds an HF weight as an external initializer (once).
+func (e *exporter) weight(name string) builder.Value {
+	if v, ok := e.weights[name]; ok {
+		return v
+	}
+	t, ok := e.ck.Weights[name]
+	ref, ok2 := e.b.Refs[name]
+	if !ok || !ok2 {
+		panic("weight " + name + " is not bound")
+	}
+	v := e.g.External(name, e.dt, t.Shape, ref.Location, ref.Offset, ref.Length)
+	e.weights[name] = v
+	return v
+}
+
+// attention holds the per-forward tensors every layer's attention shares.
+type attention struct {
+	cos, sin   builder.Value // [B, 1, 1, T, hd]
+	allowed    builder.Value // bool [B, 1, 1, T, T]
+	batch, seq builder.Value // int64 [1]
+}
+
+func (e *exporter) build() {
+	g, c := e.g, e.cfg
+	ids := e.input(InputIDs, builder.Int64, "batch", "seq")
+	mask := e.input(AttentionMask, builder.Int64, "batch", "seq")
+	pos := e.input(PositionIDs, builder.Int64, "batch", "seq")
+	idx := e.input(LogitIndex, builder.Int64, "n")
+	var cand builder.Value
+	if e.opt.Logits == LogitsCandidates {
+		cand = e.input(Candidates, builder.Int64, "n", "c")
+	}
+	if e.opt.LoRA != nil {
+		for _, in := range e.opt.LoRA.Inputs(c) {
+			e.input(in.Name, e.dt, in.Rows, in.Cols)
+			e.loraInputs = append(e.loraInputs, in)
+		}
+	}
+
+	g.SetPrefix("embed")
+	x := g.Reshape(g.Gather(e.weight(hf.EmbedName), ids, 0), -1, int64(c.HiddenSize))
+	att := e.attentionInputs(ids, mask, pos)
+	for l := 0; l < c.NumLayers; l++ {
+		g.SetPrefix(fmt.Sprintf("layers.%d", l))
+		x = e.layer(l, x, att)
+	}
+	g.SetPrefix("head")
+	x = e.rmsNorm(x, hf.FinalNormName)
+	sel := g.Gather(x, idx, 0) // [n, hidden]
+	logits := g.GemmTransB(sel, e.weight(e.ck.LMHead().Name))
+	if e.opt.Logits == LogitsCandidates {
+		g.Output(g.GatherElements(logits, cand, 1), Logits, "n", "c")
+	} else {
+		g.Output(logits, Logits, "n", c.VocabSize)
+	}
+}
+
+// attentionInputs computes the rotary tables and the causal + padding mask once per forward.
+func (e *exporter) attentionInputs(ids, mask, pos builder.Value) attention {
+	g := e.g
+	g.SetPrefix("rope")
+	inv := e.cfg.InvFreq()
+	invf := make([]float64, len(inv))
+	for i, v := range inv {
+		invf[i] = float64(v)
+	}
+	// freqs = position · inv_freq, then the half-split layout repeats the table: [B, T, hd].
+	freqs := g.Mul(g.Unsqueeze(g.Cast(pos, e.dt), 2), g.ConstFloat(e.dt, invf, int64(len(invf))))
+	angles := g.Concat(-1, freqs, freqs)
+	var a attention
+	a.cos = g.Unsqueeze(g.Cos(angles), 1, 2)
+	a.sin = g.Unsqueeze(g.Sin(angles), 1, 2)
+
+	g.SetPrefix("mask")
+	a.batch, a.seq = g.ShapeDim(ids, 0), g.ShapeDim(ids, 1)
+	r := g.Range(g.ConstInt64([]int64{0}), g.Squeeze(a.seq, 0), g.ConstInt64([]int64{1})) // scalars in, [T] out
+	causal := g.LessOrEqual(g.Unsqueeze(r, 0), g.Unsqueeze(r, 1))                         // [T(query), T(key)]: key ≤ query
+	keyOK := g.Unsqueeze(g.Equal(mask, g.ConstInt64([]int64{1}, 1)), 1, 2, 3)             // [B, 1, 1, 1, T]
+	a.allowed = g.And(causal, keyOK)
+	return a
+}
+
+func (e *exporter) layer(l int, x builder.Value, a attention) builder.Value {
+	g, c := e.g, e.cfg
+	kv, group, hd := int64(c.NumKVHeads), int64(c.NumHeads/c.NumKVHeads), int64(c.HeadDim)
+	h := e.rmsNorm(x, hf.LayerWeight(l, "input_layernorm"))
+	q := e.proj(l, "q_proj", h)
+	k := e.proj(l, "k_proj", h)
+	v := e.proj(l, "v_proj", h)
+	// [B·T, heads·hd] → [B, kv, group, T, hd]; keys and values get group 1 and broadcast.
+	split := func(t builder.Value, group int64) builder.Value {
+		shape := g.Concat(0, a.batch, a.seq, g.ConstInt64([]int64{kv, group, hd}, 3))
+		return g.Transpose(g.ReshapeTo(t, shape), 0, 2, 3, 1, 4)
+	}
+	q = e.rope(split(q, group), a)
+	k = e.rope(split(k, 1), a)
+	v = split(v, 1)
+	scores := g.Mul(g.MatMul(q, g.Transpose(k, 0, 1, 2, 4, 3)), g.Scalar(e.dt, 1/math.Sqrt(float64(c.HeadDim))))
+	lowest := -math.MaxFloat32
+	if e.dt == builder.Float64 {
+		lowest = -math.MaxFloat64
+	}
+	probs := g.Softmax(g.Where(a.allowed, scores, g.Scalar(e.dt, lowest)), -1)
+	o := g.Transpose(g.MatMul(probs, v), 0, 3, 1, 2, 4) // [B, T, kv, group, hd]
+	o = g.Reshape(o, -1, int64(c.QDim()))
+	x = g.Add(x, e.proj(l, "o_proj", o))
+
+	h = e.rmsNorm(x, hf.LayerWeight(l, "post_attention_layernorm"))
+	gate := e.proj(l, "gate_proj", h)
+	up := e.proj(l, "up_proj", h)
+	act := g.Mul(g.Mul(gate, g.Sigmoid(gate)), up)
+	return g.Add(x, e.proj(l, "down_proj", act))
+}
+
+// rope applies the half-split rotation: x·cos + rotate_half(x)·sin, rotate_half = [-x2, x1].
+func (e *exporter) rope(x builder.Value, a attention) builder.Value {
+	g := e.g
+	half := int64(e.cfg.HeadDim / 2)
+	parts := g.Split(x, -1, half, half)
+	rot := g.Concat(-1, g.Neg(parts[1]), parts[0])
+	return g.Add(g.Mul(x, a.cos), g.Mul(rot, a.sin))
+}
+
+// rmsNorm is x / sqrt(mean(x²) + eps) · w over the last axis.
+func (e *exporter) rmsNorm(x builder.Value, weight string) builder.Value {
+	g := e.g
+	ms := g.ReduceMean(g.Mul(x, x), -1)
+	inv := g.Reciprocal(g.Sqrt(g.Add(ms, g.Scalar(e.dt, e.cfg.RMSNormEps))))
+	return g.Mul(g.Mul(x, inv), e.weight(weight))
+}
+
+// proj is the linear layer of one module, with its LoRA branch when the module is targeted.
+func (e *exporter) proj(l int, module string, x builder.Value) builder.Value {
+	g := e.g
+	y := g.GemmTransB(x, e.weight(hf.LayerWeight(l, hf.ModulePath[module])))
+	if !e.opt.LoRA.targets(module) {
+		return y
+	}
+	a := builder.Value{Name: LoRAInput(l, module, "A"), DType: e.dt}
+	b := builder.Value{Name: LoRAInput(l, module, "B"), DType: e.dt}
+	lora := g.GemmTransB(g.GemmTransB(x, a), b)
+	return g.Add(y, g.Mul(lora, g.Scalar(e.dt, e.opt.LoRA.Scaling())))
+}

@@ -1,0 +1,281 @@
+package runtime
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/bearrec/bear/onnx/hf"
+	"github.com/bearrec/bear/onnx/llama"
+	ort "github.com/yalue/onnxruntime_go"
+)
+
+// ModelOptions configure Load.
+type ModelOptions struct {
+	Session SessionOptions
+	DType   hf.DType        // compute dtype: F32 (default) or F64 (gradient checks)
+	LoRA    *llama.LoRASpec // LoRA inputs of the graph; nil for the base model alone
+	Logits  llama.LogitsMode
+	// CacheDir receives weights converted to the compute dtype (bf16 checkpoints on CPU).
+	// Empty: the user cache folder, bear/weights/<hash of the checkpoint path>.
+	CacheDir string
+}
+
+// Model is a forward graph of a checkpoint loaded into an ONNX Runtime session. The base weights
+// live only inside ONNX Runtime; Go holds the LoRA matrices, which it may change between runs.
+type Model struct {
+	Config  hf.Config
+	Dir     string
+	Options ModelOptions
+	inputs  []string
+	lora    []llama.LoRAInputInfo
+	lora32  map[string][]float32
+	lora64  map[string][]float64
+	sess    *Session
+}
+
+// Load opens the checkpoint, exports its forward graph and creates the session.
+func Load(dir string, o ModelOptions) (*Model, error) {
+	if o.DType == "" {
+		o.DType = hf.F32
+	}
+	ck, err := hf.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	if o.CacheDir == "" {
+		o.CacheDir, err = defaultCacheDir(dir)
+		if err != nil {
+			return nil, err
+		}
+	}
+	b, err := llama.BindWeights(ck, o.DType, o.CacheDir)
+	if err != nil {
+		return nil, err
+	}
+	f, err := llama.ExportForward(ck, b, llama.Options{DType: o.DType, LoRA: o.LoRA, Logits: o.Logits})
+	if err != nil {
+		return nil, err
+	}
+	sess, err := NewSession(f.Model, b.Dir, f.Inputs, f.Outputs, o.Session)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", dir, err)
+	}
+	m := &Model{Config: ck.Config, Dir: dir, Options: o, inputs: f.Inputs, lora: f.LoRAInputs, sess: sess}
+	// Zero adapters until told otherwise: B = 0 makes the LoRA branch vanish, as PEFT initialises it.
+	m.lora32, m.lora64 = map[string][]float32{}, map[string][]float64{}
+	for _, in := range m.lora {
+		if o.DType == hf.F64 {
+			m.lora64[in.Name] = make([]float64, in.Rows*in.Cols)
+		} else {
+			m.lora32[in.Name] = make([]float32, in.Rows*in.Cols)
+		}
+	}
+	return m, nil
+}
+
+func defaultCacheDir(dir string) (string, error) {
+	base, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("no cache folder for converted weights (set $XDG_CACHE_HOME or pass a cache dir): %w", err)
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256([]byte(abs))
+	return filepath.Join(base, "bear", "weights", hex.EncodeToString(sum[:8])), nil
+}
+
+// Close releases the session.
+func (m *Model) Close() error { return m.sess.Close() }
+
+// LoRAInputs lists the graph's LoRA matrices.
+func (m *Model) LoRAInputs() []llama.LoRAInputInfo { return m.lora }
+
+// SetAdapter copies an adapter's matrices into the model; its spec must match the graph's.
+func (m *Model) SetAdapter(a *Adapter) error {
+	if m.Options.LoRA == nil {
+		return fmt.Errorf("model was loaded without LoRA inputs")
+	}
+	s, t := a.Spec, *m.Options.LoRA
+	if s.Rank != t.Rank || s.Alpha != t.Alpha || s.RSLoRA != t.RSLoRA || fmt.Sprint(s.Targets) != fmt.Sprint(t.Targets) {
+		return fmt.Errorf("adapter (r %d, alpha %g, targets %v) does not match the graph (r %d, alpha %g, targets %v)",
+			s.Rank, s.Alpha, s.Targets, t.Rank, t.Alpha, t.Targets)
+	}
+	for _, in := range m.lora {
+		src := a.Weights[in.Name]
+		if len(src) != in.Rows*in.Cols {
+			return fmt.Errorf("adapter matrix %s has %d values, want %d", in.Name, len(src), in.Rows*in.Cols)
+		}
+		if m.Options.DType == hf.F64 {
+			for i, v := range src {
+				m.lora64[in.Name][i] = float64(v)
+			}
+		} else {
+			copy(m.lora32[in.Name], src)
+		}
+	}
+	return nil
+}
+
+// LoRA64 exposes the float64 LoRA matrices of an F64 model (for gradient checks).
+func (m *Model) LoRA64(name string) []float64 { return m.lora64[name] }
+
+// Batch is a left-padded batch of token sequences in the graph's input layout.
+type Batch struct {
+	B, T           int
+	IDs, Mask, Pos []int64 // [B·T] each
+	Lengths        []int
+}
+
+// PadID is the id written into padding slots: masked, so any valid row of the embedding works;
+// the official code's <pad> (128256) lies outside the base vocabulary and is mapped here.
+const PadID = 0
+
+// NewBatch left-pads sequences to the longest. Position ids count real tokens from 0 and are 1
+// on padding, as transformers' generate computes them from the attention mask.
+func NewBatch(seqs [][]int64) Batch {
+	b := Batch{B: len(seqs)}
+	for _, s := range seqs {
+		b.T = max(b.T, len(s))
+		b.Lengths = append(b.Lengths, len(s))
+	}
+	n := b.B * b.T
+	b.IDs, b.Mask, b.Pos = make([]int64, n), make([]int64, n), make([]int64, n)
+	for i, s := range seqs {
+		pad := b.T - len(s)
+		for t := 0; t < b.T; t++ {
+			k := i*b.T + t
+			if t < pad {
+				b.IDs[k], b.Pos[k] = PadID, 1
+				continue
+			}
+			b.IDs[k], b.Mask[k], b.Pos[k] = s[t-pad], 1, int64(t-pad)
+		}
+	}
+	return b
+}
+
+// Index is the flat logit index of token t (counted from the sequence's first real token) of
+// sequence i.
+func (b Batch) Index(i, t int) int64 { return int64(i*b.T + b.T - b.Lengths[i] + t) }
+
+func (m *Model) check(b Batch, index []int64, cands []int64, c int) error {
+	if b.B == 0 || b.T == 0 {
+		return fmt.Errorf("empty batch")
+	}
+	if len(b.IDs) != b.B*b.T || len(b.Mask) != b.B*b.T || len(b.Pos) != b.B*b.T {
+		return fmt.Errorf("batch arrays have %d/%d/%d elements, want %d", len(b.IDs), len(b.Mask), len(b.Pos), b.B*b.T)
+	}
+	v := int64(m.Config.VocabSize)
+	for k, id := range b.IDs {
+		if id < 0 || id >= v {
+			return fmt.Errorf("token id %d at sequence %d, slot %d is outside the vocabulary [0, %d)", id, k/b.T, k%b.T, v)
+		}
+	}
+	for j, ix := range index {
+		if ix < 0 || ix >= int64(b.B*b.T) {
+			return fmt.Errorf("logit index %d (entry %d) is outside the batch's %d×%d slots", ix, j, b.B, b.T)
+		}
+	}
+	if m.Options.Logits == llama.LogitsCandidates {
+		if c <= 0 || len(cands) != len(index)*c {
+			return fmt.Errorf("candidates: %d ids for %d positions × %d", len(cands), len(index), c)
+		}
+		for j, id := range cands {
+			if id < 0 || id >= v {
+				return fmt.Errorf("candidate %d (position %d) = %d is outside the vocabulary", j%c, j/c, id)
+			}
+		}
+	}
+	return nil
+}
+
+// Logits runs the forward pass and returns the logits at the flat positions index: [n, vocab]
+// for a full-vocabulary graph, [n, c] for a candidates graph (cands is [n, c], row-major).
+func (m *Model) Logits(b Batch, index []int64, cands []int64, c int) ([]float32, error) {
+	if m.Options.DType != hf.F32 {
+		return nil, fmt.Errorf("Logits needs an F32 model; this one computes in %s", m.Options.DType)
+	}
+	return run(m, b, index, cands, c, m.lora32)
+}
+
+// Logits64 is Logits for an F64 model.
+func (m *Model) Logits64(b Batch, index []int64, cands []int64, c int) ([]float64, error) {
+	if m.Options.DType != hf.F64 {
+		return nil, fmt.Errorf("Logits64 needs an F64 model; this one computes in %s", m.Options.DType)
+	}
+	return run(m, b, index, cands, c, m.lora64)
+}
+
+func run[T float32 | float64](m *Model, b Batch, index []int64, cands []int64, c int, lora map[string][]T) ([]T, error) {
+	if err := m.check(b, index, cands, c); err != nil {
+		return nil, err
+	}
+	var vals []ort.Value
+	defer func() {
+		for _, v := range vals {
+			v.Destroy()
+		}
+	}()
+	add := func(v ort.Value, err error) error {
+		if err != nil {
+			return err
+		}
+		vals = append(vals, v)
+		return nil
+	}
+	bt := ort.NewShape(int64(b.B), int64(b.T))
+	n := int64(len(index))
+	for _, name := range m.inputs {
+		var err error
+		switch name {
+		case llama.InputIDs:
+			err = add(ort.NewTensor(bt, b.IDs))
+		case llama.AttentionMask:
+			err = add(ort.NewTensor(bt, b.Mask))
+		case llama.PositionIDs:
+			err = add(ort.NewTensor(bt, b.Pos))
+		case llama.LogitIndex:
+			err = add(ort.NewTensor(ort.NewShape(n), index))
+		case llama.Candidates:
+			err = add(ort.NewTensor(ort.NewShape(n, int64(c)), cands))
+		default:
+			w, ok := lora[name]
+			if !ok {
+				return nil, fmt.Errorf("graph input %s has no value", name)
+			}
+			info := m.loraInfo(name)
+			err = add(ort.NewTensor(ort.NewShape(int64(info.Rows), int64(info.Cols)), w))
+		}
+		if err != nil {
+			return nil, fmt.Errorf("input %s: %w", name, err)
+		}
+	}
+	width := int64(m.Config.VocabSize)
+	if m.Options.Logits == llama.LogitsCandidates {
+		width = int64(c)
+	}
+	out := make([]T, n*width)
+	ot, err := ort.NewTensor(ort.NewShape(n, width), out)
+	if err != nil {
+		return nil, err
+	}
+	vals = append(vals, ot)
+	if err := m.sess.Run(vals[:len(vals)-1], vals[len(vals)-1:]); err != nil {
+		return nil, fmt.Errorf("forward %s: %w", m.Dir, err)
+	}
+	return out, nil
+}
+
+func (m *Model) loraInfo(name string) llama.LoRAInputInfo {
+	for _, in := range m.lora {
+		if in.Name == name {
+			return in
+		}
+	}
+	panic("runtime: unknown LoRA input " + name)
+}

@@ -1,0 +1,108 @@
+package runtime
+
+import (
+	"fmt"
+	goruntime "runtime"
+
+	ort "github.com/yalue/onnxruntime_go"
+)
+
+// Device selects the execution provider.
+type Device string
+
+const (
+	CPU  Device = "cpu"
+	CUDA Device = "cuda"
+)
+
+// ParseDevice accepts "cpu" or "cuda".
+func ParseDevice(s string) (Device, error) {
+	switch Device(s) {
+	case CPU, CUDA:
+		return Device(s), nil
+	}
+	return "", fmt.Errorf("device %q: want cpu or cuda", s)
+}
+
+// SessionOptions configure one ONNX Runtime session.
+type SessionOptions struct {
+	Device     Device
+	Threads    int // intra-op threads on CPU; 0 means one per core
+	CUDADevice int
+}
+
+// Session is an ONNX Runtime session over a graph whose inputs and outputs may vary in shape.
+type Session struct {
+	s       *ort.DynamicAdvancedSession
+	Inputs  []string
+	Outputs []string
+}
+
+// NewSession loads a serialized model whose external data live in externalDir.
+func NewSession(model []byte, externalDir string, inputs, outputs []string, o SessionOptions) (*Session, error) {
+	opts, err := ort.NewSessionOptions()
+	if err != nil {
+		return nil, err
+	}
+	defer opts.Destroy()
+	threads := o.Threads
+	if threads <= 0 {
+		threads = goruntime.NumCPU()
+	}
+	entries := [][2]string{
+		// Tiny attention-gradient values made a layer about 2× slower without this (DESIGN.md).
+		{"session.set_denormal_as_zero", "1"},
+		// The model is loaded from bytes, so ORT must be told where its external data live.
+		{"session.model_external_initializers_file_folder_path", externalDir},
+	}
+	for _, kv := range entries {
+		if err := opts.AddSessionConfigEntry(kv[0], kv[1]); err != nil {
+			return nil, fmt.Errorf("session option %s: %w", kv[0], err)
+		}
+	}
+	if err := opts.SetIntraOpNumThreads(threads); err != nil {
+		return nil, err
+	}
+	if err := opts.SetInterOpNumThreads(1); err != nil {
+		return nil, err
+	}
+	switch o.Device {
+	case CPU, "":
+	case CUDA:
+		cuda, err := ort.NewCUDAProviderOptions()
+		if err != nil {
+			return nil, fmt.Errorf("CUDA execution provider: %w", err)
+		}
+		defer cuda.Destroy()
+		if err := cuda.Update(map[string]string{"device_id": fmt.Sprint(o.CUDADevice)}); err != nil {
+			return nil, fmt.Errorf("CUDA execution provider options: %w", err)
+		}
+		if err := opts.AppendExecutionProviderCUDA(cuda); err != nil {
+			return nil, fmt.Errorf("CUDA execution provider unavailable: %w (the library `make deps` fetches is CPU-only: "+
+				"point --ort-lib at a CUDA build of ONNX Runtime 1.30 with libonnxruntime_providers_cuda.so beside it, and CUDA 12 + cuDNN 9 installed)", err)
+		}
+	default:
+		return nil, fmt.Errorf("device %q: want cpu or cuda", o.Device)
+	}
+	s, err := ort.NewDynamicAdvancedSessionWithONNXData(model, inputs, outputs, opts)
+	if err != nil {
+		return nil, fmt.Errorf("create session: %w", err)
+	}
+	return &Session{s: s, Inputs: inputs, Outputs: outputs}, nil
+}
+
+// Run executes the graph; inputs and outputs are in the order of Inputs and Outputs, and
+// outputs must be preallocated (ONNX Runtime writes into their Go buffers).
+func (s *Session) Run(inputs, outputs []ort.Value) error {
+	return s.s.Run(inputs, outputs)
+}
+
+// Close releases the session.
+func (s *Session) Close() error {
+	if s == nil || s.s == nil {
+		return nil
+	}
+	err := s.s.Destroy()
+	s.s = nil
+	return err
+}
