@@ -1,0 +1,460 @@
+package tokenize
+
+import (
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"unicode/utf8"
+
+	sugar "github.com/sugarme/tokenizer"
+	"github.com/sugarme/tokenizer/model/bpe"
+	"github.com/sugarme/tokenizer/pretokenizer"
+	"github.com/sugarme/tokenizer/pretrained"
+	"github.com/sugarme/tokenizer/processor"
+)
+
+// Special token names and ids of the base Llama-3.2 tokenizer and of the official BEAR code.
+const (
+	BOSToken = "<|begin_of_text|>"
+	EOSToken = "<|end_of_text|>"
+	// PadToken is the padding token the official code adds (tokenizer.add_special_tokens), which
+	// becomes id 128256, one past the tokenizer.json vocabulary. Padding is masked, so its
+	// embedding never matters; see Tokenizer.AddSpecial.
+	PadToken = "<pad>"
+
+	// IgnoreLabel marks label positions that are not supervised (PyTorch's ignore_index).
+	IgnoreLabel = -100
+)
+
+// Tokenizer encodes text to Llama-3 token ids exactly as Hugging Face tokenizers does for the
+// Llama-3.2 tokenizer.json, and decodes ids back to text. It is safe for concurrent use once
+// built (AddSpecial must not race with encoding).
+type Tokenizer struct {
+	// vocab maps a token's raw bytes (not the byte-level "Ġ" spelling) to its id.
+	vocab map[string]int
+	// tokens holds the raw bytes of every id (model vocabulary and added tokens).
+	tokens []string
+	// byteID is the id of each single byte's token.
+	byteID [256]int
+	// merges maps a pair of ids to its rank (position in the merges list) and merged id.
+	merges map[uint64]merge
+	// ignoreMerges: a pre-token that is itself in the vocabulary is emitted as one id.
+	ignoreMerges bool
+
+	special    map[string]int // added tokens matched in the text (content -> id)
+	specialIDs map[int]bool
+	firstByte  [256]bool // first bytes of the added tokens' contents
+	maxSpecial int
+
+	bosTemplate []int // ids the post-processor puts before the sequence (single template)
+	eos         int
+	bos         int
+	pad         int // -1 until AddSpecial(PadToken)
+}
+
+type merge struct {
+	rank int32
+	id   int32
+}
+
+func pairKey(a, b int) uint64 { return uint64(uint32(a))<<32 | uint64(uint32(b)) }
+
+// Load reads a Hugging Face tokenizer.json. sugarme/tokenizer parses the file (vocabulary,
+// merges, added tokens, decoder and post-processor settings); the encoder itself is ours (see
+// the package documentation). Only the Llama-3 configuration is accepted: no normalizer, the
+// Llama-3 Split regex followed by ByteLevel without regex, a byte-level BPE model and decoder.
+func Load(path string) (*Tokenizer, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("load tokenizer %s: %w (run `make deps` to fetch it)", path, err)
+	}
+	cfg, err := sugar.ConfigFromFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("load tokenizer %s: %w", path, err)
+	}
+	t, err := fromConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("load tokenizer %s: %w", path, err)
+	}
+	return t, nil
+}
+
+// llama3Pattern is the Split pattern of the Llama-3 pre-tokenizer that splitLlama3 implements.
+const llama3Pattern = `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
+
+func fromConfig(cfg *sugar.Config) (*Tokenizer, error) {
+	if cfg.Normalizer != nil {
+		return nil, fmt.Errorf("normalizer %v is not supported", cfg.Normalizer["type"])
+	}
+	if err := checkPreTokenizer(cfg.PreTokenizer); err != nil {
+		return nil, err
+	}
+	if typ, _ := cfg.Decoder["type"].(string); typ != "ByteLevel" {
+		return nil, fmt.Errorf("decoder %q is not supported (want ByteLevel)", typ)
+	}
+	if _, err := pretrained.CreateDecoder(cfg.Decoder); err != nil {
+		return nil, fmt.Errorf("decoder: %w", err)
+	}
+	if typ, _ := cfg.Model["type"].(string); typ != "BPE" {
+		return nil, fmt.Errorf("model %q is not supported (want BPE)", typ)
+	}
+	for _, k := range []string{"continuing_subword_prefix", "end_of_word_suffix", "dropout"} {
+		if v, ok := cfg.Model[k]; ok && v != nil {
+			return nil, fmt.Errorf("BPE option %s=%v is not supported", k, v)
+		}
+	}
+	if v, _ := cfg.Model["byte_fallback"].(bool); v {
+		return nil, fmt.Errorf("BPE byte_fallback is not supported")
+	}
+	ignoreMerges, _ := cfg.Model["ignore_merges"].(bool)
+	m, err := pretrained.CreateModel(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("model: %w", err)
+	}
+	model, ok := m.(*bpe.BPE)
+	if !ok {
+		return nil, fmt.Errorf("model: got %T, want BPE", m)
+	}
+
+	t := &Tokenizer{
+		vocab:        make(map[string]int, len(*model.Vocab)),
+		merges:       make(map[uint64]merge, len(*model.Merges)),
+		ignoreMerges: ignoreMerges,
+		special:      map[string]int{},
+		specialIDs:   map[int]bool{},
+		eos:          -1,
+		bos:          -1,
+		pad:          -1,
+	}
+	size := 0
+	for tok, id := range *model.Vocab {
+		raw, err := unByteLevel(tok)
+		if err != nil {
+			return nil, fmt.Errorf("vocabulary token %q: %w", tok, err)
+		}
+		t.vocab[raw] = id
+		size = max(size, id+1)
+	}
+	for _, a := range cfg.AddedTokens {
+		size = max(size, int(a.Id)+1)
+	}
+	t.tokens = make([]string, size)
+	for raw, id := range t.vocab {
+		t.tokens[id] = raw
+	}
+	for b := 0; b < 256; b++ {
+		id, ok := t.vocab[string([]byte{byte(b)})]
+		if !ok {
+			return nil, fmt.Errorf("vocabulary lacks the token of byte %#x", b)
+		}
+		t.byteID[b] = id
+	}
+	for p, v := range *model.Merges {
+		t.merges[pairKey(p.C1, p.C2)] = merge{rank: int32(v.Rank), id: int32(v.NewId)}
+	}
+
+	for _, a := range cfg.AddedTokens {
+		if a.Lstrip || a.Rstrip || a.SingleWord || a.Normalized {
+			return nil, fmt.Errorf("added token %q: lstrip/rstrip/single_word/normalized are not supported", a.Content)
+		}
+		t.addToken(a.Content, int(a.Id))
+	}
+	if id, ok := t.special[BOSToken]; ok {
+		t.bos = id
+	}
+	if id, ok := t.special[EOSToken]; ok {
+		t.eos = id
+	}
+	t.bosTemplate, err = singleTemplate(cfg.PostProcessor)
+	if err != nil {
+		return nil, fmt.Errorf("post-processor: %w", err)
+	}
+	return t, nil
+}
+
+// unByteLevel maps a byte-level token spelling ("Ġthe") back to its raw bytes (" the").
+func unByteLevel(tok string) (string, error) {
+	var b strings.Builder
+	for _, r := range tok {
+		c, ok := pretokenizer.CharBytes[string(r)]
+		if !ok {
+			return "", fmt.Errorf("character %q is not in the byte-level alphabet", r)
+		}
+		b.WriteByte(c)
+	}
+	return b.String(), nil
+}
+
+func checkPreTokenizer(cfg map[string]interface{}) error {
+	bad := fmt.Errorf("pre-tokenizer is not Llama-3's Sequence[Split(regex, Isolated), ByteLevel(use_regex=false)]")
+	if typ, _ := cfg["type"].(string); typ != "Sequence" {
+		return bad
+	}
+	list, _ := cfg["pretokenizers"].([]interface{})
+	if len(list) != 2 {
+		return bad
+	}
+	split, _ := list[0].(map[string]interface{})
+	bl, _ := list[1].(map[string]interface{})
+	pat, _ := split["pattern"].(map[string]interface{})
+	if split["type"] != "Split" || pat["Regex"] != llama3Pattern || split["behavior"] != "Isolated" || split["invert"] != false {
+		return bad
+	}
+	if bl["type"] != "ByteLevel" || bl["use_regex"] != false || bl["add_prefix_space"] != false {
+		return bad
+	}
+	return nil
+}
+
+// singleTemplate reads the ids the post-processor adds around a single sequence. Only special
+// tokens before the sequence are supported (Llama-3: BOS).
+func singleTemplate(cfg map[string]interface{}) ([]int, error) {
+	if cfg == nil {
+		return nil, nil
+	}
+	var parts []map[string]interface{}
+	if typ, _ := cfg["type"].(string); typ == "Sequence" {
+		list, _ := cfg["processors"].([]interface{})
+		for _, p := range list {
+			m, _ := p.(map[string]interface{})
+			parts = append(parts, m)
+		}
+	} else {
+		parts = append(parts, cfg)
+	}
+	var ids []int
+	for _, p := range parts {
+		pp, err := pretrained.CreatePostProcessor(p)
+		if err != nil {
+			return nil, err
+		}
+		switch pp := pp.(type) {
+		case *processor.ByteLevelProcessing:
+			// Offsets only: no ids are added.
+		case *processor.TemplateProcessing:
+			seen := false
+			for _, piece := range pp.Single {
+				switch piece := piece.(type) {
+				case *processor.SequencePiece:
+					seen = true
+				case *processor.SpecialTokenPiece:
+					if seen {
+						return nil, fmt.Errorf("special tokens after the sequence are not supported")
+					}
+					st, ok := pp.SpecialTokens.GetItemByKey(piece.Id)
+					if !ok {
+						return nil, fmt.Errorf("template token %q is not defined", piece.Id)
+					}
+					ids = append(ids, st.Ids...)
+				}
+			}
+		default:
+			return nil, fmt.Errorf("%T is not supported", pp)
+		}
+	}
+	return ids, nil
+}
+
+func (t *Tokenizer) addToken(content string, id int) {
+	t.special[content] = id
+	t.specialIDs[id] = true
+	if content != "" {
+		t.firstByte[content[0]] = true
+	}
+	t.maxSpecial = max(t.maxSpecial, len(content))
+	for id >= len(t.tokens) {
+		t.tokens = append(t.tokens, "")
+	}
+	t.tokens[id] = content
+}
+
+// AddSpecial adds a special token as Hugging Face's add_special_tokens does: it gets the next
+// free id (unless it exists already) and is matched in the text like the other special tokens.
+// The official code adds PadToken this way, which becomes id 128256.
+func (t *Tokenizer) AddSpecial(content string) int {
+	if id, ok := t.special[content]; ok {
+		return id
+	}
+	if id, ok := t.vocab[content]; ok {
+		t.addToken(content, id)
+		return id
+	}
+	id := len(t.tokens)
+	t.addToken(content, id)
+	if content == PadToken {
+		t.pad = id
+	}
+	return id
+}
+
+// BOS returns the id of <|begin_of_text|> (128000).
+func (t *Tokenizer) BOS() int { return t.bos }
+
+// EOS returns the id of <|end_of_text|> (128001), the base model's EOS the official code uses.
+func (t *Tokenizer) EOS() int { return t.eos }
+
+// Pad returns the id of <pad> once AddSpecial(PadToken) has been called (128256), else -1.
+func (t *Tokenizer) Pad() int { return t.pad }
+
+// VocabSize is the number of ids, added tokens included (128256, or 128257 with <pad>).
+func (t *Tokenizer) VocabSize() int { return len(t.tokens) }
+
+// TokenID returns the id of a special token or of a vocabulary token given by its raw text.
+func (t *Tokenizer) TokenID(s string) (int, bool) {
+	if id, ok := t.special[s]; ok {
+		return id, true
+	}
+	id, ok := t.vocab[s]
+	return id, ok
+}
+
+// IsSpecial reports whether id is an added (special) token.
+func (t *Tokenizer) IsSpecial(id int) bool { return t.specialIDs[id] }
+
+// PostProcessorPrefix returns the ids the post-processor adds in front of a single text (BOS).
+func (t *Tokenizer) PostProcessorPrefix() []int { return t.bosTemplate }
+
+// Encode returns the ids of text without special tokens added (add_special_tokens=False);
+// special-token text inside it is still matched.
+func (t *Tokenizer) Encode(text string) []int { return t.AppendEncode(nil, text) }
+
+// EncodeSpecial returns the ids with the post-processor's template applied (BOS + text), as
+// Hugging Face's encode with add_special_tokens=True.
+func (t *Tokenizer) EncodeSpecial(text string) []int {
+	ids := append([]int(nil), t.bosTemplate...)
+	return t.AppendEncode(ids, text)
+}
+
+// AppendEncode appends the ids of text (no template) to dst.
+func (t *Tokenizer) AppendEncode(dst []int, text string) []int {
+	var w bpeWork
+	return t.appendEncode(dst, text, &w)
+}
+
+func (t *Tokenizer) appendEncode(dst []int, text string, w *bpeWork) []int {
+	start := 0
+	for i := 0; i < len(text); i++ {
+		if !t.firstByte[text[i]] {
+			continue
+		}
+		n := t.matchSpecial(text[i:])
+		if n == 0 {
+			continue
+		}
+		dst = t.appendPlain(dst, text[start:i], w)
+		dst = append(dst, t.special[text[i:i+n]])
+		i += n - 1
+		start = i + 1
+	}
+	return t.appendPlain(dst, text[start:], w)
+}
+
+// matchSpecial returns the length of the longest special token at the start of s, or 0.
+func (t *Tokenizer) matchSpecial(s string) int {
+	for n := min(len(s), t.maxSpecial); n > 0; n-- {
+		if _, ok := t.special[s[:n]]; ok {
+			return n
+		}
+	}
+	return 0
+}
+
+func (t *Tokenizer) appendPlain(dst []int, text string, w *bpeWork) []int {
+	for len(text) > 0 {
+		n := splitLlama3(text)
+		dst = t.appendPiece(dst, text[:n], w)
+		text = text[n:]
+	}
+	return dst
+}
+
+// Decode returns the text of ids (special tokens included), as Hugging Face's
+// decode(ids, skip_special_tokens=False): the bytes of the tokens, invalid UTF-8 replaced by
+// U+FFFD per maximal invalid subsequence (Rust's String::from_utf8_lossy).
+func (t *Tokenizer) Decode(ids []int) (string, error) {
+	var b []byte
+	for _, id := range ids {
+		if id < 0 || id >= len(t.tokens) {
+			return "", fmt.Errorf("decode: id %d out of range [0, %d)", id, len(t.tokens))
+		}
+		b = append(b, t.tokens[id]...)
+	}
+	return lossyUTF8(b), nil
+}
+
+// TokenBytes returns the raw bytes of one id (a token may be part of a UTF-8 sequence).
+func (t *Tokenizer) TokenBytes(id int) string {
+	if id < 0 || id >= len(t.tokens) {
+		return ""
+	}
+	return t.tokens[id]
+}
+
+// SpecialTokens returns the contents of the added tokens, sorted by id.
+func (t *Tokenizer) SpecialTokens() []string {
+	ids := make([]int, 0, len(t.special))
+	for _, id := range t.special {
+		ids = append(ids, id)
+	}
+	sort.Ints(ids)
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = t.tokens[id]
+	}
+	return out
+}
+
+func lossyUTF8(b []byte) string {
+	if utf8.Valid(b) {
+		return string(b)
+	}
+	var out strings.Builder
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r != utf8.RuneError || n > 1 {
+			out.WriteString(string(b[i : i+n]))
+			i += n
+			continue
+		}
+		// Maximal prefix of a valid sequence (Unicode's "substitution of maximal subparts").
+		out.WriteRune(utf8.RuneError)
+		i += invalidPrefix(b[i:])
+	}
+	return out.String()
+}
+
+func invalidPrefix(b []byte) int {
+	c := b[0]
+	var need int
+	lo, hi := byte(0x80), byte(0xBF)
+	switch {
+	case c >= 0xC2 && c <= 0xDF:
+		need = 1
+	case c == 0xE0:
+		need, lo = 2, 0xA0
+	case c >= 0xE1 && c <= 0xEC, c == 0xEE, c == 0xEF:
+		need = 2
+	case c == 0xED:
+		need, hi = 2, 0x9F
+	case c == 0xF0:
+		need, lo = 3, 0x90
+	case c >= 0xF1 && c <= 0xF3:
+		need = 3
+	case c == 0xF4:
+		need, hi = 3, 0x8F
+	default:
+		return 1
+	}
+	n := 1
+	for k := 0; k < need && n < len(b); k++ {
+		x := b[n]
+		if k > 0 {
+			lo, hi = 0x80, 0xBF
+		}
+		if x < lo || x > hi {
+			break
+		}
+		n++
+	}
+	return n
+}
