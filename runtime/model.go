@@ -279,3 +279,6 @@ func (m *Model) loraInfo(name string) llama.LoRAInputInfo {
 	}
 	panic("runtime: unknown LoRA input " + name)
 }
+
+// ReadModelConfig reads a checkpoint's config.json (for checking an adapter before loading).
+func ReadModelConfig(dir string) (hf.Config, error) { return hf.ReadConfig(dir) }

@@ -54,6 +54,9 @@ func NewSession(model []byte, externalDir string, inputs, outputs []string, o Se
 		{"session.set_denormal_as_zero", "1"},
 		// The model is loaded from bytes, so ORT must be told where its external data live.
 		{"session.model_external_initializers_file_folder_path", externalDir},
+		// ORT fuses x·sigmoid(x) into com.microsoft.QuickGelu, which has no float64 kernel, and
+		// float64 graphs (gradient checks) then fail to load. The fused op saves little here.
+		{"optimization.disable_specified_optimizers", "QuickGeluFusion"},
 	}
 	for _, kv := range entries {
 		if err := opts.AddSessionConfigEntry(kv[0], kv[1]); err != nil {

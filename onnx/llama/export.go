@@ -241,12 +241,13 @@ func (e *exporter) attentionInputs(ids, mask, pos builder.Value) attention {
 	for i, v := range inv {
 		invf[i] = float64(v)
 	}
-	// freqs = position · inv_freq, then the half-split layout repeats the table: [B, T, hd].
-	freqs := g.Mul(g.Unsqueeze(g.Cast(pos, e.dt), 2), g.ConstFloat(e.dt, invf, int64(len(invf))))
-	angles := g.Concat(-1, freqs, freqs)
+	// As transformers does whatever the model dtype: angles = position · inv_freq and their cos and
+	// sin in float32, then cast. Positions carry no gradient, so float64 graphs lose nothing.
+	freqs := g.Mul(g.Unsqueeze(g.Cast(pos, builder.Float32), 2), g.ConstFloat(builder.Float32, invf, int64(len(invf))))
+	angles := g.Concat(-1, freqs, freqs) // half-split layout: the table repeats, [B, T, hd]
 	var a attention
-	a.cos = g.Unsqueeze(g.Cos(angles), 1, 2)
-	a.sin = g.Unsqueeze(g.Sin(angles), 1, 2)
+	a.cos = g.Unsqueeze(g.Cast(g.Cos(angles), e.dt), 1, 2)
+	a.sin = g.Unsqueeze(g.Cast(g.Sin(angles), e.dt), 1, 2)
 
 	g.SetPrefix("mask")
 	a.batch, a.seq = g.ShapeDim(ids, 0), g.ShapeDim(ids, 1)

@@ -70,3 +70,10 @@ func newFlagSet(name, args string) *flag.FlagSet {
 	}
 	return fs
 }
+
+// isFlagSet reports whether the flag was given on the command line.
+func isFlagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}

@@ -1,0 +1,202 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/bearrec/bear/runtime"
+)
+
+func init() {
+	register(&command{name: "forward", summary: "run the forward pass and print logits as JSON", run: runForward})
+}
+
+// ortFlags are the flags every command that runs ONNX Runtime shares.
+type ortFlags struct {
+	lib, device, cache *string
+	threads            *int
+}
+
+func addORTFlags(fs interface {
+	String(string, string, string) *string
+	Int(string, int, string) *int
+}) ortFlags {
+	return ortFlags{
+		lib:     fs.String("ort-lib", "", "ONNX Runtime shared library (default $"+runtime.LibraryEnv+", then .cache/ from `make deps`)"),
+		device:  fs.String("device", "cpu", "execution provider: cpu or cuda"),
+		threads: fs.Int("threads", 0, "CPU threads (0: one per core)"),
+		cache:   fs.String("cache-dir", "", "folder for weights converted to float32 (default: the user cache folder)"),
+	}
+}
+
+func (o ortFlags) modelOptions() (runtime.ModelOptions, error) {
+	if err := runtime.Init(*o.lib); err != nil {
+		return runtime.ModelOptions{}, err
+	}
+	dev, err := runtime.ParseDevice(*o.device)
+	if err != nil {
+		return runtime.ModelOptions{}, err
+	}
+	return runtime.ModelOptions{Session: runtime.SessionOptions{Device: dev, Threads: *o.threads}, CacheDir: *o.cache}, nil
+}
+
+func runForward(args []string) error {
+	fs := newFlagSet("forward", "--model DIR (--ids 128000,791,... | --text STR) [flags]")
+	model := fs.String("model", "", "checkpoint folder in the HF layout (required)")
+	adapter := fs.String("adapter", "", "PEFT LoRA adapter folder")
+	idsFlag := fs.String("ids", "", "comma-separated token ids")
+	text := fs.String("text", "", "text to tokenize with the checkpoint's tokenizer.json (BOS is added)")
+	positions := fs.String("positions", "last", "positions to print: last, all, or comma-separated indices")
+	top := fs.Int("top", 0, "print only the top K tokens per position instead of whole rows")
+	of := addORTFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *model == "" {
+		return fmt.Errorf("--model is required")
+	}
+	ids, err := forwardIDs(*model, *idsFlag, *text)
+	if err != nil {
+		return err
+	}
+	pos, err := parsePositions(*positions, len(ids))
+	if err != nil {
+		return err
+	}
+	opts, err := of.modelOptions()
+	if err != nil {
+		return err
+	}
+	var ad *runtime.Adapter
+	if *adapter != "" {
+		cfgOnly, err := runtime.ReadModelConfig(*model)
+		if err != nil {
+			return err
+		}
+		if ad, err = runtime.ReadAdapter(*adapter, cfgOnly); err != nil {
+			return err
+		}
+		opts.LoRA = &ad.Spec
+	}
+	m, err := runtime.Load(*model, opts)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	if ad != nil {
+		if err := m.SetAdapter(ad); err != nil {
+			return err
+		}
+	}
+	b := runtime.NewBatch([][]int64{ids})
+	index := make([]int64, len(pos))
+	for i, p := range pos {
+		index[i] = b.Index(0, p)
+	}
+	logits, err := m.Logits(b, index, nil, 0)
+	if err != nil {
+		return err
+	}
+	return writeLogitsJSON(os.Stdout, pos, logits, m.Config.VocabSize, *top)
+}
+
+func forwardIDs(model, idsFlag, text string) ([]int64, error) {
+	switch {
+	case idsFlag != "" && text != "":
+		return nil, fmt.Errorf("give --ids or --text, not both")
+	case idsFlag != "":
+		var ids []int64
+		for i, f := range strings.Split(idsFlag, ",") {
+			v, err := strconv.ParseInt(strings.TrimSpace(f), 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("--ids: entry %d %q is not an integer", i, f)
+			}
+			ids = append(ids, v)
+		}
+		return ids, nil
+	case text != "":
+		return encodeText(model, text)
+	}
+	return nil, fmt.Errorf("give --ids or --text")
+}
+
+func parsePositions(s string, n int) ([]int, error) {
+	switch s {
+	case "last":
+		return []int{n - 1}, nil
+	case "all":
+		pos := make([]int, n)
+		for i := range pos {
+			pos[i] = i
+		}
+		return pos, nil
+	}
+	var pos []int
+	for _, f := range strings.Split(s, ",") {
+		p, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || p < 0 || p >= n {
+			return nil, fmt.Errorf("--positions: %q is not a position in [0, %d)", f, n)
+		}
+		pos = append(pos, p)
+	}
+	return pos, nil
+}
+
+// writeLogitsJSON prints {"positions":[...],"logits":[[...],...]}, or with top > 0
+// {"positions":[...],"top":[[{"id":..,"logit":..},...],...]}. Floats use the shortest decimal
+// form that reads back to the same float32.
+func writeLogitsJSON(f *os.File, pos []int, logits []float32, vocab, top int) error {
+	w := bufio.NewWriterSize(f, 1<<20)
+	fmt.Fprint(w, `{"positions":[`)
+	for i, p := range pos {
+		if i > 0 {
+			w.WriteByte(',')
+		}
+		w.WriteString(strconv.Itoa(p))
+	}
+	if top > 0 {
+		w.WriteString(`],"top":[`)
+	} else {
+		w.WriteString(`],"logits":[`)
+	}
+	for i := range pos {
+		if i > 0 {
+			w.WriteByte(',')
+		}
+		row := logits[i*vocab : (i+1)*vocab]
+		w.WriteByte('[')
+		if top > 0 {
+			order := make([]int, vocab)
+			for j := range order {
+				order[j] = j
+			}
+			sort.SliceStable(order, func(a, b int) bool { return row[order[a]] > row[order[b]] })
+			for j, id := range order[:min(top, vocab)] {
+				if j > 0 {
+					w.WriteByte(',')
+				}
+				fmt.Fprintf(w, `{"id":%d,"logit":%s}`, id, strconv.FormatFloat(float64(row[id]), 'g', -1, 32))
+			}
+		} else {
+			for j, v := range row {
+				if j > 0 {
+					w.WriteByte(',')
+				}
+				w.WriteString(strconv.FormatFloat(float64(v), 'g', -1, 32))
+			}
+		}
+		w.WriteByte(']')
+	}
+	w.WriteString("]}\n")
+	return w.Flush()
+}
+
+// encodeText tokenizes with the checkpoint's tokenizer.json; it is replaced by the tokenize
+// package's encoder once that lands.
+var encodeText = func(model, text string) ([]int64, error) {
+	return nil, fmt.Errorf("--text needs the tokenize package; pass --ids")
+}
