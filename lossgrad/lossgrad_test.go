@@ -1,0 +1,346 @@
+package lossgrad
+
+import (
+	"errors"
+	"math"
+	"math/rand/v2"
+	"strings"
+	"testing"
+)
+
+// randBatch builds a float64 batch with the given allowed-set sizes; logits ~ scale*N(0,1).
+func randBatch(rng *rand.Rand, sizes []int, scale float64) Batch[float64] {
+	var b Batch[float64]
+	b.Offsets = append(b.Offsets, 0)
+	for _, n := range sizes {
+		for j := 0; j < n; j++ {
+			b.Logits = append(b.Logits, scale*rng.NormFloat64())
+		}
+		b.Offsets = append(b.Offsets, len(b.Logits))
+		b.Targets = append(b.Targets, rng.IntN(n))
+	}
+	return b
+}
+
+// naiveNLL is an independent float64 -log softmax(z/tau)[t] with max subtraction.
+func naiveNLL(z []float64, t int, tau float64) float64 {
+	m := math.Inf(-1)
+	for _, v := range z {
+		m = math.Max(m, v/tau)
+	}
+	var s float64
+	for _, v := range z {
+		s += math.Exp(v/tau - m)
+	}
+	return m + math.Log(s) - z[t]/tau
+}
+
+// fixedLoss is sum_i coef_i * NLL_i: the batch loss with the coefficients (1/N, or BEAR's
+// normalised weights) held constant, which is what autograd differentiates.
+func fixedLoss(b Batch[float64], coef []float64, tau float64) float64 {
+	var l float64
+	for i := range b.Targets {
+		l += coef[i] * naiveNLL(b.Logits[b.Offsets[i]:b.Offsets[i+1]], b.Targets[i], tau)
+	}
+	return l
+}
+
+// fdGrad is a fourth-order central finite difference of f at b.Logits.
+func fdGrad(b Batch[float64], f func() float64) []float64 {
+	g := make([]float64, len(b.Logits))
+	for j := range b.Logits {
+		x0 := b.Logits[j]
+		h := 1e-3 * math.Max(1, math.Abs(x0))
+		at := func(d float64) float64 { b.Logits[j] = x0 + d; return f() }
+		g[j] = (8*(at(h)-at(-h)) - (at(2*h) - at(-2*h))) / (12 * h)
+		b.Logits[j] = x0
+	}
+	return g
+}
+
+func relNormErr(got, want []float64) float64 {
+	var num, den float64
+	for i := range got {
+		d := got[i] - want[i]
+		num += d * d
+		den += want[i] * want[i]
+	}
+	if den == 0 {
+		return math.Sqrt(num)
+	}
+	return math.Sqrt(num / den)
+}
+
+// TestFiniteDifferences checks every loss's gradient against finite differences in float64.
+// Tolerance 1e-7 relative (the bar); the fourth-order stencil with h = 1e-3 has a
+// truncation error near 1e-12 and a rounding error near 1e-13·|L|/|g|, so 1e-7 leaves room
+// while catching any wrong term (a missing 1/tau or a wrong weight is O(1)).
+// For BEAR, beta_t and w_t are held constant, as the official code detaches them.
+func TestFiniteDifferences(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	worst := map[Kind]float64{}
+	for _, kind := range []Kind{LML, MSL, BEAR} {
+		for trial := 0; trial < 12; trial++ {
+			npos := 1 + rng.IntN(6)
+			sizes := make([]int, npos)
+			for i := range sizes {
+				sizes[i] = 1 + rng.IntN(30)
+			}
+			if trial == 0 {
+				sizes = []int{1, 2, 13, 1}
+			}
+			cfg := DefaultConfig(kind)
+			cfg.Tau = []float64{1, 0.7, 2.5}[trial%3]
+			cfg.K = []int{10, 3, 1, 25}[trial%4]
+			cfg.Lambda = []float64{0.25, 1, 3}[trial%3]
+			cfg.Xi = []float64{2.75, 0.5, 1}[trial%3]
+			b := randBatch(rng, sizes, 1+3*rng.Float64())
+			grad := make([]float64, len(b.Logits))
+			diag := make([]Position, npos)
+			res, err := Evaluate(cfg, b, grad, diag)
+			if err != nil {
+				t.Fatal(err)
+			}
+			coef := make([]float64, npos)
+			for i := range coef {
+				coef[i] = diag[i].Weight
+			}
+			if got, want := res.Loss, fixedLoss(b, coef, cfg.Tau); math.Abs(got-want) > 1e-12*math.Max(1, math.Abs(want)) {
+				t.Errorf("%v trial %d: loss %v, independent %v", kind, trial, got, want)
+			}
+			var fd []float64
+			if kind == BEAR {
+				fd = fdGrad(b, func() float64 { return fixedLoss(b, coef, cfg.Tau) })
+			} else {
+				// LML and MSL: differentiate the package's own loss, nothing held fixed.
+				fd = fdGrad(b, func() float64 {
+					r, err := Evaluate(cfg, b, make([]float64, len(b.Logits)), nil)
+					if err != nil {
+						t.Fatal(err)
+					}
+					return r.Loss
+				})
+			}
+			e := relNormErr(grad, fd)
+			worst[kind] = math.Max(worst[kind], e)
+			if e > 1e-7 {
+				t.Errorf("%v trial %d sizes %v: gradient relative error %.3g > 1e-7", kind, trial, sizes, e)
+			}
+		}
+	}
+	t.Logf("worst finite-difference relative errors: LML %.2g, MSL %.2g, BEAR %.2g", worst[LML], worst[MSL], worst[BEAR])
+}
+
+// TestBEARWeights checks the weight formula, the normalisation and single-token positions.
+func TestBEARWeights(t *testing.T) {
+	cfg := DefaultConfig(BEAR)
+	cfg.K = 2
+	b := Batch[float64]{
+		Logits:  []float64{1, 2, 3, 5, 0, 0.5},
+		Offsets: []int{0, 3, 4, 6},
+		Targets: []int{0, 0, 1},
+	}
+	grad := make([]float64, 6)
+	diag := make([]Position, 3)
+	res, err := Evaluate(cfg, b, grad, diag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := make([]float64, 3)
+	for i := range raw {
+		z := b.Logits[b.Offsets[i]:b.Offsets[i+1]]
+		logp := -naiveNLL(z, b.Targets[i], 1)
+		var logbeta float64
+		switch i {
+		case 0:
+			logbeta = -naiveNLL(z, 1, 1) // 2nd largest of {1,2,3}
+		case 1:
+			logbeta = 0
+		case 2:
+			logbeta = -naiveNLL(z, 0, 1) // fewer than K=2? no: 2 allowed, 2nd largest is 0
+		}
+		raw[i] = 1 + cfg.Lambda/(1+math.Exp(-(logp-logbeta)/cfg.Xi))
+		if d := diag[i]; math.Abs(d.LogP-logp) > 1e-14 || math.Abs(d.LogBeta-logbeta) > 1e-14 || math.Abs(d.RawWeight-raw[i]) > 1e-14 {
+			t.Errorf("position %d: diag %+v, want logp %v logbeta %v w %v", i, d, logp, logbeta, raw[i])
+		}
+	}
+	s := raw[0] + raw[2]
+	if w := diag[0].Weight; math.Abs(w-raw[0]/(s+WeightEps)) > 1e-15 {
+		t.Errorf("normalised weight %v, want %v", w, raw[0]/(s+WeightEps))
+	}
+	if diag[1].Weight != raw[1] || diag[1].NLL != 0 || grad[3] != 0 {
+		t.Errorf("single-token position: weight %v (want raw %v), nll %v, grad %v", diag[1].Weight, raw[1], diag[1].NLL, grad[3])
+	}
+	if res.Multi != 2 || math.Abs(res.WeightSum-s) > 1e-14 {
+		t.Errorf("multi %d weightsum %v, want 2 and %v", res.Multi, res.WeightSum, s)
+	}
+	if diag[0].InTopK || !diag[1].InTopK || !diag[2].InTopK || res.Violations != 1 {
+		t.Errorf("in_top_k %v %v %v violations %d", diag[0].InTopK, diag[1].InTopK, diag[2].InTopK, res.Violations)
+	}
+}
+
+// TestFewerThanKAndTies: beta is the smallest allowed probability when fewer than K are
+// allowed, and a positive tied with the K-th largest counts as inside the top K.
+func TestFewerThanKAndTies(t *testing.T) {
+	cfg := DefaultConfig(MSL)
+	cfg.K = 3
+	b := Batch[float64]{
+		Logits:  []float64{4, -1, 2, 7, 7, 7, 7, 1},
+		Offsets: []int{0, 3, 8},
+		Targets: []int{1, 2},
+	}
+	diag := make([]Position, 2)
+	if _, err := Evaluate(cfg, b, make([]float64, 8), diag); err != nil {
+		t.Fatal(err)
+	}
+	if d := diag[0]; d.Margin != 0 || !d.InTopK || d.LogBeta != d.LogP {
+		t.Errorf("fewer-than-K position: %+v (want beta = min prob = p_t)", d)
+	}
+	if d := diag[1]; d.Margin != 0 || !d.InTopK {
+		t.Errorf("tie at the K-th value: %+v", d)
+	}
+}
+
+// TestLargeLogits: no overflow where a softmax without max subtraction would overflow, and
+// shift invariance.
+func TestLargeLogits(t *testing.T) {
+	for _, kind := range []Kind{LML, MSL, BEAR} {
+		cfg := DefaultConfig(kind)
+		cfg.Tau = 0.5
+		base := Batch[float64]{Logits: []float64{1, 2, 3, 0.5}, Offsets: []int{0, 4}, Targets: []int{2}}
+		big := Batch[float64]{Logits: []float64{1e5 + 1, 1e5 + 2, 1e5 + 3, 1e5 + 0.5}, Offsets: []int{0, 4}, Targets: []int{2}}
+		g0, g1 := make([]float64, 4), make([]float64, 4)
+		r0, err0 := Evaluate(cfg, base, g0, nil)
+		r1, err1 := Evaluate(cfg, big, g1, nil)
+		if err0 != nil || err1 != nil {
+			t.Fatal(err0, err1)
+		}
+		if math.Abs(r0.Loss-r1.Loss) > 1e-9 || relNormErr(g1, g0) > 1e-9 {
+			t.Errorf("%v: shifted by 1e5: loss %v vs %v, grads %v vs %v", kind, r1.Loss, r0.Loss, g1, g0)
+		}
+		// float32 too (exp(88) already overflows float32 without the max)
+		b32 := Batch[float32]{Logits: []float32{300, 301, 299, 250}, Offsets: []int{0, 4}, Targets: []int{0}}
+		g32 := make([]float32, 4)
+		r, err := Evaluate(cfg, b32, g32, nil)
+		if err != nil || math.IsNaN(r.Loss) || math.IsInf(r.Loss, 0) {
+			t.Errorf("%v float32 large logits: %v %v", kind, r.Loss, err)
+		}
+	}
+}
+
+func TestErrors(t *testing.T) {
+	cfg := DefaultConfig(MSL)
+	for _, tc := range []struct {
+		b    Batch[float64]
+		want string
+	}{
+		{Batch[float64]{Logits: []float64{1, 2}, Offsets: []int{0, 2}, Targets: []int{2}}, "target 2 out of range [0,2)"},
+		{Batch[float64]{Logits: []float64{1, 2}, Offsets: []int{0, 2, 2}, Targets: []int{0, 0}}, "position 1: 0 logits"},
+		{Batch[float64]{Logits: []float64{1, 2}, Offsets: []int{0, 1}, Targets: []int{0}}, "offsets[1] is 1"},
+		{Batch[float64]{Logits: []float64{1, 2}, Offsets: []int{0}, Targets: []int{0}}, "offsets: have 1 entries"},
+	} {
+		_, err := Evaluate(cfg, tc.b, make([]float64, len(tc.b.Logits)), nil)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("error %v, want %q", err, tc.want)
+		}
+	}
+	nan := Batch[float64]{Logits: []float64{1, math.NaN(), 3, 1, 1}, Offsets: []int{0, 2, 5}, Targets: []int{0, 1}}
+	if _, err := Evaluate(cfg, nan, make([]float64, 5), nil); !errors.Is(err, ErrNonFinite) || !strings.Contains(err.Error(), "position 0") {
+		t.Errorf("NaN logits: %v", err)
+	}
+	if _, err := New[float32](Config{Kind: BEAR, Tau: 1, K: 10}); err == nil || !strings.Contains(err.Error(), "xi") {
+		t.Errorf("xi 0 accepted: %v", err)
+	}
+	if r, err := Evaluate(cfg, Batch[float64]{Offsets: []int{0}}, nil, nil); err != nil || r.Loss != 0 {
+		t.Errorf("empty batch: %v %v", r, err)
+	}
+}
+
+// TestFloat32MatchesFloat64: the float32 path (fast exponential) agrees with the float64
+// path to float32 precision; the evaluator is reused across batches and worker counts.
+func TestFloat32MatchesFloat64(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, kind := range []Kind{LML, MSL, BEAR} {
+		for _, workers := range []int{1, 2, 3} {
+			cfg := DefaultConfig(kind)
+			cfg.Workers = workers
+			cfg.Tau = 0.8
+			e32, _ := New[float32](cfg)
+			for rep := 0; rep < 3; rep++ {
+				sizes := make([]int, 1+rng.IntN(40))
+				for i := range sizes {
+					sizes[i] = 1 + rng.IntN(3000)
+				}
+				b := randBatch(rng, sizes, 4)
+				b32 := Batch[float32]{Logits: make([]float32, len(b.Logits)), Offsets: b.Offsets, Targets: b.Targets}
+				for i, v := range b.Logits {
+					b32.Logits[i] = float32(v)
+					b.Logits[i] = float64(b32.Logits[i])
+				}
+				g64 := make([]float64, len(b.Logits))
+				g32 := make([]float32, len(b.Logits))
+				r64, err := Evaluate(cfg, b, g64, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				r32, err := e32.Compute(b32, g32, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var maxErr, maxG float64
+				for i := range g64 {
+					maxErr = math.Max(maxErr, math.Abs(float64(g32[i])-g64[i]))
+					maxG = math.Max(maxG, math.Abs(g64[i]))
+				}
+				if math.Abs(r32.Loss-r64.Loss) > 1e-9*math.Abs(r64.Loss) || maxErr > 1e-7*maxG || r32.Violations != r64.Violations {
+					t.Errorf("%v workers %d: float32 loss %v vs %v, grad max err %.3g (max |g| %.3g)", kind, workers, r32.Loss, r64.Loss, maxErr, maxG)
+				}
+			}
+			e32.Close()
+		}
+	}
+}
+
+func TestFastExp(t *testing.T) {
+	var worst float64
+	for x := -707.5; x <= 0; x += 0.0137 {
+		want := math.Exp(x)
+		worst = math.Max(worst, math.Abs(fastExp(x)-want)/want)
+	}
+	if worst > 1e-13 {
+		t.Errorf("fastExp max relative error %.3g > 1e-13", worst)
+	}
+	if fastExp(-800) != 0 || fastExp(math.Inf(-1)) != 0 || !math.IsNaN(fastExp(math.NaN())) {
+		t.Error("fastExp special values")
+	}
+	x := []float32{0, -1, -2.5, -30, -100, -1000}
+	g := make([]float32, len(x))
+	s := expStore32(x, g, 0, 1)
+	var want float64
+	for i, v := range x {
+		e := math.Exp(float64(v))
+		want += e
+		if math.Abs(float64(g[i])-e) > math.Max(1e-7*e, 1e-45) { // float32 subnormals below 1e-38
+			t.Errorf("expStore32[%d] = %v, want %v", i, g[i], e)
+		}
+	}
+	if math.Abs(s-want) > 1e-13 {
+		t.Errorf("sum %v want %v", s, want)
+	}
+}
+
+func TestComputeDoesNotAllocate(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	b := randBatch(rng, []int{300, 2, 1, 3000, 40, 700}, 2)
+	b32 := Batch[float32]{Logits: make([]float32, len(b.Logits)), Offsets: b.Offsets, Targets: b.Targets}
+	for i, v := range b.Logits {
+		b32.Logits[i] = float32(v)
+	}
+	g := make([]float32, len(b.Logits))
+	e, _ := New[float32](DefaultConfig(BEAR))
+	defer e.Close()
+	e.Compute(b32, g, nil)
+	if n := testing.AllocsPerRun(20, func() { e.Compute(b32, g, nil) }); n != 0 {
+		t.Errorf("Compute allocates %v times per call", n)
+	}
+}
