@@ -97,6 +97,9 @@ func corpus(data, out string, nrows int) error {
 	for _, s := range trickyStrings() {
 		put(record{Cat: "tricky", Text: s})
 	}
+	for _, s := range randomStrings(20000) {
+		put(record{Cat: "random", Text: s})
+	}
 	for _, s := range trickyStrings()[:40] {
 		put(record{Cat: "tricky+bos", Text: s, Special: true})
 	}
@@ -252,6 +255,8 @@ func sample(tokPath, ref, out string) error {
 		switch {
 		case strings.HasPrefix(cat, "tricky"):
 			return 1 << 30
+		case cat == "random":
+			return 1000
 		case strings.HasPrefix(cat, "title/"):
 			return 800
 		case strings.HasPrefix(cat, "incontext/"):

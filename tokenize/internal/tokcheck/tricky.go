@@ -52,3 +52,35 @@ func trickyStrings() []string {
 	}
 	return s
 }
+
+// randomStrings returns n strings of up to 24 pieces drawn from tricky fragments (seeded, so
+// the corpus is reproducible): they exercise the pre-tokenizer's alternatives at random
+// boundaries.
+func randomStrings(n int) []string {
+	pieces := []string{
+		" ", " ", "  ", "\n", "\r\n", "\r", "\t", "\u00a0", "\u3000", "\u2003", "\v",
+		"a", "Z", "word", "Word", "WORD", "é", "ß", "Ω", "中", "文字", "ک", "ー",
+		"0", "7", "42", "1234", "٣", "½", "Ⅻ",
+		"'", "'s", "'S", "'t", "'re", "'VE", "'m", "'ll", "'d", "'x", "\u2019", "\u017f",
+		".", ",", "!", "?", "\"", "(", ")", "-", "_", "/", "&", "&amp;", "#", "###", ":", ";", "…", "—",
+		"😀", "👍🏽", "❤️", "\u0301", "\u200b", "\u00ad",
+		"<|begin_of_text|>", "<|end_of_text|>", "<|eot_id|>", "<|", "|>", "<pad>",
+		"### Response:\n",
+	}
+	rng := uint64(0x9E3779B97F4A7C15)
+	next := func(k int) int {
+		rng ^= rng << 13
+		rng ^= rng >> 7
+		rng ^= rng << 17
+		return int(rng % uint64(k))
+	}
+	out := make([]string, n)
+	for i := range out {
+		var b strings.Builder
+		for k := next(24) + 1; k > 0; k-- {
+			b.WriteString(pieces[next(len(pieces))])
+		}
+		out[i] = b.String()
+	}
+	return out
+}
