@@ -72,17 +72,10 @@ func NewSession(model []byte, externalDir string, inputs, outputs []string, o Se
 	switch o.Device {
 	case CPU, "":
 	case CUDA:
-		cuda, err := ort.NewCUDAProviderOptions()
-		if err != nil {
-			return nil, fmt.Errorf("CUDA execution provider: %w", err)
-		}
-		defer cuda.Destroy()
-		if err := cuda.Update(map[string]string{"device_id": fmt.Sprint(o.CUDADevice)}); err != nil {
-			return nil, fmt.Errorf("CUDA execution provider options: %w", err)
-		}
-		if err := opts.AppendExecutionProviderCUDA(cuda); err != nil {
+		if err := appendCUDA(opts, o.CUDADevice); err != nil {
 			return nil, fmt.Errorf("CUDA execution provider unavailable: %w (the library `make deps` fetches is CPU-only: "+
-				"point --ort-lib at a CUDA build of ONNX Runtime 1.30 with libonnxruntime_providers_cuda.so beside it, and CUDA 12 + cuDNN 9 installed)", err)
+				"point --ort-lib at a CUDA build of ONNX Runtime 1.30 with libonnxruntime_providers_cuda.so and "+
+				"libonnxruntime_providers_shared.so beside it, and CUDA 12 + cuDNN 9 installed)", err)
 		}
 	default:
 		return nil, fmt.Errorf("device %q: want cpu or cuda", o.Device)
@@ -92,6 +85,18 @@ func NewSession(model []byte, externalDir string, inputs, outputs []string, o Se
 		return nil, fmt.Errorf("create session: %w", err)
 	}
 	return &Session{s: s, Inputs: inputs, Outputs: outputs}, nil
+}
+
+func appendCUDA(opts *ort.SessionOptions, device int) error {
+	cuda, err := ort.NewCUDAProviderOptions()
+	if err != nil {
+		return err
+	}
+	defer cuda.Destroy()
+	if err := cuda.Update(map[string]string{"device_id": fmt.Sprint(device)}); err != nil {
+		return err
+	}
+	return opts.AppendExecutionProviderCUDA(cuda)
 }
 
 // Run executes the graph; inputs and outputs are in the order of Inputs and Outputs, and

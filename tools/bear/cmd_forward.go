@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"os"
 	"sort"
 	"strconv"
@@ -12,7 +13,9 @@ import (
 )
 
 func init() {
-	register(&command{name: "forward", summary: "run the forward pass and print logits as JSON", run: runForward})
+	register(&command{name: "forward", summary: "run the forward pass and print logits as JSON", run: func(args []string) error {
+		return forwardMain(args, os.Stdout)
+	}})
 }
 
 // ortFlags are the flags every command that runs ONNX Runtime shares.
@@ -44,7 +47,7 @@ func (o ortFlags) modelOptions() (runtime.ModelOptions, error) {
 	return runtime.ModelOptions{Session: runtime.SessionOptions{Device: dev, Threads: *o.threads}, CacheDir: *o.cache}, nil
 }
 
-func runForward(args []string) error {
+func forwardMain(args []string, stdout io.Writer) error {
 	fs := newFlagSet("forward", "--model DIR (--ids 128000,791,... | --text STR) [flags]")
 	model := fs.String("model", "", "checkpoint folder in the HF layout (required)")
 	adapter := fs.String("adapter", "", "PEFT LoRA adapter folder")
@@ -101,7 +104,7 @@ func runForward(args []string) error {
 	if err != nil {
 		return err
 	}
-	return writeLogitsJSON(os.Stdout, pos, logits, m.Config.VocabSize, *top)
+	return writeLogitsJSON(stdout, pos, logits, m.Config.VocabSize, *top)
 }
 
 func forwardIDs(model, idsFlag, text string) ([]int64, error) {
@@ -149,7 +152,7 @@ func parsePositions(s string, n int) ([]int, error) {
 // writeLogitsJSON prints {"positions":[...],"logits":[[...],...]}, or with top > 0
 // {"positions":[...],"top":[[{"id":..,"logit":..},...],...]}. Floats use the shortest decimal
 // form that reads back to the same float32.
-func writeLogitsJSON(f *os.File, pos []int, logits []float32, vocab, top int) error {
+func writeLogitsJSON(f io.Writer, pos []int, logits []float32, vocab, top int) error {
 	w := bufio.NewWriterSize(f, 1<<20)
 	fmt.Fprint(w, `{"positions":[`)
 	for i, p := range pos {

@@ -1,0 +1,178 @@
+package main
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestInitThenForward runs `bear init --config` and `bear forward` on a golden case and checks
+// the printed logits against the PyTorch reference (1e-4, as in runtime's parity test).
+func TestInitThenForward(t *testing.T) {
+	var spec struct {
+		Cases []struct {
+			Name   string          `json:"name"`
+			Config json.RawMessage `json:"config"`
+			Init   struct {
+				Seed       uint64  `json:"seed"`
+				Std        float64 `json:"std"`
+				NormJitter float64 `json:"norm_jitter"`
+				DType      string  `json:"dtype"`
+			} `json:"init"`
+			Sequences [][]int64 `json:"sequences"`
+		} `json:"cases"`
+	}
+	data, err := os.ReadFile("../../testdata/forward/cases.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	json.Unmarshal(data, &spec)
+	f, err := os.Open("../../testdata/forward/golden.json.gz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	gz, _ := gzip.NewReader(f)
+	var gold struct {
+		Cases []struct {
+			Name   string      `json:"name"`
+			Logits [][]float64 `json:"logits"`
+		} `json:"cases"`
+	}
+	if err := json.NewDecoder(gz).Decode(&gold); err != nil {
+		t.Fatal(err)
+	}
+	const name = "untied_mha_plain_rope" // one sequence, positions from 0: what `bear forward` runs
+	ci, gi := -1, -1
+	for i, c := range spec.Cases {
+		if c.Name == name {
+			ci = i
+		}
+	}
+	for i, g := range gold.Cases {
+		if g.Name == name {
+			gi = i
+		}
+	}
+	if ci < 0 || gi < 0 {
+		t.Fatalf("case %s missing from cases.json or golden.json.gz", name)
+	}
+	c := spec.Cases[ci]
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "config.json")
+	os.WriteFile(cfgPath, c.Config, 0o644)
+	model := filepath.Join(dir, "model")
+	err = runInit([]string{"--config", cfgPath, "--out", model, "--seed", fmt.Sprint(c.Init.Seed), "--std", fmt.Sprint(c.Init.Std),
+		"--norm-jitter", fmt.Sprint(c.Init.NormJitter), "--dtype", c.Init.DType, "--tokenizer", ""})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, id := range c.Sequences[0] {
+		ids = append(ids, fmt.Sprint(id))
+	}
+	var out bytes.Buffer
+	if err := forwardMain([]string{"--model", model, "--ids", strings.Join(ids, ","), "--positions", "all", "--threads", "1"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Positions []int       `json:"positions"`
+		Logits    [][]float64 `json:"logits"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	want := gold.Cases[gi].Logits
+	if len(got.Logits) != len(want) || len(got.Positions) != len(want) {
+		t.Fatalf("%d rows, want %d", len(got.Logits), len(want))
+	}
+	for i := range want {
+		for j := range want[i] {
+			if d := math.Abs(got.Logits[i][j] - want[i][j]); d > 1e-4 {
+				t.Fatalf("row %d logit %d: %g, reference %g", i, j, got.Logits[i][j], want[i][j])
+			}
+		}
+	}
+
+	// --top 3 at the last position lists the three largest logits in order.
+	out.Reset()
+	if err := forwardMain([]string{"--model", model, "--ids", strings.Join(ids, ","), "--top", "3"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	var top struct {
+		Positions []int `json:"positions"`
+		Top       [][]struct {
+			ID    int     `json:"id"`
+			Logit float64 `json:"logit"`
+		} `json:"top"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &top); err != nil {
+		t.Fatal(err)
+	}
+	last := want[len(want)-1]
+	best := 0
+	for j := range last {
+		if last[j] > last[best] {
+			best = j
+		}
+	}
+	if len(top.Top) != 1 || len(top.Top[0]) != 3 || top.Top[0][0].ID != best || top.Positions[0] != len(ids)-1 {
+		t.Fatalf("top: %+v, want best id %d at position %d", top, best, len(ids)-1)
+	}
+}
+
+func TestForwardFlagErrors(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--ids", "1"}, "--model is required"},
+		{[]string{"--model", "x"}, "give --ids or --text"},
+		{[]string{"--model", "x", "--ids", "1,a"}, `entry 1 "a"`},
+		{[]string{"--model", "x", "--ids", "1,2", "--positions", "5"}, "not a position in [0, 2)"},
+		{[]string{"--model", "/nonexistent", "--ids", "1"}, "config.json"},
+	} {
+		err := forwardMain(c.args, &bytes.Buffer{})
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("bear forward %v: error %v, want %q", c.args, err, c.want)
+		}
+	}
+}
+
+func TestInitPresetErrors(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--preset", "tiny"}, "--out is required"},
+		{[]string{"--preset", "huge", "--out", t.TempDir()}, `unknown preset "huge"`},
+		{[]string{"--out", t.TempDir()}, "exactly one of --preset and --config"},
+		{[]string{"--preset", "tiny", "--out", t.TempDir(), "--dtype", "fp8"}, `--dtype "fp8"`},
+	} {
+		err := runInit(c.args)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("bear init %v: error %v, want %q", c.args, err, c.want)
+		}
+	}
+}
+
+// TestInitLargePresetWritesConfigOnly: the real 1B shape without --weights writes no weights.
+func TestInitLargePresetWritesConfigOnly(t *testing.T) {
+	dir := t.TempDir()
+	if err := runInit([]string{"--preset", "llama-3.2-1b", "--out", dir, "--tokenizer", "/dev/null"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "model.safetensors")); err == nil {
+		t.Error("weights written without --weights")
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	if err != nil || !strings.Contains(string(data), `"num_hidden_layers": 16`) {
+		t.Errorf("config.json: %s %v", data, err)
+	}
+}
