@@ -100,9 +100,9 @@ func TestSameSeedSameValues(t *testing.T) {
 func TestMalformedCheckpoints(t *testing.T) {
 	q := LayerWeight(1, "self_attn.q_proj")
 	cases := []struct {
-		name  string
+		name   string
 		break_ func(t *testing.T, dir string)
-		want  []string
+		want   []string
 	}{
 		{"missing tensor", func(t *testing.T, dir string) {
 			rewriteHeader(t, filepath.Join(dir, "model.safetensors"), func(h map[string]any) { delete(h, q) })
