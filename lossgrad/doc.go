@@ -39,8 +39,13 @@
 //
 //	dL/dz_j = c_i * (p_j - [j == t]) / tau
 //
-// Every log-sum-exp subtracts the maximum, and the float32 path evaluates exp in float64
-// with a table-driven kernel accurate to about 1e-12 relative, so no finite logit overflows.
+// Every log-sum-exp subtracts the maximum, so no finite logit overflows. The float64 path
+// uses math.Exp throughout. The float32 path (training) keeps log p_t, log beta_t, the loss
+// and the softmax sum in float64, and computes the exponentials with AVX2+FMA where the
+// CPU has them (kernels_amd64.s: Cephes' expf on (z - max)/tau rounded to float32, about
+// 1e-7 relative, the precision of the float32 gradient it produces), else with a portable
+// table-driven float64 kernel accurate to about 1e-12. Build with -tags purego to force
+// the portable loops.
 //
 // # Diagnostics
 //

@@ -2,9 +2,11 @@ package lossgrad
 
 import "math"
 
-// The float32 path (logits from ONNX Runtime) uses a table-driven exponential accurate to
-// about 1e-12 relative (far below float32's 6e-8), which keeps the LML pass over a 128 256
-// vocabulary near memory speed. The float64 path (finite differences, goldens) uses math.Exp.
+// Portable kernels. The float32 path (logits from ONNX Runtime) first hands the bulk of
+// each slice to the AVX2 kernels (kernels_amd64.s) when the CPU has them and finishes the
+// tail here; without AVX2 everything runs here, with a table-driven float64 exponential
+// accurate to about 1e-12 relative. The float64 path (finite differences, goldens) uses
+// math.Exp.
 //
 // exp(d) = 2^(k/32) * exp(r), k = round(d*32/ln2), r = d - k*ln2/32, |r| <= ln2/64;
 // exp(r) - 1 is a degree-5 Taylor polynomial (remainder below 3e-15).
@@ -52,8 +54,8 @@ func fastExp(d float64) float64 {
 // x[j] <= m (so the arguments are <= 0), as the caller passes the maximum.
 func expStore32(x, g []float32, m, it float64) float64 {
 	g = g[:len(x)]
-	var s0, s1 float64
-	i := 0
+	s0, i := expStoreVec(x, g, m, it)
+	var s1 float64
 	for ; i+1 < len(x); i += 2 {
 		d0 := (float64(x[i]) - m) * it
 		d1 := (float64(x[i+1]) - m) * it
@@ -116,7 +118,7 @@ func expStore64(x, g []float64, m, it float64) float64 {
 // scaleSub32 sets g[j] *= a for all j, then g[t] = e_t*a - c, in float64 arithmetic.
 func scaleSub32(g []float32, a float64, t int, c float64) {
 	et := float64(g[t])
-	i := 0
+	i := scaleVec(g, a)
 	for ; i+3 < len(g); i += 4 {
 		g[i] = float32(float64(g[i]) * a)
 		g[i+1] = float32(float64(g[i+1]) * a)

@@ -473,18 +473,31 @@ func topK[F Float](x []F, buf []F) (maxv, kth F) {
 		return buf[0], buf[k-1]
 	}
 	thr := buf[k-1]
-	for _, v := range x[k:] {
-		if v > thr {
-			j := k - 1
-			for j > 0 && buf[j-1] < v {
-				buf[j] = buf[j-1]
-				j--
+	for i := k; i < len(x); {
+		i += scanAbove(x[i:], thr) // skips 16-blocks with nothing above thr
+		for end := min(i+16, len(x)); i < end; i++ {
+			if v := x[i]; v > thr {
+				j := k - 1
+				for j > 0 && buf[j-1] < v {
+					buf[j] = buf[j-1]
+					j--
+				}
+				buf[j] = v
+				thr = buf[k-1]
 			}
-			buf[j] = v
-			thr = buf[k-1]
 		}
 	}
 	return buf[0], buf[k-1]
+}
+
+// scanAbove returns how many leading elements of x (a multiple of 16) hold nothing above
+// thr, as far as the vector kernel looks (0 without it).
+func scanAbove[F Float](x []F, thr F) int {
+	var z F
+	if _, ok := any(z).(float32); ok {
+		return scanAboveVec(asF32(x), float32(thr))
+	}
+	return 0
 }
 
 // minFinite returns the smallest logit above -Inf (the smallest non-zero probability).
