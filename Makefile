@@ -35,7 +35,7 @@ bench: deps
 demo: build
 	rm -rf $(DEMO_DIR)
 	$(BEAR) init --preset tiny --seed 42 --out $(DEMO_DIR)/tiny
-	$(BEAR) forward --model $(DEMO_DIR)/tiny --text 'Once upon a time' --positions last --top 5
+	$(BEAR) forward --model $(DEMO_DIR)/tiny --text 'Once upon a time' --top 5
 
 # Python references (Debian's python3-torch, run with /usr/bin/python3) for the golden files.
 refdeps:

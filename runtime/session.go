@@ -29,6 +29,9 @@ type SessionOptions struct {
 	Device     Device
 	Threads    int // intra-op threads on CPU; 0 means one per core
 	CUDADevice int
+	// ProfilePrefix, when set, makes ONNX Runtime write a JSON trace of every run
+	// (chrome://tracing format) to a file starting with this prefix.
+	ProfilePrefix string
 }
 
 // Session is an ONNX Runtime session over a graph whose inputs and outputs may vary in shape.
@@ -61,6 +64,11 @@ func NewSession(model []byte, externalDir string, inputs, outputs []string, o Se
 	for _, kv := range entries {
 		if err := opts.AddSessionConfigEntry(kv[0], kv[1]); err != nil {
 			return nil, fmt.Errorf("session option %s: %w", kv[0], err)
+		}
+	}
+	if o.ProfilePrefix != "" {
+		if err := opts.EnableProfiling(o.ProfilePrefix); err != nil {
+			return nil, fmt.Errorf("enable profiling: %w", err)
 		}
 	}
 	if err := opts.SetIntraOpNumThreads(threads); err != nil {

@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/bearrec/bear/runtime"
+	"github.com/bearrec/bear/tokenize"
 )
 
 func init() {
@@ -198,8 +200,17 @@ func writeLogitsJSON(f io.Writer, pos []int, logits []float32, vocab, top int) e
 	return w.Flush()
 }
 
-// encodeText tokenizes with the checkpoint's tokenizer.json; it is replaced by the tokenize
-// package's encoder once that lands.
-var encodeText = func(model, text string) ([]int64, error) {
-	return nil, fmt.Errorf("--text needs the tokenize package; pass --ids")
+// encodeText tokenizes text with the checkpoint's tokenizer.json, BOS included (as HF's
+// tokenizer(text) does).
+func encodeText(model, text string) ([]int64, error) {
+	tok, err := tokenize.Load(filepath.Join(model, "tokenizer.json"))
+	if err != nil {
+		return nil, err
+	}
+	ids := tok.EncodeSpecial(text)
+	out := make([]int64, len(ids))
+	for i, id := range ids {
+		out[i] = int64(id)
+	}
+	return out, nil
 }

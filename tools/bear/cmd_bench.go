@@ -1,0 +1,92 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	goruntime "runtime"
+	"syscall"
+	"time"
+
+	"github.com/bearrec/bear/runtime"
+)
+
+func init() {
+	register(&command{name: "bench", summary: "measure speed and memory: bench forward", run: func(args []string) error {
+		return benchMain(args, os.Stdout)
+	}})
+}
+
+func benchMain(args []string, stdout io.Writer) error {
+	if len(args) == 0 || args[0] != "forward" {
+		return fmt.Errorf("usage: bear bench forward --model DIR [--batch 8] [--seq 256] [--iters 5]")
+	}
+	return benchForward(args[1:], stdout)
+}
+
+// benchForward reports forward tokens/s, the time to create the session, and the process's peak
+// resident memory, with the Go heap beside it (base weights must live only inside ONNX Runtime).
+func benchForward(args []string, stdout io.Writer) error {
+	fs := newFlagSet("bench forward", "--model DIR [flags]")
+	model := fs.String("model", "", "checkpoint folder (required)")
+	batch := fs.Int("batch", 8, "sequences per batch")
+	seq := fs.Int("seq", 256, "tokens per sequence")
+	iters := fs.Int("iters", 5, "timed runs after one warm-up run")
+	of := addORTFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *model == "" {
+		return fmt.Errorf("--model is required")
+	}
+	opts, err := of.modelOptions()
+	if err != nil {
+		return err
+	}
+	t0 := time.Now()
+	m, err := runtime.Load(*model, opts)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	load := time.Since(t0)
+	goruntime.GC()
+	var ms goruntime.MemStats
+	goruntime.ReadMemStats(&ms)
+	seqs := make([][]int64, *batch)
+	for i := range seqs {
+		seqs[i] = make([]int64, *seq)
+		for t := range seqs[i] {
+			seqs[i][t] = int64((i*7919 + t*104729) % m.Config.VocabSize)
+		}
+	}
+	b := runtime.NewBatch(seqs)
+	index := make([]int64, *batch)
+	for i := range index {
+		index[i] = b.Index(i, *seq-1)
+	}
+	if _, err := m.Logits(b, index, nil, 0); err != nil {
+		return err
+	}
+	t1 := time.Now()
+	for range *iters {
+		if _, err := m.Logits(b, index, nil, 0); err != nil {
+			return err
+		}
+	}
+	per := time.Since(t1) / time.Duration(*iters)
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	out := map[string]any{
+		"model": *model, "batch": *batch, "seq": *seq, "threads": *of.threads, "device": *of.device,
+		"load_seconds":       load.Seconds(),
+		"forward_seconds":    per.Seconds(),
+		"tokens_per_second":  float64(*batch**seq) / per.Seconds(),
+		"peak_rss_mib":       float64(ru.Maxrss) / 1024, // Linux reports KiB
+		"go_heap_after_load": float64(ms.HeapInuse) / (1 << 20),
+	}
+	js, _ := json.MarshalIndent(out, "", "  ")
+	_, err = fmt.Fprintf(stdout, "%s\n", js)
+	return err
+}
