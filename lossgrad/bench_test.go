@@ -5,8 +5,32 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 )
+
+// cpuTime is the CPU time (user + system) of the process so far. Benchmarks report it per
+// operation as cpu-ms/op: on a shared machine it is steadier than the wall time, and on an
+// idle one wall ≈ cpu/2 for the two-goroutine loss and ≈ cpu for the plain copy.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// measure runs f b.N times and reports cpu-ms/op.
+func measure(b *testing.B, f func()) {
+	b.ResetTimer()
+	c0 := cpuTime()
+	for i := 0; i < b.N; i++ {
+		f()
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(cpuTime()-c0)/float64(time.Millisecond)/float64(b.N), "cpu-ms/op")
+}
 
 // Realistic micro-batch: 16 sequences x 20 supervised positions.
 const (
@@ -73,15 +97,11 @@ func benchLoss(b *testing.B, b32 Batch[float32], kinds ...Kind) {
 	bytes := int64(8 * len(b32.Logits))
 	b.Run("copy", func(b *testing.B) {
 		b.SetBytes(bytes)
-		for i := 0; i < b.N; i++ {
-			copy(grad, b32.Logits)
-		}
+		measure(b, func() { copy(grad, b32.Logits) })
 	})
 	b.Run("copy-parallel", func(b *testing.B) {
 		b.SetBytes(bytes)
-		for i := 0; i < b.N; i++ {
-			parallelCopy(grad, b32.Logits)
-		}
+		measure(b, func() { parallelCopy(grad, b32.Logits) })
 	})
 	for _, kind := range kinds {
 		b.Run(kind.String(), func(b *testing.B) {
@@ -93,11 +113,11 @@ func benchLoss(b *testing.B, b32 Batch[float32], kinds ...Kind) {
 			diag := make([]Position, len(b32.Targets))
 			b.SetBytes(bytes)
 			b.ReportAllocs()
-			for i := 0; i < b.N; i++ {
+			measure(b, func() {
 				if _, err := e.Compute(b32, grad, diag); err != nil {
 					b.Fatal(err)
 				}
-			}
+			})
 		})
 	}
 }

@@ -29,6 +29,50 @@ DATA expPoly<>+176(SB)/8, $0x3f0000003f000000
 DATA expPoly<>+184(SB)/8, $0x3f0000003f000000
 GLOBL expPoly<>(SB), RODATA|NOPTR, $192
 
+// 1.5*2^23: adding it rounds a float32 below 2^22 in magnitude to an integer, which then
+// sits in the low mantissa bits.
+DATA expMagic<>+0(SB)/8, $0x4b4000004b400000
+DATA expMagic<>+8(SB)/8, $0x4b4000004b400000
+DATA expMagic<>+16(SB)/8, $0x4b4000004b400000
+DATA expMagic<>+24(SB)/8, $0x4b4000004b400000
+GLOBL expMagic<>(SB), RODATA|NOPTR, $32
+
+// EXP8 computes Y3 = exp(max((x - m)*it, -86)) for the 8 floats at off(SI) and stores
+// them at off(DI). Constants: Y15 m, Y14 it, Y13 log2(e), Y12 -86, Y11 ln2 high part,
+// Y10 ln2 low part, Y9 1. Clobbers Y0-Y4.
+//   k = round(d*log2e) via the 1.5*2^23 trick (FMA, one rounding), r = d - k*ln2 in two
+//   parts, exp(r) = 1 + r + r^2*P(r) (Cephes expf), times 2^k by adding k<<23 to the bits.
+#define EXP8(off) \
+	VMOVUPS off(SI), Y0 \
+	VSUBPS Y15, Y0, Y0 \
+	VMULPS Y14, Y0, Y0 \
+	VMAXPS Y0, Y12, Y0 \
+	VMOVUPS expMagic<>(SB), Y1 \
+	VFMADD231PS Y13, Y0, Y1 \
+	VSUBPS expMagic<>(SB), Y1, Y2 \
+	VFNMADD231PS Y11, Y2, Y0 \
+	VFNMADD231PS Y10, Y2, Y0 \
+	VMOVUPS expPoly<>+0(SB), Y3 \
+	VFMADD213PS expPoly<>+32(SB), Y0, Y3 \
+	VFMADD213PS expPoly<>+64(SB), Y0, Y3 \
+	VFMADD213PS expPoly<>+96(SB), Y0, Y3 \
+	VFMADD213PS expPoly<>+128(SB), Y0, Y3 \
+	VFMADD213PS expPoly<>+160(SB), Y0, Y3 \
+	VMULPS Y0, Y0, Y4 \
+	VFMADD213PS Y0, Y4, Y3 \
+	VADDPS Y9, Y3, Y3 \
+	VPSLLD $23, Y1, Y1 \
+	VPADDD Y1, Y3, Y3 \
+	VMOVUPS Y3, off(DI)
+
+// ACC64(src) adds the 8 float32 lanes of Y<src> to the float64 accumulators Y7, Y8.
+#define ACC64(ysrc, xsrc) \
+	VCVTPS2PD xsrc, Y6 \
+	VADDPD Y6, Y7, Y7 \
+	VEXTRACTF128 $1, ysrc, X6 \
+	VCVTPS2PD X6, Y6 \
+	VADDPD Y6, Y8, Y8
+
 // func cpuid(leaf, sub uint32) (eax, ebx, ecx, edx uint32)
 TEXT ·cpuid(SB), NOSPLIT, $0-24
 	MOVL leaf+0(FP), AX
@@ -49,9 +93,10 @@ TEXT ·xgetbv0(SB), NOSPLIT, $0-4
 
 // func expStoreAVX2(x, out *float32, n int, m, it float32) float64
 //
-// For j < n (a multiple of 8): g[j] = exp(max((x[j]-m)*it, -86)) in float32 arithmetic
-// (Cephes expf: k = round(d*log2e), r = d - k*ln2 in two parts, 2^k*(1 + r + r^2*P(r)));
-// returns the sum of the g[j] accumulated in float64.
+// For j < n (a multiple of 8): out[j] = exp(max((x[j]-m)*it, -86)) in float32 arithmetic
+// (about 1e-7 relative; below -86 the result, under 3e-38, is left at exp(-86) instead of
+// underflowing); returns the sum of the out[j]: blocks of 4 float32 values per lane are
+// added in float32, then accumulated in float64.
 TEXT ·expStoreAVX2(SB), NOSPLIT, $0-40
 	MOVQ x+0(FP), SI
 	MOVQ out+8(FP), DI
@@ -75,40 +120,37 @@ TEXT ·expStoreAVX2(SB), NOSPLIT, $0-40
 	VBROADCASTSS X9, Y9
 	VXORPD Y7, Y7, Y7
 	VXORPD Y8, Y8, Y8
+	MOVQ CX, DX
+	SHRQ $5, DX
+	JZ   exp8
+
+exp32loop:
+	EXP8(0)
+	VMOVAPS Y3, Y5
+	EXP8(32)
+	VADDPS Y3, Y5, Y5
+	EXP8(64)
+	VADDPS Y3, Y5, Y5
+	EXP8(96)
+	VADDPS Y3, Y5, Y5
+	ACC64(Y5, X5)
+	ADDQ $128, SI
+	ADDQ $128, DI
+	DECQ DX
+	JNZ  exp32loop
+
+exp8:
+	ANDQ $31, CX
 	SHRQ $3, CX
 	JZ   expdone
 
-exploop:
-	VMOVUPS (SI), Y0
-	VSUBPS Y15, Y0, Y0           // x - m
-	VMULPS Y14, Y0, Y0           // d = (x - m) * it
-	VMAXPS Y0, Y12, Y0           // max(d, -86); a NaN d stays NaN
-	VMULPS Y13, Y0, Y1
-	VROUNDPS $0, Y1, Y1          // k = round(d * log2e)
-	VCVTPS2DQ Y1, Y2
-	VFNMADD231PS Y11, Y1, Y0     // d - k*ln2hi
-	VFNMADD231PS Y10, Y1, Y0     // r = d - k*ln2hi - k*ln2lo
-	VMOVUPS expPoly<>+0(SB), Y3
-	VFMADD213PS expPoly<>+32(SB), Y0, Y3
-	VFMADD213PS expPoly<>+64(SB), Y0, Y3
-	VFMADD213PS expPoly<>+96(SB), Y0, Y3
-	VFMADD213PS expPoly<>+128(SB), Y0, Y3
-	VFMADD213PS expPoly<>+160(SB), Y0, Y3
-	VMULPS Y0, Y0, Y4            // r^2
-	VFMADD213PS Y0, Y4, Y3       // r^2*P + r
-	VADDPS Y9, Y3, Y3            // 1 + r + r^2*P
-	VPSLLD $23, Y2, Y2
-	VPADDD Y2, Y3, Y3            // * 2^k
-	VMOVUPS Y3, (DI)
-	VCVTPS2PD X3, Y5
-	VEXTRACTF128 $1, Y3, X6
-	VCVTPS2PD X6, Y6
-	VADDPD Y5, Y7, Y7
-	VADDPD Y6, Y8, Y8
+exp8loop:
+	EXP8(0)
+	ACC64(Y3, X3)
 	ADDQ $32, SI
 	ADDQ $32, DI
 	DECQ CX
-	JNZ  exploop
+	JNZ  exp8loop
 
 expdone:
 	VADDPD Y8, Y7, Y7
