@@ -45,7 +45,10 @@
 // CPU has them (kernels_amd64.s: Cephes' expf on (z - max)/tau rounded to float32, about
 // 1e-7 relative, the precision of the float32 gradient it produces), else with a portable
 // table-driven float64 kernel accurate to about 1e-12. Build with -tags purego to force
-// the portable loops.
+// the portable loops. Slices of 16 384 logits or more (LML) are processed block by block:
+// the top-K scan and the exponentials run on the same block while it is in L1, each block
+// relative to the running maximum, and the final scaling pass folds in the correction
+// exp((M_block - M)/tau), so the logits are read from memory once.
 //
 // # Diagnostics
 //

@@ -138,3 +138,97 @@ func scaleSub64(g []float64, a float64, t int, c float64) {
 	}
 	g[t] = et*a - c
 }
+
+// fuseMin is the slice length from which the float32 path fuses the top-K scan and the
+// exponentials block by block (LML's 128 256 logits: one read of the logits from memory
+// instead of two).
+const fuseMin = 16384
+
+// maxBlocks bounds the number of blocks of one fused position (their maxima live on the
+// stack); longer slices get longer blocks.
+const maxBlocks = 64
+
+// fusedBlocks records, per block, the running maximum its exponentials are relative to.
+type fusedBlocks struct {
+	size int
+	n    int
+	max  [maxBlocks]float32
+}
+
+// fusedPass32 runs the top-K scan and the exponentials over x in blocks that stay in L1:
+// after scanning a block, buf[0] is the running maximum M_b, the block's exponentials
+// exp((x - M_b)*it) go to g, and the float64 sum is rescaled whenever M_b grows. It returns
+// the K-th largest value (buf must have len K <= len(x)) and the sum relative to the final
+// maximum buf[0]; blk keeps the M_b for blocks.scale.
+func fusedPass32(x, g, buf []float32, it float64, blk *fusedBlocks) (kth float32, sum float64) {
+	n := len(x)
+	bs := 2048
+	for (n+bs-1)/bs > maxBlocks {
+		bs *= 2
+	}
+	blk.size, blk.n = bs, (n+bs-1)/bs
+	k := len(buf)
+	filled := 0
+	var thr, cur float32
+	for b := 0; b < blk.n; b++ {
+		lo, hi := b*bs, min((b+1)*bs, n)
+		xb := x[lo:hi]
+		i := 0
+		for ; filled < k && i < len(xb); i++ { // first K elements: insertion sort
+			v := xb[i]
+			j := filled
+			for j > 0 && buf[j-1] < v {
+				buf[j] = buf[j-1]
+				j--
+			}
+			buf[j] = v
+			filled++
+		}
+		thr = buf[k-1]
+		for i < len(xb) {
+			i += scanAboveVec(xb[i:], thr)
+			for end := min(i+16, len(xb)); i < end; i++ {
+				if v := xb[i]; v > thr {
+					j := k - 1
+					for j > 0 && buf[j-1] < v {
+						buf[j] = buf[j-1]
+						j--
+					}
+					buf[j] = v
+					thr = buf[k-1]
+				}
+			}
+		}
+		mb := buf[0]
+		if b > 0 && mb != cur {
+			sum *= math.Exp((float64(cur) - float64(mb)) * it)
+		}
+		cur = mb
+		blk.max[b] = mb
+		sum += expStore32(xb, g[lo:hi], float64(mb), it)
+	}
+	return buf[k-1], sum
+}
+
+// scale turns the block-relative exponentials into a*exp((x-m)*it) and then subtracts c at
+// the target: g = c*(softmax - onehot) with a = c/sum.
+func (blk *fusedBlocks) scale(g []float32, m, it, a float64, t int, c float64) {
+	bt := t / blk.size
+	var et float64
+	for b := 0; b < blk.n; b++ {
+		lo, hi := b*blk.size, min((b+1)*blk.size, len(g))
+		f := a
+		if mb := float64(blk.max[b]); mb != m {
+			f *= math.Exp((mb - m) * it)
+		}
+		if b == bt {
+			et = float64(g[t]) * f
+		}
+		gb := g[lo:hi]
+		i := scaleVec(gb, f)
+		for ; i < len(gb); i++ {
+			gb[i] = float32(float64(gb[i]) * f)
+		}
+	}
+	g[t] = float32(et - c)
+}

@@ -359,13 +359,27 @@ func (e *Evaluator[F]) position(i int, finish bool) {
 	*p = Position{Allowed: len(x), RawWeight: 1}
 
 	// Pass 1: the K largest logits (the first is the maximum).
+	// Pass 2: exponentials into g, their sum in float64.
+	// For long float32 slices (LML's vocabulary) both run block by block on the same
+	// cached data (see fusedPass32), the exponentials relative to the running maximum.
 	var top [maxInlineK]F
 	var kth, maxv F
-	if k <= maxInlineK {
-		maxv, kth = topK(x, top[:k])
+	var sum float64
+	var blocks fusedBlocks
+	fused := finish && k <= maxInlineK && len(x) >= fuseMin && useAVX2 && isFloat32[F]()
+	if fused {
+		var k32 F
+		var kth32 float32
+		kth32, sum = fusedPass32(asF32(x), asF32(g), asF32(top[:k]), it, &blocks)
+		k32, maxv = F(kth32), top[0]
+		kth = k32
 	} else {
-		buf := make([]F, k) // unusual beam widths only
-		maxv, kth = topK(x, buf)
+		if k <= maxInlineK {
+			maxv, kth = topK(x, top[:k])
+		} else {
+			buf := make([]F, k) // unusual beam widths only
+			maxv, kth = topK(x, buf)
+		}
 	}
 	if len(x) < k {
 		kth = minFinite(x)
@@ -377,9 +391,9 @@ func (e *Evaluator[F]) position(i int, finish bool) {
 		return
 	}
 
-	// Pass 2: exponentials into g, their sum in float64.
-	var sum float64
-	if len(x) == 1 {
+	if fused {
+		// the sum is already relative to the final maximum
+	} else if len(x) == 1 {
 		g[0] = 1
 		sum = 1
 	} else {
@@ -412,7 +426,10 @@ func (e *Evaluator[F]) position(i int, finish bool) {
 	default:
 		p.Weight = e.coef
 	}
-	if finish {
+	if fused {
+		c := p.Weight * it
+		blocks.scale(asF32(g), m, it, c/sum, t, c)
+	} else if finish {
 		e.scale(i)
 	}
 }
@@ -542,6 +559,12 @@ func scaleSub[F Float](g []F, a float64, t int, c float64) {
 	default:
 		scaleSub64(asF64(g), a, t, c)
 	}
+}
+
+func isFloat32[F Float]() bool {
+	var z F
+	_, ok := any(z).(float32)
+	return ok
 }
 
 func asF32[F Float](x []F) []float32 {

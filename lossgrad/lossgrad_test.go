@@ -439,3 +439,76 @@ func TestVectorKernels(t *testing.T) {
 		}
 	}
 }
+
+// TestFusedLongSlices covers the block-wise float32 pass used for long slices (LML): the
+// running maximum changes across blocks, the maximum sits in the last block, ties; the
+// result must match the float64 path as in TestFloat32MatchesFloat64.
+func TestFusedLongSlices(t *testing.T) {
+	if !useAVX2 {
+		t.Skip("the fused pass needs the AVX2 kernels")
+	}
+	rng := rand.New(rand.NewPCG(9, 10))
+	sizes := []int{fuseMin, 20000, 40001, 128256, 300000}
+	for _, kind := range []Kind{LML, MSL} {
+		var b Batch[float64]
+		b.Offsets = []int{0}
+		for pi, n := range sizes {
+			for j := 0; j < n; j++ {
+				v := 3 * rng.NormFloat64()
+				switch pi {
+				case 1:
+					v += 20 * float64(j) / float64(n) // rising: the running max moves every block
+				case 2:
+					v = float64(rng.IntN(7)) // ties everywhere
+				}
+				b.Logits = append(b.Logits, float64(float32(v)))
+			}
+			if pi == 0 {
+				b.Logits[len(b.Logits)-1] = 40 // maximum in the last element
+			}
+			b.Offsets = append(b.Offsets, len(b.Logits))
+			b.Targets = append(b.Targets, rng.IntN(n))
+		}
+		b32 := Batch[float32]{Logits: make([]float32, len(b.Logits)), Offsets: b.Offsets, Targets: b.Targets}
+		for i, v := range b.Logits {
+			b32.Logits[i] = float32(v)
+		}
+		cfg := DefaultConfig(kind)
+		cfg.Tau = 0.9
+		g64 := make([]float64, len(b.Logits))
+		g32 := make([]float32, len(b.Logits))
+		d64 := make([]Position, len(sizes))
+		d32 := make([]Position, len(sizes))
+		r64, err := Evaluate(cfg, b, g64, d64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r32, err := Evaluate(cfg, b32, g32, d32)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if math.Abs(r32.Loss-r64.Loss) > 1e-7*math.Abs(r64.Loss) {
+			t.Errorf("%v: loss float32 %v, float64 %v", kind, r32.Loss, r64.Loss)
+		}
+		for i := range sizes {
+			var maxErr, maxG float64
+			for j := b.Offsets[i]; j < b.Offsets[i+1]; j++ {
+				maxErr = math.Max(maxErr, math.Abs(float64(g32[j])-g64[j]))
+				maxG = math.Max(maxG, math.Abs(g64[j]))
+			}
+			if maxErr > 1e-6*maxG {
+				t.Errorf("%v position %d (%d logits): gradient max error %.3g (max |g| %.3g)", kind, i, sizes[i], maxErr, maxG)
+			}
+			if d32[i].InTopK != d64[i].InTopK || math.Abs(d32[i].LogBeta-d64[i].LogBeta) > 1e-6 || math.Abs(d32[i].LogP-d64[i].LogP) > 1e-6 {
+				t.Errorf("%v position %d: diag float32 %+v, float64 %+v", kind, i, d32[i], d64[i])
+			}
+		}
+	}
+	// NaN inside a long slice is still reported
+	x := make([]float32, 50000)
+	x[33333] = float32(math.NaN())
+	_, err := Evaluate(DefaultConfig(LML), Batch[float32]{Logits: x, Offsets: []int{0, len(x)}, Targets: []int{0}}, make([]float32, len(x)), nil)
+	if !errors.Is(err, ErrNonFinite) {
+		t.Errorf("NaN in a fused slice: %v", err)
+	}
+}
