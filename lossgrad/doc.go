@@ -12,8 +12,9 @@
 // that position (in any order; the trie's order is natural); for LML it holds the whole
 // vocabulary. The gradient is written into a caller-provided slice of the same layout.
 // Tokens that are not in a position's slice have gradient 0 (the official code sets their
-// logits to -inf, so their softmax weight and their gradient are exactly 0); a trainer
-// that needs a dense [positions, vocab] gradient scatters into a zeroed buffer.
+// logits to -inf, so their softmax weight and their gradient are exactly 0). DenseBatch
+// wraps a dense [positions, vocab] matrix (LML); GatherAllowed and ScatterAllowed move
+// between that dense form and the allowed-token layout given the trie's token ids.
 //
 // Use New[float32] once for the logits coming from ONNX Runtime (accumulation is float64
 // internally) and call Compute per micro-batch; it does not allocate once warm and shares

@@ -154,7 +154,6 @@ type Evaluator[F Float] struct {
 	pos   []Position
 	coef  float64 // LML/MSL: 1/N; BEAR: 1/(sum w + eps)
 	next  atomic.Int64
-	phase int
 	errAt atomic.Int64 // first position with a non-finite result, +1 (0: none)
 
 	startOnce sync.Once
@@ -300,7 +299,6 @@ func (e *Evaluator[F]) Compute(b Batch[F], grad []F, diag []Position) (Result, e
 // run executes one phase over all positions, sharing them dynamically between the caller
 // and workers-1 pool goroutines.
 func (e *Evaluator[F]) run(phase int) {
-	e.phase = phase
 	e.next.Store(0)
 	helpers := e.workers - 1
 	if n := len(e.pos); helpers > n-1 {
@@ -368,11 +366,9 @@ func (e *Evaluator[F]) position(i int, finish bool) {
 	var blocks fusedBlocks
 	fused := finish && k <= maxInlineK && len(x) >= fuseMin && useAVX2 && isFloat32[F]()
 	if fused {
-		var k32 F
 		var kth32 float32
 		kth32, sum = fusedPass32(asF32(x), asF32(g), asF32(top[:k]), it, &blocks)
-		k32, maxv = F(kth32), top[0]
-		kth = k32
+		kth, maxv = F(kth32), top[0]
 	} else {
 		if k <= maxInlineK {
 			maxv, kth = topK(x, top[:k])
