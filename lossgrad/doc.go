@@ -79,6 +79,11 @@
 //   - beta is the K-th largest probability counting ties (torch.topk); the official code
 //     detects "fewer than K allowed" as a K-th probability equal to 0 and then takes the
 //     smallest probability over the allowed tokens.
+//   - The batch of the means and of BEAR's normalisation is one device's micro-batch. The
+//     official run launches train_*.py with `accelerate launch` on 8 GPUs: 128 sequences per
+//     step = 8 processes x 16 sequences, gradient_accumulation_steps = 1, and DDP averages
+//     the 8 gradients. A single-device trainer reproduces it with micro-batches of 16
+//     sequences, one Compute each, and the mean (not the sum) of their 8 gradients.
 //   - Temperature divides the logits before the softmax for all three losses, so the
 //     gradient carries 1/tau. K (the beam width) is 10 in the official trainer; xi and
 //     lambda are its topk_tau and topk_weight (Toy: 2.75 and 0.25, see DefaultConfig).
