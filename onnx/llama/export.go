@@ -170,7 +170,7 @@ func newExporter(ck *hf.Checkpoint, b *WeightBinding, opt Options) *exporter {
 	return &exporter{ck: ck, cfg: ck.Config, b: b, opt: opt, dt: dt, g: builder.New("llama_forward"), weights: map[string]builder.Value{}}
 }
 
-func (e *exporter) input(name string, dt builder.DType, dims ...builder.Dim) builder.Value {
+func (e *exporter) input(name string, dt builder.DType, dims ...any) builder.Value {
 	e.inputs = append(e.inputs, name)
 	return e.g.Input(name, dt, dims...)
 }
@@ -226,9 +226,9 @@ func (e *exporter) build() {
 	sel := g.Gather(x, idx, 0) // [n, hidden]
 	logits := g.GemmTransB(sel, e.weight(e.ck.LMHead().Name))
 	if e.opt.Logits == LogitsCandidates {
-		g.Output(g.GatherElements(logits, cand, 1), Logits, "n", "c")
+		g.Output(g.GatherElements(logits, cand, 1), Logits)
 	} else {
-		g.Output(logits, Logits, "n", c.VocabSize)
+		g.Output(logits, Logits)
 	}
 }
 
@@ -314,8 +314,8 @@ func (e *exporter) proj(l int, module string, x builder.Value) builder.Value {
 	if !e.opt.LoRA.targets(module) {
 		return y
 	}
-	a := builder.Value{Name: LoRAInput(l, module, "A"), DType: e.dt}
-	b := builder.Value{Name: LoRAInput(l, module, "B"), DType: e.dt}
+	a, _ := g.Lookup(LoRAInput(l, module, "A"))
+	b, _ := g.Lookup(LoRAInput(l, module, "B"))
 	lora := g.GemmTransB(g.GemmTransB(x, a), b)
 	return g.Add(y, g.Mul(lora, g.Scalar(e.dt, e.opt.LoRA.Scaling())))
 }

@@ -1,0 +1,83 @@
+package runtime
+
+import (
+	"fmt"
+
+	ort "github.com/yalue/onnxruntime_go"
+)
+
+// Tensor is a Go-owned host buffer with its shape; Data is a []float32, []float64, []int64 or
+// []bool. ONNX Runtime reads inputs and writes outputs in place: no copies cross the boundary.
+type Tensor struct {
+	Shape []int64
+	Data  any
+}
+
+// NewTensorLike allocates a zeroed tensor of the element type of like ([]float32 etc.).
+func NewTensorLike(like any, shape []int64) Tensor {
+	n := int64(1)
+	for _, d := range shape {
+		n *= d
+	}
+	switch like.(type) {
+	case []float32:
+		return Tensor{shape, make([]float32, n)}
+	case []float64:
+		return Tensor{shape, make([]float64, n)}
+	case []int64:
+		return Tensor{shape, make([]int64, n)}
+	case []bool:
+		return Tensor{shape, make([]bool, n)}
+	}
+	panic(fmt.Sprintf("runtime: tensor of %T", like))
+}
+
+func (t Tensor) value() (ort.Value, error) {
+	s := ort.NewShape(t.Shape...)
+	switch d := t.Data.(type) {
+	case []float32:
+		return ort.NewTensor(s, d)
+	case []float64:
+		return ort.NewTensor(s, d)
+	case []int64:
+		return ort.NewTensor(s, d)
+	case []bool:
+		return ort.NewTensor(s, d)
+	}
+	return nil, fmt.Errorf("tensor of %T", t.Data)
+}
+
+// RunNamed runs the session with inputs and preallocated outputs given by name, in the order
+// of s.Inputs and s.Outputs.
+func (s *Session) RunNamed(inputs, outputs map[string]Tensor) error {
+	var vals []ort.Value
+	defer func() {
+		for _, v := range vals {
+			v.Destroy()
+		}
+	}()
+	for _, name := range s.Inputs {
+		t, ok := inputs[name]
+		if !ok {
+			return fmt.Errorf("graph input %s has no value", name)
+		}
+		v, err := t.value()
+		if err != nil {
+			return fmt.Errorf("input %s: %w", name, err)
+		}
+		vals = append(vals, v)
+	}
+	nIn := len(vals)
+	for _, name := range s.Outputs {
+		t, ok := outputs[name]
+		if !ok {
+			return fmt.Errorf("graph output %s has no buffer", name)
+		}
+		v, err := t.value()
+		if err != nil {
+			return fmt.Errorf("output %s: %w", name, err)
+		}
+		vals = append(vals, v)
+	}
+	return s.Run(vals[:nIn], vals[nIn:])
+}
