@@ -169,7 +169,7 @@ func fusedPass32(x, g, buf []float32, it float64, blk *fusedBlocks) (kth float32
 	blk.size, blk.n = bs, (n+bs-1)/bs
 	k := len(buf)
 	filled := 0
-	var thr, cur float32
+	var cur float32
 	for b := 0; b < blk.n; b++ {
 		lo, hi := b*bs, min((b+1)*bs, n)
 		xb := x[lo:hi]
@@ -184,20 +184,8 @@ func fusedPass32(x, g, buf []float32, it float64, blk *fusedBlocks) (kth float32
 			buf[j] = v
 			filled++
 		}
-		thr = buf[k-1]
-		for i < len(xb) {
-			i += scanAboveVec(xb[i:], thr)
-			for end := min(i+16, len(xb)); i < end; i++ {
-				if v := xb[i]; v > thr {
-					j := k - 1
-					for j > 0 && buf[j-1] < v {
-						buf[j] = buf[j-1]
-						j--
-					}
-					buf[j] = v
-					thr = buf[k-1]
-				}
-			}
+		if i < len(xb) {
+			scanTop(xb[i:], buf)
 		}
 		mb := buf[0]
 		if b > 0 && mb != cur {

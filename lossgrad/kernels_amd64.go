@@ -15,7 +15,7 @@ func expStoreAVX2(x, out *float32, n int, m, it float32) float64
 func scaleAVX2(out *float32, n int, a float32)
 
 //go:noescape
-func scanAboveAVX2(x *float32, n int, thr float32) int
+func scanAboveAVX2(x *float32, n int, thr float32) (skip int, mask uint32)
 
 // useAVX2 is true when the CPU and the OS support AVX2 and FMA (tests may switch it off).
 var useAVX2 = func() bool {
@@ -52,9 +52,9 @@ func scaleVec(g []float32, a float64) int {
 	return n
 }
 
-func scanAboveVec(x []float32, thr float32) int {
+func scanAboveVec(x []float32, thr float32) (skip int, mask uint32) {
 	if !useAVX2 || len(x) < 16 {
-		return 0
+		return 0, 0xffff
 	}
 	return scanAboveAVX2(&x[0], len(x), thr)
 }

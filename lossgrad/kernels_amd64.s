@@ -202,30 +202,40 @@ scaledone:
 	VZEROUPPER
 	RET
 
-// func scanAboveAVX2(x *float32, n int, thr float32) int
+// func scanAboveAVX2(x *float32, n int, thr float32) (skip int, mask uint32)
 //
-// Returns the largest multiple of 16, s <= n, such that no x[j] > thr for j < s, stopping
-// at the first 16-block that holds an element above thr (NaNs compare false).
-TEXT ·scanAboveAVX2(SB), NOSPLIT, $0-32
+// Scans x[:n] in blocks of 16 for elements above thr (NaNs compare false). Returns the
+// start of the first such block and the 16-bit mask of its elements above thr, or the
+// largest multiple of 16 <= n and mask 0 when no full block holds one.
+TEXT ·scanAboveAVX2(SB), NOSPLIT, $0-36
 	MOVQ x+0(FP), SI
 	MOVQ n+8(FP), CX
 	VBROADCASTSS thr+16(FP), Y15
 	XORQ AX, AX
+	XORL DX, DX
 	SHRQ $4, CX
 	JZ   scandone
 
 scanloop:
 	VCMPPS $0x11, (SI), Y15, Y0   // thr < x (ordered, quiet)
 	VCMPPS $0x11, 32(SI), Y15, Y1
-	VORPS Y1, Y0, Y0
-	VPTEST Y0, Y0
-	JNZ  scandone
+	VORPS Y1, Y0, Y2
+	VPTEST Y2, Y2
+	JNZ  scanfound
 	ADDQ $64, SI
 	ADDQ $16, AX
 	DECQ CX
 	JNZ  scanloop
+	JMP  scandone
+
+scanfound:
+	VMOVMSKPS Y0, DX
+	VMOVMSKPS Y1, BX
+	SHLL $8, BX
+	ORL  BX, DX
 
 scandone:
-	MOVQ AX, ret+24(FP)
+	MOVQ AX, skip+24(FP)
+	MOVL DX, mask+32(FP)
 	VZEROUPPER
 	RET

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/bits"
 	"runtime"
 	"strings"
 	"sync"
@@ -485,32 +486,51 @@ func topK[F Float](x []F, buf []F) (maxv, kth F) {
 	if k < len(buf) {
 		return buf[0], buf[k-1]
 	}
-	thr := buf[k-1]
-	for i := k; i < len(x); {
-		i += scanAbove(x[i:], thr) // skips 16-blocks with nothing above thr
-		for end := min(i+16, len(x)); i < end; i++ {
-			if v := x[i]; v > thr {
-				j := k - 1
-				for j > 0 && buf[j-1] < v {
-					buf[j] = buf[j-1]
-					j--
-				}
-				buf[j] = v
-				thr = buf[k-1]
-			}
-		}
-	}
+	scanTop(x[k:], buf)
 	return buf[0], buf[k-1]
 }
 
-// scanAbove returns how many leading elements of x (a multiple of 16) hold nothing above
-// thr, as far as the vector kernel looks (0 without it).
-func scanAbove[F Float](x []F, thr F) int {
+// scanTop inserts into the full, descending buf every element of x above its last entry.
+// Blocks of 16 with nothing above the threshold are skipped by the vector kernel, which
+// also says which elements of a block to look at.
+func scanTop[F Float](x []F, buf []F) {
+	k := len(buf)
+	thr := buf[k-1]
+	for i := 0; i < len(x); {
+		skip, mask := scanAbove(x[i:], thr)
+		i += skip
+		if mask == 0 {
+			mask = 0xffff // the tail, shorter than a block
+		}
+		end := min(i+16, len(x))
+		for ; mask != 0; mask &= mask - 1 {
+			j := i + bits.TrailingZeros32(mask)
+			if j >= end {
+				break
+			}
+			if v := x[j]; v > thr {
+				p := k - 1
+				for p > 0 && buf[p-1] < v {
+					buf[p] = buf[p-1]
+					p--
+				}
+				buf[p] = v
+				thr = buf[k-1]
+			}
+		}
+		i = end
+	}
+}
+
+// scanAbove returns the start of the first 16-block of x holding an element above thr and
+// the mask of those elements, or (the largest multiple of 16 <= len(x), 0) when there is
+// none; without the vector kernel (0, 0xffff): look at the next 16.
+func scanAbove[F Float](x []F, thr F) (int, uint32) {
 	var z F
 	if _, ok := any(z).(float32); ok {
 		return scanAboveVec(asF32(x), float32(thr))
 	}
-	return 0
+	return 0, 0xffff
 }
 
 // minFinite returns the smallest logit above -Inf (the smallest non-zero probability).
