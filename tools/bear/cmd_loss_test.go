@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"math"
 	"os"
@@ -74,5 +75,67 @@ func TestLossCommandErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: error %v, want %q", tc.in, err, tc.want)
 		}
+	}
+}
+
+// TestLossCommandGolden runs one PyTorch golden case (testdata/lossgrad, written by
+// tools/reference/lossref.py) through the command: 1e-6 relative, the goldens' tolerance.
+func TestLossCommandGolden(t *testing.T) {
+	f, err := os.Open("../../testdata/lossgrad/goldens.json.gz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var golden struct {
+		Cases []struct {
+			Name  string          `json:"name"`
+			Input json.RawMessage `json:"input"`
+			Want  struct {
+				Loss  float64     `json:"loss"`
+				Grads [][]float64 `json:"grads"`
+			} `json:"want"`
+		} `json:"cases"`
+	}
+	if err := json.NewDecoder(zr).Decode(&golden); err != nil {
+		t.Fatal(err)
+	}
+	ran := 0
+	for _, c := range golden.Cases {
+		if c.Name != "bear/trie_like" && c.Name != "lml/tau2" {
+			continue
+		}
+		ran++
+		path := filepath.Join(t.TempDir(), "case.json")
+		if err := os.WriteFile(path, c.Input, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		var out bytes.Buffer
+		if err := lossMain([]string{"--cases", path}, &out); err != nil {
+			t.Fatal(err)
+		}
+		var got struct {
+			Loss  float64     `json:"loss"`
+			Grads [][]float64 `json:"grads"`
+		}
+		if err := json.Unmarshal(out.Bytes(), &got); err != nil {
+			t.Fatal(err)
+		}
+		if math.Abs(got.Loss-c.Want.Loss) > 1e-6*math.Abs(c.Want.Loss) {
+			t.Errorf("%s: loss %v, golden %v", c.Name, got.Loss, c.Want.Loss)
+		}
+		for i, w := range c.Want.Grads {
+			for j, v := range w {
+				if math.Abs(got.Grads[i][j]-v) > 1e-6*math.Abs(v)+1e-15 {
+					t.Errorf("%s: grads[%d][%d] %v, golden %v", c.Name, i, j, got.Grads[i][j], v)
+				}
+			}
+		}
+	}
+	if ran != 2 {
+		t.Errorf("ran %d golden cases, want 2", ran)
 	}
 }
