@@ -43,10 +43,12 @@
 // Every log-sum-exp subtracts the maximum, so no finite logit overflows. The float64 path
 // uses math.Exp throughout. The float32 path (training) keeps log p_t, log beta_t, the loss
 // and the softmax sum in float64, and computes the exponentials with AVX2+FMA where the
-// CPU has them (kernels_amd64.s: Cephes' expf on (z - max)/tau rounded to float32, about
-// 1e-7 relative, the precision of the float32 gradient it produces), else with a portable
+// CPU has them (kernels_amd64.s: Cephes' expf, about 1e-7 relative, on (z - max)/tau
+// rounded to float32, which adds 6e-8*|z - max|/tau; the float32 gradient it produces has
+// 6e-8 anyway, and the loss moves by about 1e-8 relative), else with a portable
 // table-driven float64 kernel accurate to about 1e-12. Build with -tags purego to force
-// the portable loops. Slices of 16 384 logits or more (LML) are processed block by block:
+// the portable loops. With AVX2, float32 slices of 16 384 logits or more (LML's
+// vocabulary) are processed block by block:
 // the top-K scan and the exponentials run on the same block while it is in L1, each block
 // relative to the running maximum, and the final scaling pass folds in the correction
 // exp((M_block - M)/tau), so the logits are read from memory once.
@@ -56,7 +58,7 @@
 // Each Position reports log p_t, log beta_t (defined as for BEAR, for every loss; for LML
 // over the whole vocabulary), the pruning margin log beta_t - log p_t, and InTopK: p_t >=
 // beta_t, the paper's necessary condition for the positive to survive a width-K beam at
-// this step (ties with the K-th value count as inside, as the official weight's indicator
+// this step (ties with the K-th value count as inside, as in the paper's indicator
 // I(p_t >= beta_t); a position with fewer than K allowed tokens is always inside). Result
 // gives the number of violations and their share of the positions. Comparisons are done
 // on the logits, so ties are exact.
@@ -104,8 +106,8 @@
 //     allowed probability, is then 0 too, so log beta = -inf and w = 1 + lambda. We work in
 //     log space: beta is the smallest allowed probability exactly when fewer than K tokens
 //     are allowed (DESIGN.md's "smallest non-zero": in exact arithmetic every allowed
-//     probability is non-zero), and w stays finite (equal to 1 + lambda up to rounding in
-//     the underflow case).
+//     probability is non-zero), and w comes from finite log-probabilities, so it differs
+//     from the official value only where the official probabilities underflow.
 //   - A position with one allowed token has loss and gradient exactly 0; the official MSL
 //     computes -z/tau + log(exp(z/tau)), which can leave a rounding residue near 1e-16.
 //   - An empty batch gives loss 0 (the official mean would be NaN); NaN or +Inf logits, or
