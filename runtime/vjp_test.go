@@ -36,7 +36,9 @@ var vjpCases = []vjpCase{
 	{"Mul", []vjpInput{f("a", 2, 3, 4), f("b", 1, 3, 1)}, func(g *builder.Graph, in []builder.Value) builder.Value { return g.Mul(in[0], in[1]) }, []string{"a", "b"}},
 	{"Div", []vjpInput{f("a", 3, 4), pos("b", 4)}, func(g *builder.Graph, in []builder.Value) builder.Value { return g.Div(in[0], in[1]) }, []string{"a", "b"}},
 	{"Div/denominator-only", []vjpInput{f("a", 3, 4), pos("b", 3, 4)}, func(g *builder.Graph, in []builder.Value) builder.Value { return g.Div(in[0], in[1]) }, []string{"b"}},
-	{"Pow", []vjpInput{pos("a", 3, 4)}, func(g *builder.Graph, in []builder.Value) builder.Value { return g.Pow(in[0], g.Scalar(builder.Float64, 2.5)) }, []string{"a"}},
+	{"Pow", []vjpInput{pos("a", 3, 4)}, func(g *builder.Graph, in []builder.Value) builder.Value {
+		return g.Pow(in[0], g.Scalar(builder.Float64, 2.5))
+	}, []string{"a"}},
 	{"Sqrt", []vjpInput{pos("a", 5)}, func(g *builder.Graph, in []builder.Value) builder.Value { return g.Sqrt(in[0]) }, []string{"a"}},
 	{"Reciprocal", []vjpInput{pos("a", 2, 3)}, func(g *builder.Graph, in []builder.Value) builder.Value { return g.Reciprocal(in[0]) }, []string{"a"}},
 	{"Neg", []vjpInput{f("a", 4)}, func(g *builder.Graph, in []builder.Value) builder.Value { return g.Neg(in[0]) }, []string{"a"}},
@@ -138,7 +140,7 @@ func newGradCheck(t *testing.T, g *builder.Graph, y builder.Value, wrt []string,
 			t.Fatal(err)
 		}
 		outNames = append(outNames, r.Name)
-		outputs[r.Name] = newTensorOf(r.DType, s)
+		outputs[r.Name] = newTensorOfType(r.DType, s)
 	}
 	fs, err := NewSession(fb, t.TempDir(), inNames, outNames, SessionOptions{Threads: 1})
 	if err != nil {
@@ -163,20 +165,6 @@ func newGradCheck(t *testing.T, g *builder.Graph, y builder.Value, wrt []string,
 		w[i] = rng.NormFloat64()
 	}
 	return &gradCheck{fwd: fs, bwd: bs, res: res, inputs: inputs, outputs: outputs, yName: "y", w: w, fwdOutNames: outNames}
-}
-
-func newTensorOf(dt builder.DType, shape []int64) Tensor {
-	switch dt {
-	case builder.Float32:
-		return NewTensorLike([]float32(nil), shape)
-	case builder.Float64:
-		return NewTensorLike([]float64(nil), shape)
-	case builder.Int64:
-		return NewTensorLike([]int64(nil), shape)
-	case builder.Bool:
-		return NewTensorLike([]bool(nil), shape)
-	}
-	panic(fmt.Sprint("tensor of ", dt))
 }
 
 // loss runs the forward graph and returns <y, w>.

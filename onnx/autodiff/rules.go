@@ -17,9 +17,9 @@ type ctx struct {
 func (c *ctx) g() *builder.Graph { return c.d.bg }
 
 // in is forward input i as a residual; meta is its type and shape without reading it.
-func (c *ctx) in(i int) builder.Value    { return c.d.fwdValue(c.n.Input[i]) }
+func (c *ctx) in(i int) builder.Value     { return c.d.fwdValue(c.n.Input[i]) }
 func (c *ctx) inMeta(i int) builder.Value { return c.d.value(c.n.Input[i]) }
-func (c *ctx) out(i int) builder.Value   { return c.d.fwdValue(c.n.Output[i]) }
+func (c *ctx) out(i int) builder.Value    { return c.d.fwdValue(c.n.Output[i]) }
 func (c *ctx) outMeta(i int) builder.Value {
 	return c.d.value(c.n.Output[i])
 }
@@ -194,8 +194,10 @@ var rules = map[string]rule{
 			c.when(0, func() builder.Value { return c.sumTo(c.g().MatMul(g[0], c.swapLast(c.in(1))), c.inMeta(0)) }),
 			c.when(1, func() builder.Value { return c.sumTo(c.g().MatMul(c.swapLast(c.in(0)), g[0]), c.inMeta(1)) })}
 	},
-	"Gemm":      gemmRule,
-	"Reshape":   func(c *ctx, g []builder.Value) []builder.Value { return []builder.Value{c.g().ReshapeTo(g[0], c.shape(0)), zero} },
+	"Gemm": gemmRule,
+	"Reshape": func(c *ctx, g []builder.Value) []builder.Value {
+		return []builder.Value{c.g().ReshapeTo(g[0], c.shape(0)), zero}
+	},
 	"Transpose": transposeRule,
 	"Unsqueeze": func(c *ctx, g []builder.Value) []builder.Value {
 		return []builder.Value{c.g().Squeeze(g[0], c.ints(1)...), zero}

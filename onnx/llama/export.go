@@ -103,6 +103,10 @@ type Options struct {
 	DType  hf.DType // compute dtype: F32 (default) or F64
 	LoRA   *LoRASpec
 	Logits LogitsMode
+	// WeightsAsInputs makes every base weight a graph input under its HF name instead of an
+	// initializer: for training all weights (they change every step). Weights then come from
+	// Go buffers, and ORT cannot pre-pack them.
+	WeightsAsInputs bool
 }
 
 // Forward is an exported forward graph and what a runtime needs to load it.
@@ -125,8 +129,19 @@ type LoRAInputInfo struct {
 	Rows, Cols    int
 }
 
-// ExportForward builds the forward graph of the checkpoint with weights bound by b.
-func ExportForward(ck *hf.Checkpoint, b *WeightBinding, opt Options) (f *Forward, err error) {
+// Built is a forward graph still open for extension (autodiff adds residual outputs to it).
+type Built struct {
+	Graph      *builder.Graph
+	Inputs     []string // graph inputs in order (weights included when they are inputs)
+	LoRAInputs []LoRAInputInfo
+	Weights    *WeightBinding
+	Config     hf.Config
+	Options    Options
+}
+
+// BuildForward builds the forward graph of the checkpoint with weights bound by b (b may be nil
+// when the weights are graph inputs).
+func BuildForward(ck *hf.Checkpoint, b *WeightBinding, opt Options) (bt *Built, err error) {
 	if opt.DType == "" {
 		opt.DType = hf.F32
 	}
@@ -135,19 +150,31 @@ func ExportForward(ck *hf.Checkpoint, b *WeightBinding, opt Options) (f *Forward
 			return nil, err
 		}
 	}
+	if b == nil && !opt.WeightsAsInputs {
+		return nil, fmt.Errorf("export %s: no weight binding", ck.Dir)
+	}
 	defer func() {
 		if r := recover(); r != nil {
-			f, err = nil, fmt.Errorf("export %s: %v", ck.Dir, r)
+			bt, err = nil, fmt.Errorf("export %s: %v", ck.Dir, r)
 		}
 	}()
 	e := newExporter(ck, b, opt)
 	e.build()
-	data, err := proto.Marshal(e.g.Model("bear"))
+	return &Built{Graph: e.g, Inputs: e.inputs, LoRAInputs: e.loraInputs, Weights: b, Config: ck.Config, Options: opt}, nil
+}
+
+// ExportForward builds and serializes the forward graph.
+func ExportForward(ck *hf.Checkpoint, b *WeightBinding, opt Options) (*Forward, error) {
+	bt, err := BuildForward(ck, b, opt)
 	if err != nil {
 		return nil, err
 	}
-	return &Forward{Model: data, Weights: b, Inputs: e.inputs, Outputs: []string{Logits}, Config: ck.Config,
-		Options: opt, NumNodes: len(e.g.Proto().Node), LoRAInputs: e.loraInputs}, nil
+	data, err := proto.Marshal(bt.Graph.Model("bear"))
+	if err != nil {
+		return nil, err
+	}
+	return &Forward{Model: data, Weights: b, Inputs: bt.Inputs, Outputs: []string{Logits}, Config: ck.Config,
+		Options: bt.Options, NumNodes: len(bt.Graph.Proto().Node), LoRAInputs: bt.LoRAInputs}, nil
 }
 
 type exporter struct {
@@ -181,11 +208,23 @@ func (e *exporter) weight(name string) builder.Value {
 		return v
 	}
 	t, ok := e.ck.Weights[name]
-	ref, ok2 := e.b.Refs[name]
-	if !ok || !ok2 {
-		panic("weight " + name + " is not bound")
+	if !ok {
+		panic("weight " + name + " is not in the checkpoint")
 	}
-	v := e.g.External(name, e.dt, t.Shape, ref.Location, ref.Offset, ref.Length)
+	var v builder.Value
+	if e.opt.WeightsAsInputs {
+		dims := make([]any, len(t.Shape))
+		for i, d := range t.Shape {
+			dims[i] = int(d)
+		}
+		v = e.input(name, e.dt, dims...)
+	} else {
+		ref, ok := e.b.Refs[name]
+		if !ok {
+			panic("weight " + name + " is not bound")
+		}
+		v = e.g.External(name, e.dt, t.Shape, ref.Location, ref.Offset, ref.Length)
+	}
 	e.weights[name] = v
 	return v
 }
