@@ -100,10 +100,8 @@ func (m *Model) SetAdapter(a *Adapter) error {
 	if m.Options.LoRA == nil {
 		return fmt.Errorf("model was loaded without LoRA inputs")
 	}
-	s, t := a.Spec, *m.Options.LoRA
-	if s.Rank != t.Rank || s.Alpha != t.Alpha || s.RSLoRA != t.RSLoRA || fmt.Sprint(s.Targets) != fmt.Sprint(t.Targets) {
-		return fmt.Errorf("adapter (r %d, alpha %g, targets %v) does not match the graph (r %d, alpha %g, targets %v)",
-			s.Rank, s.Alpha, s.Targets, t.Rank, t.Alpha, t.Targets)
+	if err := sameSpec(a.Spec, *m.Options.LoRA); err != nil {
+		return err
 	}
 	for _, in := range m.lora {
 		src := a.Weights[in.Name]
@@ -117,6 +115,14 @@ func (m *Model) SetAdapter(a *Adapter) error {
 		} else {
 			copy(m.lora32[in.Name], src)
 		}
+	}
+	return nil
+}
+
+func sameSpec(s, t llama.LoRASpec) error {
+	if s.Rank != t.Rank || s.Alpha != t.Alpha || s.RSLoRA != t.RSLoRA || fmt.Sprint(s.Targets) != fmt.Sprint(t.Targets) {
+		return fmt.Errorf("adapter (r %d, alpha %g, targets %v) does not match the graph (r %d, alpha %g, targets %v)",
+			s.Rank, s.Alpha, s.Targets, t.Rank, t.Alpha, t.Targets)
 	}
 	return nil
 }

@@ -265,3 +265,25 @@ func newTensorOfType(dt builder.DType, shape []int64) Tensor {
 	}
 	panic(fmt.Sprint("runtime: tensor of ", dt))
 }
+
+// SetAdapter copies an adapter's matrices into the trainable LoRA buffers.
+func (t *Trainer[T]) SetAdapter(a *Adapter) error {
+	spec := t.Graphs.Built.Options.LoRA
+	if spec == nil {
+		return fmt.Errorf("trainer has no LoRA inputs")
+	}
+	if err := sameSpec(a.Spec, *spec); err != nil {
+		return err
+	}
+	for _, in := range t.Graphs.Built.LoRAInputs {
+		src := a.Weights[in.Name]
+		dst := t.Params[in.Name]
+		if len(src) != len(dst) {
+			return fmt.Errorf("adapter matrix %s has %d values, want %d", in.Name, len(src), len(dst))
+		}
+		for i, v := range src {
+			dst[i] = T(v)
+		}
+	}
+	return nil
+}

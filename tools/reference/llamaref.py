@@ -13,7 +13,8 @@ Usage (see `make goldens-forward`):
 
 For every case it writes the checkpoint with `bear init --config` (so the reference reads the very
 bytes bear reads), a PEFT adapter when the case has LoRA (committed beside the cases, since bear's
-adapter reader is under test), and the reference logits at every real token of every sequence.
+adapter reader is under test), the reference logits at every real token of every sequence, and for
+LoRA cases the gradients of <logits, cotangent> with respect to every LoRA matrix by autograd.
 """
 import argparse
 import gzip
@@ -194,7 +195,7 @@ def make_lora(cfg, spec, out_dir):
     with open(os.path.join(out_dir, "adapter_config.json"), "w") as f:
         json.dump(conf, f, indent=2)
     return {"targets": spec["targets"], "r": r, "alpha": spec["alpha"],
-            "weights": {k: torch.from_numpy(v.astype(np.float64)) for k, v in tensors.items()}}
+            "weights": {k: torch.from_numpy(v.astype(np.float64)).requires_grad_(True) for k, v in tensors.items()}}
 
 
 def main():
@@ -223,14 +224,20 @@ def main():
         if case.get("lora"):
             lora = make_lora(cfg, case["lora"], os.path.join(case_dir, case["lora"]["dir"]))
         ids, mask, pos = left_pad(case["sequences"], case.get("position_offset", 0))
-        with torch.no_grad():
-            logits = forward(cfg, W, ids, mask, pos, lora)
-        rows = []
+        logits = forward(cfg, W, ids, mask, pos, lora)
         T = ids.shape[1]
-        for i, s in enumerate(case["sequences"]):
-            for t in range(T - len(s), T):
-                rows.append([float(v) for v in logits[i, t]])
-        results.append({"name": case["name"], "checkpoint_sha256": sha, "logits": rows})
+        sel = [(i, t) for i, s in enumerate(case["sequences"]) for t in range(T - len(s), T)]
+        rows = [[float(v) for v in logits[i, t].detach()] for i, t in sel]
+        result = {"name": case["name"], "checkpoint_sha256": sha, "logits": rows}
+        if lora:
+            # LoRA gradients of <selected logits, cotangent> by autograd (PEFT's parameterisation).
+            rng = np.random.default_rng(case["lora"]["seed"] + 1)
+            cot = rng.standard_normal((len(sel), logits.shape[-1]))
+            picked = torch.stack([logits[i, t] for i, t in sel])
+            (picked * torch.from_numpy(cot)).sum().backward()
+            result["cotangent"] = cot.tolist()
+            result["lora_grads"] = {k: v.grad.tolist() for k, v in lora["weights"].items()}
+        results.append(result)
         print(f"{case['name']}: {len(rows)} rows, max |logit| {logits.abs().max().item():.3f}")
     with gzip.open(a.out, "wt") as f:
         json.dump({"generator": "tools/reference/llamaref.py", "torch": torch.__version__, "cases": results}, f)
