@@ -1,0 +1,451 @@
+package decode
+
+import (
+	"fmt"
+	"math"
+	"sort"
+)
+
+// Mode says where the trie constraint is applied relative to the softmax.
+type Mode int
+
+const (
+	// AfterSoftmax: log p over the whole vocabulary, disallowed tokens dropped afterwards
+	// (HF's prefix_allowed_tokens_fn; the official --constrained_before_softmax False):
+	// log p(tok) = logit - LogZ.
+	AfterSoftmax Mode = iota
+	// BeforeSoftmax: disallowed logits masked first, so the softmax renormalises over the
+	// allowed tokens (the official custom CBS, --constrained_before_softmax True):
+	// log p(tok) = logit - logsumexp(candidate logits).
+	BeforeSoftmax
+)
+
+func (m Mode) String() string {
+	switch m {
+	case AfterSoftmax:
+		return "after-softmax"
+	case BeforeSoftmax:
+		return "before-softmax"
+	}
+	return fmt.Sprintf("Mode(%d)", int(m))
+}
+
+// StopRule selects the early_stopping=False heuristic of one transformers generation.
+type StopRule int
+
+const (
+	// StopScorer is BeamSearchScorer/BeamHypotheses.is_done (transformers 4.x up to the
+	// vectorised rewrite): done when B hypotheses are finished and the worst of them is >= the
+	// best of this step's top-2B candidate scores (EOS candidates included) / generated_len^lp.
+	StopScorer StopRule = iota
+	// StopVectorized is _check_early_stop_heuristic of the vectorised _beam_search (newer
+	// transformers): the same test with the best running (non-EOS) beam's score instead.
+	StopVectorized
+)
+
+// Config holds the beam-search settings. Use DefaultConfig and change what differs.
+type Config struct {
+	Beams         int      // num_beams, B (default 10)
+	Return        int      // num_return_sequences (default B; at most B)
+	Mode          Mode     // where the trie constraint applies
+	LengthPenalty float64  // final score = sum log p / generated_len^LengthPenalty (default 1)
+	Stop          StopRule // early_stopping=False heuristic (default StopScorer)
+	// MaxNewTokens ends the search after this many generated tokens (HF max_new_tokens);
+	// still-open beams are then finalised as HF's finalize does. 0: no limit (the trie bounds
+	// every path; the official run used 128, which no title reaches).
+	MaxNewTokens int
+}
+
+// DefaultConfig is the official evaluation: 10 beams, 10 returned sequences, length penalty 1,
+// early_stopping False, constraint after the softmax.
+func DefaultConfig() Config {
+	return Config{Beams: 10, Return: 10, Mode: AfterSoftmax, LengthPenalty: 1, Stop: StopScorer}
+}
+
+// Hypothesis is one finished sequence.
+type Hypothesis struct {
+	Tokens     []int   // generated tokens, final EOS included
+	Node       int     // trie node after the EOS
+	Items      []int   // item ids ending at Node (several for duplicate titles; owned by the trie)
+	SumLogProb float64 // sum of the tokens' log-probabilities (EOS included)
+	Score      float64 // SumLogProb / len(Tokens)^LengthPenalty: HF's sequences_scores
+}
+
+// Result is the search outcome for one prompt.
+type Result struct {
+	Hyps  []Hypothesis // best first; len <= Return (shorter only when the trie has fewer items)
+	Steps int          // decoding steps run for this prompt
+	Trace *Trace       // the target's fate, when targets were given
+}
+
+// Loss says how a target was lost by beam search.
+type Loss int
+
+const (
+	Kept         Loss = iota // returned
+	NotInTrie                // the target item has no sequence in the trie
+	PrunedBeam               // its prefix was not among the B continued beams (or its EOS ranked >= B)
+	Rejected                 // it finished but scored <= the worst of B finished hypotheses
+	Displaced                // it finished and was later pushed out by B better finished ones
+	Stopped                  // the early-stopping heuristic ended the search with its prefix still open
+	NotReturned              // it was among the B finished but below Return
+)
+
+func (l Loss) String() string {
+	return [...]string{"kept", "not-in-trie", "pruned-beam", "rejected", "displaced", "stopped", "not-returned"}[l]
+}
+
+// Trace follows the target item's token path through one search.
+type Trace struct {
+	Target int
+	How    Loss
+	// Step is the 1-based decoding step (= generated tokens) at which the target was lost:
+	// for PrunedBeam the length of the first prefix that was not kept, for Rejected its full
+	// length, for Displaced and Stopped the step at which that happened. 0 when Kept.
+	Step int
+}
+
+// Search runs batched constrained beam search for all prompts at once (one Start, then one
+// Step per decoding step with the live beams of all unfinished prompts).
+func Search(sc Scorer, t Trie, prompts [][]int, cfg Config) ([]Result, error) {
+	return search(sc, t, nil, prompts, nil, cfg)
+}
+
+// SearchTrace is Search that also records, for each prompt, how its target item fared
+// (Result.Trace); targets[i] is an item id of prompt i.
+func SearchTrace(sc Scorer, ix *Index, prompts [][]int, targets []int, cfg Config) ([]Result, error) {
+	if len(targets) != len(prompts) {
+		return nil, fmt.Errorf("decode: %d prompts but %d targets", len(prompts), len(targets))
+	}
+	return search(sc, ix.Trie, ix, prompts, targets, cfg)
+}
+
+type histEntry struct {
+	tok    int32
+	parent int32
+}
+
+type beamRow struct {
+	node int
+	sum  float64
+	hist int32 // index of the last token in the user's history (-1: none)
+}
+
+type finished struct {
+	hist  int32 // index of the EOS (or last) token in the user's history
+	node  int
+	sum   float64
+	score float64
+	n     int // generated length
+}
+
+type cand struct {
+	score float64
+	slot  int32 // beam slot within the user
+	j     int32 // candidate index within the slot's cands
+	tok   int32
+}
+
+// better orders candidates as a stable top-k over HF's flattened (beam, token) scores would.
+func better(a, b *cand) bool {
+	if a.score != b.score {
+		return a.score > b.score
+	}
+	if a.slot != b.slot {
+		return a.slot < b.slot
+	}
+	return a.tok < b.tok
+}
+
+type userState struct {
+	beams   []beamRow
+	next    []beamRow
+	hist    []histEntry
+	hyps    []finished // insertion order, like BeamHypotheses.beams
+	worst   float64
+	done    bool
+	steps   int
+	row0    int // first row of this user's beams in the previous call
+	top     []cand
+	target  []int // target node path: target[k] = node after k tokens (nil: no trace)
+	trace   *Trace
+	tgtHyp  bool // the target is among hyps
+	tgtLive bool // the target's prefix is among the live beams
+}
+
+func (u *userState) tokens(h int32) []int {
+	n := 0
+	for i := h; i >= 0; i = u.hist[i].parent {
+		n++
+	}
+	out := make([]int, n)
+	for i := h; i >= 0; i = u.hist[i].parent {
+		n--
+		out[n] = int(u.hist[i].tok)
+	}
+	return out
+}
+
+// add mirrors BeamHypotheses.add; it reports whether the hypothesis was kept and which node
+// (if any) it pushed out.
+func (u *userState) add(f finished, capacity int) (kept bool, removed int) {
+	removed = -1
+	if len(u.hyps) < capacity || f.score > u.worst {
+		u.hyps = append(u.hyps, f)
+		if len(u.hyps) > capacity {
+			// drop the lowest score (the earliest one among equal lowest), worst = next lowest
+			lo := 0
+			for i := 1; i < len(u.hyps); i++ {
+				if u.hyps[i].score < u.hyps[lo].score {
+					lo = i
+				}
+			}
+			removed = u.hyps[lo].node
+			u.hyps = append(u.hyps[:lo], u.hyps[lo+1:]...)
+			u.worst = math.Inf(1)
+			for _, h := range u.hyps {
+				u.worst = math.Min(u.worst, h.score)
+			}
+		} else {
+			u.worst = math.Min(u.worst, f.score)
+		}
+		return true, removed
+	}
+	return false, removed
+}
+
+func normalise(sum float64, n int, lp float64) float64 {
+	if lp == 1 {
+		return sum / float64(n)
+	}
+	return sum / math.Pow(float64(n), lp)
+}
+
+func search(sc Scorer, t Trie, ix *Index, prompts [][]int, targets []int, cfg Config) ([]Result, error) {
+	B := cfg.Beams
+	if B < 1 {
+		return nil, fmt.Errorf("decode: %d beams", B)
+	}
+	ret := cfg.Return
+	if ret <= 0 || ret > B {
+		ret = B
+	}
+	eos := t.EOS()
+	eosOnly := []int{eos}
+	users := make([]*userState, len(prompts))
+	cands := make([][]int, len(prompts))
+	root := t.Root()
+	for i := range users {
+		u := &userState{worst: 1e9, top: make([]cand, 0, 2*B)}
+		u.beams = []beamRow{{node: root, hist: -1}}
+		if targets != nil {
+			u.trace = &Trace{Target: targets[i]}
+			if p, ok := ix.Path(targets[i]); ok {
+				u.target = append(u.target, root)
+				n := root
+				for _, tok := range p {
+					n, _ = t.Next(n, tok)
+					u.target = append(u.target, n)
+				}
+				u.tgtLive = true
+			} else {
+				u.trace.How = NotInTrie
+			}
+		}
+		u.row0 = i
+		users[i] = u
+		cands[i] = allowed(t, root, eosOnly)
+	}
+	if len(prompts) == 0 {
+		return nil, nil
+	}
+	scores, err := sc.Start(prompts, cands)
+	if err != nil {
+		return nil, fmt.Errorf("decode: start: %w", err)
+	}
+	if len(scores) != len(prompts) {
+		return nil, fmt.Errorf("decode: start returned %d rows for %d prompts", len(scores), len(prompts))
+	}
+	var (
+		lp      []float64
+		parents []int
+		toks    []int
+		rowC    [][]int
+	)
+	for step := 1; ; step++ {
+		parents, toks, rowC = parents[:0], toks[:0], rowC[:0]
+		for _, u := range users {
+			if u.done {
+				continue
+			}
+			u.steps = step
+			// top 2B (beam, token) pairs by accumulated score
+			u.top = u.top[:0]
+			k := 2 * B
+			for slot, b := range u.beams {
+				r := u.row0 + slot
+				cs := cands[r]
+				if len(scores[r].Logits) != len(cs) {
+					return nil, fmt.Errorf("decode: row %d: %d logits for %d candidates", r, len(scores[r].Logits), len(cs))
+				}
+				lp = logProbs(lp, scores[r], cfg.Mode)
+				for j, tok := range cs {
+					c := cand{score: b.sum + lp[j], slot: int32(slot), j: int32(j), tok: int32(tok)}
+					if math.IsNaN(c.score) || math.IsInf(c.score, -1) {
+						continue
+					}
+					if len(u.top) == k && !better(&c, &u.top[k-1]) {
+						continue
+					}
+					pos := len(u.top)
+					if pos < k {
+						u.top = append(u.top, c)
+					} else {
+						pos = k - 1
+					}
+					for pos > 0 && better(&c, &u.top[pos-1]) {
+						u.top[pos] = u.top[pos-1]
+						pos--
+					}
+					u.top[pos] = c
+				}
+			}
+			// EOS among the first B ranks finishes a hypothesis; the first B others continue
+			u.next = u.next[:0]
+			tgtNext := false
+			for rank := range u.top {
+				c := &u.top[rank]
+				b := &u.beams[c.slot]
+				if int(c.tok) == eos {
+					if rank >= B {
+						continue
+					}
+					u.hist = append(u.hist, histEntry{tok: c.tok, parent: b.hist})
+					f := finished{hist: int32(len(u.hist) - 1), node: endNode(t, b.node), sum: c.score, n: step}
+					f.score = normalise(f.sum, step, cfg.LengthPenalty)
+					kept, removed := u.add(f, B)
+					if u.target != nil {
+						isT := step == len(u.target)-1 && b.node == u.target[step-1]
+						if isT {
+							if kept {
+								u.tgtHyp = true
+							} else {
+								u.trace.How, u.trace.Step = Rejected, step
+							}
+						} else if u.tgtHyp && removed >= 0 && removed == u.target[len(u.target)-1] {
+							u.tgtHyp = false
+							u.trace.How, u.trace.Step = Displaced, step
+						}
+					}
+				} else {
+					child, ok := t.Next(b.node, int(c.tok))
+					if !ok {
+						return nil, fmt.Errorf("decode: token %d not in the trie below node %d", c.tok, b.node)
+					}
+					u.hist = append(u.hist, histEntry{tok: c.tok, parent: b.hist})
+					u.next = append(u.next, beamRow{node: child, sum: c.score, hist: int32(len(u.hist) - 1)})
+					if u.target != nil && step < len(u.target) && child == u.target[step] {
+						tgtNext = true
+					}
+					parents = append(parents, u.row0+int(c.slot))
+					toks = append(toks, int(c.tok))
+					if len(u.next) == B {
+						break
+					}
+				}
+			}
+			if u.target != nil && u.tgtLive {
+				u.tgtLive = tgtNext
+				if !tgtNext && !u.tgtHyp && u.trace.How == Kept {
+					u.trace.How, u.trace.Step = PrunedBeam, step
+				}
+			}
+			u.beams, u.next = u.next, u.beams
+			// early_stopping=False heuristic
+			if len(u.hyps) >= B && len(u.top) > 0 {
+				best := u.top[0].score
+				if cfg.Stop == StopVectorized {
+					best = math.Inf(-1)
+					if len(u.beams) > 0 {
+						best = u.beams[0].sum
+					}
+				}
+				if u.worst >= normalise(best, step, cfg.LengthPenalty) {
+					u.done = true
+				}
+			}
+			if !u.done && cfg.MaxNewTokens > 0 && step >= cfg.MaxNewTokens {
+				for _, b := range u.beams { // HF finalize: open beams join the hypotheses
+					f := finished{hist: b.hist, node: b.node, sum: b.sum, n: step}
+					f.score = normalise(b.sum, step, cfg.LengthPenalty)
+					u.add(f, B)
+				}
+				u.done = true
+			}
+			if len(u.beams) == 0 {
+				u.done = true
+			}
+			if u.done {
+				parents = parents[:len(parents)-len(u.beams)]
+				toks = toks[:len(toks)-len(u.beams)]
+				if u.target != nil && u.tgtLive && u.trace.How == Kept {
+					u.trace.How, u.trace.Step = Stopped, step
+				}
+				u.beams = u.beams[:0]
+			}
+		}
+		if len(parents) == 0 {
+			break
+		}
+		// candidates of the new rows, in user order
+		row := 0
+		for _, u := range users {
+			if u.done {
+				continue
+			}
+			u.row0 = row
+			for _, b := range u.beams {
+				rowC = append(rowC, allowed(t, b.node, eosOnly))
+			}
+			row += len(u.beams)
+		}
+		cands = rowC
+		rowC = nil
+		scores, err = sc.Step(parents, toks, cands)
+		if err != nil {
+			return nil, fmt.Errorf("decode: step %d: %w", step+1, err)
+		}
+		if len(scores) != len(parents) {
+			return nil, fmt.Errorf("decode: step %d returned %d rows for %d", step+1, len(scores), len(parents))
+		}
+	}
+	out := make([]Result, len(users))
+	for i, u := range users {
+		// HF: sorted(beams, key=score) then pop from the end
+		idx := make([]int, len(u.hyps))
+		for k := range idx {
+			idx[k] = k
+		}
+		sort.SliceStable(idx, func(a, b int) bool { return u.hyps[idx[a]].score < u.hyps[idx[b]].score })
+		n := min(ret, len(idx))
+		hs := make([]Hypothesis, n)
+		for k := 0; k < n; k++ {
+			f := u.hyps[idx[len(idx)-1-k]]
+			hs[k] = Hypothesis{Tokens: u.tokens(f.hist), Node: f.node, Items: t.ItemsAt(f.node), SumLogProb: f.sum, Score: f.score}
+		}
+		out[i] = Result{Hyps: hs, Steps: u.steps, Trace: u.trace}
+		if u.tgtHyp {
+			found := false
+			end := u.target[len(u.target)-1]
+			for _, h := range hs {
+				if h.Node == end {
+					found = true
+				}
+			}
+			if !found {
+				u.trace.How, u.trace.Step = NotReturned, u.steps
+			}
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,2 @@
+// Package decode: see doc.go.
+package decode
