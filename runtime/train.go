@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"fmt"
+	"path/filepath"
 
 	"github.com/bearrec/bear/onnx/autodiff"
 	"github.com/bearrec/bear/onnx/builder"
@@ -10,7 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// TrainOptions configure a Trainer.
+// TrainOptions configure the training graphs.
 type TrainOptions struct {
 	Model  ModelOptions
 	Policy autodiff.Policy
@@ -19,18 +20,15 @@ type TrainOptions struct {
 	Full bool
 }
 
-// TrainGraphs are the serialized forward and backward graphs of one training setup.
+// TrainGraphs are the serialized forward and backward graphs of one training setup and the
+// manifest that says how to run them.
 type TrainGraphs struct {
 	Forward, Backward []byte
-	Built             *llama.Built
-	Diff              *autodiff.Result
-	Trainable         []string // graph inputs that receive gradients, in order
-	ExternalDir       string
-	Checkpoint        *hf.Checkpoint
+	Manifest          *Manifest
 }
 
 // BuildTrainGraphs exports the forward graph and differentiates it with respect to the LoRA
-// matrices (and every weight with Full).
+// matrices (and every weight with Full). Converted weights, if any, go to o.Model.CacheDir.
 func BuildTrainGraphs(dir string, o TrainOptions) (*TrainGraphs, error) {
 	mo := o.Model
 	if mo.DType == "" {
@@ -79,13 +77,39 @@ func BuildTrainGraphs(dir string, o TrainOptions) (*TrainGraphs, error) {
 	if err != nil {
 		return nil, err
 	}
-	tg := &TrainGraphs{Forward: fwd, Backward: bwd, Built: bt, Diff: res, Trainable: wrt, Checkpoint: ck}
-	if b != nil {
-		tg.ExternalDir = b.Dir
-	} else {
-		tg.ExternalDir = dir
+	abs, _ := filepath.Abs(dir)
+	m := &Manifest{
+		Format: ManifestFormat, Checkpoint: abs, DType: string(mo.DType), Policy: o.Policy.String(),
+		Train: "lora", Logits: "full", LoRA: mo.LoRA, LoRAInputs: bt.LoRAInputs, Trainable: wrt,
 	}
-	return tg, nil
+	if o.Full {
+		m.Train = "full"
+	}
+	if mo.Logits == llama.LogitsCandidates {
+		m.Logits = "candidates"
+	}
+	if b != nil {
+		m.ExternalDataDir = b.Dir
+	} else {
+		m.ExternalDataDir = abs
+	}
+	for _, name := range bt.Inputs {
+		v, _ := bt.Graph.Lookup(name)
+		m.ForwardInputs = append(m.ForwardInputs, ioSpec(v))
+	}
+	lv, _ := bt.Graph.Lookup(llama.Logits)
+	m.ForwardOutputs = []IOSpec{ioSpec(lv)}
+	for _, r := range res.Residuals {
+		m.ForwardOutputs = append(m.ForwardOutputs, ioSpec(r))
+		m.Residuals = append(m.Residuals, r.Name)
+	}
+	for _, v := range res.Inputs {
+		m.BackwardInputs = append(m.BackwardInputs, ioSpec(v))
+	}
+	for _, v := range res.Grads {
+		m.BackwardOutputs = append(m.BackwardOutputs, ioSpec(v))
+	}
+	return &TrainGraphs{Forward: fwd, Backward: bwd, Manifest: m}, nil
 }
 
 // Float is the compute element type of a Trainer.
@@ -95,67 +119,69 @@ type Float interface{ float32 | float64 }
 // values (LoRA matrices, and every weight with Full) live in Go buffers that ORT reads in place;
 // under Stash the residuals do too.
 type Trainer[T Float] struct {
-	Graphs   *TrainGraphs
+	Manifest *Manifest
 	Config   hf.Config
 	fwd, bwd *Session
-	// Params holds every trainable graph input (and, with Full, also the frozen… none: all weights).
-	Params map[string][]T
-	shapes map[string][]int64
-	// per-step buffers
-	inputs    map[string]Tensor
-	outputs   map[string]Tensor
-	grads     map[string][]T
-	syms      map[string]int64
-	logitsLen int
+	// Params holds every trainable graph input by name.
+	Params  map[string][]T
+	shapes  map[string][]int64
+	inputs  map[string]Tensor
+	outputs map[string]Tensor
+	grads   map[string][]T
 }
 
-// NewTrainer builds the graphs and creates both sessions. LoRA matrices start at zero (load an
-// adapter with SetParams); with Full, the weights are read from the checkpoint.
+// NewTrainer builds the graphs from a checkpoint and creates both sessions. LoRA matrices start
+// at zero (load an adapter with SetAdapter); with Full, the weights are read from the checkpoint.
 func NewTrainer[T Float](dir string, o TrainOptions) (*Trainer[T], error) {
-	var zero T
-	want := hf.F32
-	if any(zero) == any(float64(0)) {
-		want = hf.F64
-	}
 	if o.Model.DType == "" {
-		o.Model.DType = want
-	}
-	if o.Model.DType != want {
-		return nil, fmt.Errorf("trainer element type does not match compute dtype %s", o.Model.DType)
+		o.Model.DType = dtypeOf[T]()
 	}
 	tg, err := BuildTrainGraphs(dir, o)
 	if err != nil {
 		return nil, err
 	}
-	fwdOut := []string{llama.Logits}
-	for _, r := range tg.Diff.Residuals {
-		fwdOut = append(fwdOut, r.Name)
+	return newTrainer[T](tg, o.Model.Session)
+}
+
+func dtypeOf[T Float]() hf.DType {
+	var zero T
+	if any(zero) == any(float64(0)) {
+		return hf.F64
 	}
-	fs, err := NewSession(tg.Forward, tg.ExternalDir, tg.Built.Inputs, fwdOut, o.Model.Session)
+	return hf.F32
+}
+
+func newTrainer[T Float](tg *TrainGraphs, so SessionOptions) (*Trainer[T], error) {
+	m := tg.Manifest
+	if hf.DType(m.DType) != dtypeOf[T]() {
+		return nil, fmt.Errorf("graphs compute in %s, trainer holds %s", m.DType, dtypeOf[T]())
+	}
+	cfg, err := hf.ReadConfig(m.Checkpoint)
 	if err != nil {
-		return nil, fmt.Errorf("%s: forward: %w", dir, err)
+		return nil, err
 	}
-	var bIn, bOut []string
-	for _, v := range tg.Diff.Inputs {
-		bIn = append(bIn, v.Name)
+	fs, err := NewSession(tg.Forward, m.ExternalDataDir, names(m.ForwardInputs), names(m.ForwardOutputs), so)
+	if err != nil {
+		return nil, fmt.Errorf("forward: %w", err)
 	}
-	for _, v := range tg.Diff.Grads {
-		bOut = append(bOut, v.Name)
-	}
-	bs, err := NewSession(tg.Backward, tg.ExternalDir, bIn, bOut, o.Model.Session)
+	bs, err := NewSession(tg.Backward, m.ExternalDataDir, names(m.BackwardInputs), names(m.BackwardOutputs), so)
 	if err != nil {
 		fs.Close()
-		return nil, fmt.Errorf("%s: backward: %w", dir, err)
+		return nil, fmt.Errorf("backward: %w", err)
 	}
-	t := &Trainer[T]{Graphs: tg, Config: tg.Checkpoint.Config, fwd: fs, bwd: bs, Params: map[string][]T{}, shapes: map[string][]int64{}, grads: map[string][]T{}}
-	for _, in := range tg.Built.LoRAInputs {
+	t := &Trainer[T]{Manifest: m, Config: cfg, fwd: fs, bwd: bs, Params: map[string][]T{}, shapes: map[string][]int64{}, grads: map[string][]T{}}
+	for _, in := range m.LoRAInputs {
 		t.Params[in.Name] = make([]T, in.Rows*in.Cols)
 		t.shapes[in.Name] = []int64{int64(in.Rows), int64(in.Cols)}
 	}
-	if o.Full {
-		for _, spec := range tg.Checkpoint.Config.ExpectedWeights() {
-			w := tg.Checkpoint.Weights[spec.Name]
-			vals, err := readAs[T](w)
+	if m.Train == "full" {
+		ck, err := hf.Open(m.Checkpoint)
+		if err != nil {
+			t.Close()
+			return nil, err
+		}
+		for _, spec := range cfg.ExpectedWeights() {
+			vals, err := readAs[T](ck.Weights[spec.Name])
 			if err != nil {
 				t.Close()
 				return nil, err
@@ -164,7 +190,7 @@ func NewTrainer[T Float](dir string, o TrainOptions) (*Trainer[T], error) {
 			t.shapes[spec.Name] = spec.Shape
 		}
 	}
-	for _, name := range tg.Trainable {
+	for _, name := range m.Trainable {
 		t.grads[name] = make([]T, len(t.Params[name]))
 	}
 	return t, nil
@@ -190,13 +216,9 @@ func (t *Trainer[T]) Close() {
 // candidates). Under Stash it also fills the residual buffers the next Backward reads.
 func (t *Trainer[T]) Forward(b Batch, index []int64, cands []int64, c int) ([]T, error) {
 	n := len(index)
-	t.syms = map[string]int64{"batch": int64(b.B), "seq": int64(b.T), "n": int64(n), "c": int64(c)}
-	width := int64(t.Config.VocabSize)
-	if t.Graphs.Built.Options.Logits == llama.LogitsCandidates {
-		width = int64(c)
-		if c <= 0 || len(cands) != n*c {
-			return nil, fmt.Errorf("candidates: %d ids for %d positions × %d", len(cands), n, c)
-		}
+	syms := map[string]int64{"batch": int64(b.B), "seq": int64(b.T), "n": int64(n), "c": int64(c)}
+	if t.Manifest.Logits == "candidates" && (c <= 0 || len(cands) != n*c) {
+		return nil, fmt.Errorf("candidates: %d ids for %d positions × %d", len(cands), n, c)
 	}
 	bt := []int64{int64(b.B), int64(b.T)}
 	t.inputs = map[string]Tensor{
@@ -209,19 +231,18 @@ func (t *Trainer[T]) Forward(b Batch, index []int64, cands []int64, c int) ([]T,
 	for name, p := range t.Params {
 		t.inputs[name] = Tensor{t.shapes[name], p}
 	}
-	logits := make([]T, int64(n)*width)
-	t.outputs = map[string]Tensor{llama.Logits: {[]int64{int64(n), width}, logits}}
-	for _, r := range t.Graphs.Diff.Residuals {
-		s, err := r.Shape.Eval(t.syms)
+	t.outputs = map[string]Tensor{}
+	for _, o := range t.Manifest.ForwardOutputs {
+		s, err := o.eval(syms)
 		if err != nil {
-			return nil, fmt.Errorf("residual %s: %w", r.Name, err)
+			return nil, err
 		}
-		t.outputs[r.Name] = newTensorOfType(r.DType, s)
+		t.outputs[o.Name] = newTensorOfType(o.dtype(), s)
 	}
 	if err := t.fwd.RunNamed(t.inputs, t.outputs); err != nil {
 		return nil, fmt.Errorf("forward: %w", err)
 	}
-	return logits, nil
+	return t.outputs[llama.Logits].Data.([]T), nil
 }
 
 // Backward runs the backward pass for the cotangent of the logits of the last Forward and
@@ -238,18 +259,38 @@ func (t *Trainer[T]) Backward(cotangent []T) (map[string][]T, error) {
 	for k, v := range t.inputs {
 		in[k] = v
 	}
-	for _, r := range t.Graphs.Diff.Residuals {
-		in[r.Name] = t.outputs[r.Name]
+	for _, name := range t.Manifest.Residuals {
+		in[name] = t.outputs[name]
 	}
 	in[autodiff.GradName(llama.Logits)] = Tensor{lt.Shape, cotangent}
 	out := map[string]Tensor{}
-	for _, name := range t.Graphs.Trainable {
+	for _, name := range t.Manifest.Trainable {
 		out[autodiff.GradName(name)] = Tensor{t.shapes[name], t.grads[name]}
 	}
 	if err := t.bwd.RunNamed(in, out); err != nil {
 		return nil, fmt.Errorf("backward: %w", err)
 	}
 	return t.grads, nil
+}
+
+// SetAdapter copies an adapter's matrices into the trainable LoRA buffers.
+func (t *Trainer[T]) SetAdapter(a *Adapter) error {
+	if t.Manifest.LoRA == nil {
+		return fmt.Errorf("trainer has no LoRA inputs")
+	}
+	if err := sameSpec(a.Spec, *t.Manifest.LoRA); err != nil {
+		return err
+	}
+	for _, in := range t.Manifest.LoRAInputs {
+		src, dst := a.Weights[in.Name], t.Params[in.Name]
+		if len(src) != len(dst) {
+			return fmt.Errorf("adapter matrix %s has %d values, want %d", in.Name, len(src), len(dst))
+		}
+		for i, v := range src {
+			dst[i] = T(v)
+		}
+	}
+	return nil
 }
 
 func newTensorOfType(dt builder.DType, shape []int64) Tensor {
@@ -264,26 +305,4 @@ func newTensorOfType(dt builder.DType, shape []int64) Tensor {
 		return NewTensorLike([]bool(nil), shape)
 	}
 	panic(fmt.Sprint("runtime: tensor of ", dt))
-}
-
-// SetAdapter copies an adapter's matrices into the trainable LoRA buffers.
-func (t *Trainer[T]) SetAdapter(a *Adapter) error {
-	spec := t.Graphs.Built.Options.LoRA
-	if spec == nil {
-		return fmt.Errorf("trainer has no LoRA inputs")
-	}
-	if err := sameSpec(a.Spec, *spec); err != nil {
-		return err
-	}
-	for _, in := range t.Graphs.Built.LoRAInputs {
-		src := a.Weights[in.Name]
-		dst := t.Params[in.Name]
-		if len(src) != len(dst) {
-			return fmt.Errorf("adapter matrix %s has %d values, want %d", in.Name, len(src), len(dst))
-		}
-		for i, v := range src {
-			dst[i] = T(v)
-		}
-	}
-	return nil
 }

@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"maps"
+	"strings"
 	"math"
 	"math/rand/v2"
 	"path/filepath"
@@ -204,8 +205,8 @@ func TestBackwardIsPruned(t *testing.T) {
 	if n := weightSized(full); n == 0 {
 		t.Error("full backward has no weight gradients")
 	}
-	if len(lora.Diff.Grads) != 4*2 {
-		t.Errorf("%d LoRA gradients, want 8 (2 layers × q,v × A,B)", len(lora.Diff.Grads))
+	if len(lora.Manifest.Trainable) != 4*2 {
+		t.Errorf("%d LoRA gradients, want 8 (2 layers × q,v × A,B)", len(lora.Manifest.Trainable))
 	}
 }
 
@@ -262,7 +263,7 @@ func TestLoRAGradientsMatchPyTorch(t *testing.T) {
 			t.Fatal(err)
 		}
 		worst := 0.0
-		for _, in := range tr.Graphs.Built.LoRAInputs {
+		for _, in := range tr.Manifest.LoRAInputs {
 			ref := want[PEFTKey(in.Layer, in.Module, in.Which)]
 			if ref == nil {
 				t.Fatalf("golden has no gradient for %s", PEFTKey(in.Layer, in.Module, in.Which))
@@ -281,5 +282,61 @@ func TestLoRAGradientsMatchPyTorch(t *testing.T) {
 			t.Errorf("%s: LoRA gradients differ from PyTorch by %.3g relative, want ≤ 1e-4", policy, worst)
 		}
 		t.Logf("%s: max relative difference from PyTorch autograd %.3g", policy, worst)
+	}
+}
+
+// TestArtifactsRoundTrip: graphs written by WriteArtifacts and loaded back give the same
+// gradients as the graphs built in memory.
+func TestArtifactsRoundTrip(t *testing.T) {
+	dir := tinyCheckpoint(t)
+	b, index := trainBatch()
+	o := TrainOptions{Policy: autodiff.Recompute, Model: ModelOptions{DType: hf.F64, LoRA: qvLoRA, CacheDir: t.TempDir(), Session: SessionOptions{Threads: 2}}}
+	tg, err := BuildTrainGraphs(dir, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	art := t.TempDir()
+	if err := WriteArtifacts(art, tg); err != nil {
+		t.Fatal(err)
+	}
+	loaded, err := LoadTrainer[float64](art, o.Model.Session)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer loaded.Close()
+	built, err := NewTrainer[float64](dir, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer built.Close()
+	if loaded.Manifest.CheckpointSHA256["model.safetensors"] == "" {
+		t.Error("manifest has no checkpoint sha256")
+	}
+	var gs [2]map[string][]float64
+	for i, tr := range []*Trainer[float64]{loaded, built} {
+		randomize(tr.Params, rand.New(rand.NewPCG(4, 4)), 0.1)
+		logits, err := tr.Forward(b, index, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := make([]float64, len(logits))
+		for j := range w {
+			w[j] = math.Sin(float64(j))
+		}
+		g, err := tr.Backward(w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		gs[i] = g
+	}
+	for name, g := range gs[0] {
+		for j := range g {
+			if g[j] != gs[1][name][j] {
+				t.Fatalf("%s[%d]: loaded artifacts %g, in-memory graphs %g", name, j, g[j], gs[1][name][j])
+			}
+		}
+	}
+	if _, err := LoadTrainer[float32](art, o.Model.Session); err == nil || !strings.Contains(err.Error(), "F64") {
+		t.Errorf("float32 trainer on float64 artifacts: %v", err)
 	}
 }

@@ -22,10 +22,10 @@ const (
 
 // LoRASpec describes the LoRA adapters the graph takes as inputs.
 type LoRASpec struct {
-	Targets []string // module names, e.g. q_proj, v_proj
-	Rank    int
-	Alpha   float64
-	RSLoRA  bool // scaling alpha/sqrt(r) instead of alpha/r (PEFT's use_rslora)
+	Targets []string `json:"targets"` // module names, e.g. q_proj, v_proj
+	Rank    int      `json:"r"`
+	Alpha   float64  `json:"alpha"`
+	RSLoRA  bool     `json:"use_rslora"` // scaling alpha/sqrt(r) instead of alpha/r (PEFT's use_rslora)
 }
 
 // Scaling is the factor PEFT applies to the LoRA branch.
@@ -123,10 +123,12 @@ type Forward struct {
 
 // LoRAInputInfo names one LoRA input and its shape.
 type LoRAInputInfo struct {
-	Name          string
-	Layer         int
-	Module, Which string
-	Rows, Cols    int
+	Name   string `json:"name"`
+	Layer  int    `json:"layer"`
+	Module string `json:"module"`
+	Which  string `json:"which"` // A or B
+	Rows   int    `json:"rows"`
+	Cols   int    `json:"cols"`
 }
 
 // Built is a forward graph still open for extension (autodiff adds residual outputs to it).

@@ -12,73 +12,102 @@ import (
 	"testing"
 )
 
-// TestInitThenForward runs `bear init --config` and `bear forward` on a golden case and checks
-// the printed logits against the PyTorch reference (1e-4, as in runtime's parity test).
-func TestInitThenForward(t *testing.T) {
-	var spec struct {
-		Cases []struct {
-			Name   string          `json:"name"`
-			Config json.RawMessage `json:"config"`
-			Init   struct {
-				Seed       uint64  `json:"seed"`
-				Std        float64 `json:"std"`
-				NormJitter float64 `json:"norm_jitter"`
-				DType      string  `json:"dtype"`
-			} `json:"init"`
-			Sequences [][]int64 `json:"sequences"`
-		} `json:"cases"`
-	}
+// goldenCase is a case of testdata/forward/cases.json with its reference results.
+type goldenCase struct {
+	Name   string          `json:"name"`
+	Config json.RawMessage `json:"config"`
+	Init   struct {
+		Seed       uint64  `json:"seed"`
+		Std        float64 `json:"std"`
+		NormJitter float64 `json:"norm_jitter"`
+		DType      string  `json:"dtype"`
+	} `json:"init"`
+	Sequences [][]int64 `json:"sequences"`
+	LoRA      *struct {
+		Dir string `json:"dir"`
+	} `json:"lora"`
+	// from golden.json.gz
+	Logits    [][]float64
+	Cotangent [][]float64
+	LoRAGrads map[string][][]float64
+}
+
+func loadGoldenCase(t *testing.T, name string) goldenCase {
+	t.Helper()
+	var spec struct{ Cases []goldenCase }
 	data, err := os.ReadFile("../../testdata/forward/cases.json")
 	if err != nil {
 		t.Fatal(err)
 	}
-	json.Unmarshal(data, &spec)
+	if err := json.Unmarshal(data, &spec); err != nil {
+		t.Fatal(err)
+	}
 	f, err := os.Open("../../testdata/forward/golden.json.gz")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	gz, _ := gzip.NewReader(f)
+	gz, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var gold struct {
 		Cases []struct {
-			Name   string      `json:"name"`
-			Logits [][]float64 `json:"logits"`
+			Name      string                 `json:"name"`
+			Logits    [][]float64            `json:"logits"`
+			Cotangent [][]float64            `json:"cotangent"`
+			LoRAGrads map[string][][]float64 `json:"lora_grads"`
 		} `json:"cases"`
 	}
 	if err := json.NewDecoder(gz).Decode(&gold); err != nil {
 		t.Fatal(err)
 	}
-	const name = "untied_mha_plain_rope" // one sequence, positions from 0: what `bear forward` runs
-	ci, gi := -1, -1
-	for i, c := range spec.Cases {
-		if c.Name == name {
-			ci = i
+	for _, c := range spec.Cases {
+		if c.Name != name {
+			continue
+		}
+		for _, g := range gold.Cases {
+			if g.Name == name {
+				c.Logits, c.Cotangent, c.LoRAGrads = g.Logits, g.Cotangent, g.LoRAGrads
+				return c
+			}
 		}
 	}
-	for i, g := range gold.Cases {
-		if g.Name == name {
-			gi = i
-		}
-	}
-	if ci < 0 || gi < 0 {
-		t.Fatalf("case %s missing from cases.json or golden.json.gz", name)
-	}
-	c := spec.Cases[ci]
+	t.Fatalf("case %s missing from cases.json or golden.json.gz", name)
+	return goldenCase{}
+}
+
+// initCase writes the case's checkpoint with `bear init --config`, as the reference did.
+func initCase(t *testing.T, c goldenCase) string {
+	t.Helper()
 	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "config.json")
 	os.WriteFile(cfgPath, c.Config, 0o644)
 	model := filepath.Join(dir, "model")
-	err = runInit([]string{"--config", cfgPath, "--out", model, "--seed", fmt.Sprint(c.Init.Seed), "--std", fmt.Sprint(c.Init.Std),
+	err := runInit([]string{"--config", cfgPath, "--out", model, "--seed", fmt.Sprint(c.Init.Seed), "--std", fmt.Sprint(c.Init.Std),
 		"--norm-jitter", fmt.Sprint(c.Init.NormJitter), "--dtype", c.Init.DType, "--tokenizer", ""})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ids []string
-	for _, id := range c.Sequences[0] {
-		ids = append(ids, fmt.Sprint(id))
+	return model
+}
+
+func idList(ids []int64) string {
+	parts := make([]string, len(ids))
+	for i, id := range ids {
+		parts[i] = fmt.Sprint(id)
 	}
+	return strings.Join(parts, ",")
+}
+
+// TestInitThenForward runs `bear init --config` and `bear forward` on a golden case and checks
+// the printed logits against the PyTorch reference (1e-4, as in runtime's parity test).
+func TestInitThenForward(t *testing.T) {
+	c := loadGoldenCase(t, "untied_mha_plain_rope") // one sequence, positions from 0: what `bear forward` runs
+	model := initCase(t, c)
+	ids := idList(c.Sequences[0])
 	var out bytes.Buffer
-	if err := forwardMain([]string{"--model", model, "--ids", strings.Join(ids, ","), "--positions", "all", "--threads", "1"}, &out); err != nil {
+	if err := forwardMain([]string{"--model", model, "--ids", ids, "--positions", "all", "--threads", "1"}, &out); err != nil {
 		t.Fatal(err)
 	}
 	var got struct {
@@ -88,7 +117,7 @@ func TestInitThenForward(t *testing.T) {
 	if err := json.Unmarshal(out.Bytes(), &got); err != nil {
 		t.Fatal(err)
 	}
-	want := gold.Cases[gi].Logits
+	want := c.Logits
 	if len(got.Logits) != len(want) || len(got.Positions) != len(want) {
 		t.Fatalf("%d rows, want %d", len(got.Logits), len(want))
 	}
@@ -102,7 +131,7 @@ func TestInitThenForward(t *testing.T) {
 
 	// --top 3 at the last position lists the three largest logits in order.
 	out.Reset()
-	if err := forwardMain([]string{"--model", model, "--ids", strings.Join(ids, ","), "--top", "3"}, &out); err != nil {
+	if err := forwardMain([]string{"--model", model, "--ids", ids, "--top", "3"}, &out); err != nil {
 		t.Fatal(err)
 	}
 	var top struct {
@@ -122,8 +151,8 @@ func TestInitThenForward(t *testing.T) {
 			best = j
 		}
 	}
-	if len(top.Top) != 1 || len(top.Top[0]) != 3 || top.Top[0][0].ID != best || top.Positions[0] != len(ids)-1 {
-		t.Fatalf("top: %+v, want best id %d at position %d", top, best, len(ids)-1)
+	if len(top.Top) != 1 || len(top.Top[0]) != 3 || top.Top[0][0].ID != best || top.Positions[0] != len(c.Sequences[0])-1 {
+		t.Fatalf("top: %+v, want best id %d at position %d", top, best, len(c.Sequences[0])-1)
 	}
 }
 

@@ -1,0 +1,235 @@
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/bearrec/bear/onnx/autodiff"
+	"github.com/bearrec/bear/onnx/hf"
+	"github.com/bearrec/bear/onnx/llama"
+	"github.com/bearrec/bear/runtime"
+)
+
+func init() {
+	register(&command{name: "export", summary: "write training artifacts: forward.onnx, backward.onnx, manifest.json", run: func(args []string) error {
+		return exportMain(args, os.Stderr)
+	}})
+	register(&command{name: "grad", summary: "LoRA gradients of <logits, cotangent> for one sequence, as JSON under PEFT names", run: func(args []string) error {
+		return gradMain(args, os.Stdout)
+	}})
+}
+
+// trainFlags are the flags that define a training setup.
+type trainFlags struct {
+	fs                                    *flag.FlagSet
+	targets, policy, train, logits, dtype *string
+	rank                                  *int
+	alpha                                 *float64
+}
+
+func addTrainFlags(fs *flag.FlagSet) trainFlags {
+	return trainFlags{
+		fs:      fs,
+		targets: fs.String("lora-targets", "q_proj,v_proj", "LoRA target modules (q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj)"),
+		rank:    fs.Int("lora-r", 8, "LoRA rank"),
+		alpha:   fs.Float64("lora-alpha", 16, "LoRA alpha (scaling alpha/r)"),
+		policy:  fs.String("policy", "stash", "residual policy: stash (forward outputs what backward needs) or recompute"),
+		train:   fs.String("train", "lora", "what to train: lora, or full (every weight)"),
+		logits:  fs.String("logits", "full", "logits the forward graph returns: full (vocabulary) or candidates"),
+		dtype:   fs.String("dtype", "fp32", "compute dtype: fp32, or fp64 for gradient checks"),
+	}
+}
+
+func (f trainFlags) options(base runtime.ModelOptions) (runtime.TrainOptions, error) {
+	o := runtime.TrainOptions{Model: base}
+	var err error
+	if o.Policy, err = autodiff.ParsePolicy(*f.policy); err != nil {
+		return o, err
+	}
+	switch *f.train {
+	case "lora":
+	case "full":
+		o.Full = true
+	default:
+		return o, fmt.Errorf("--train %q: want lora or full", *f.train)
+	}
+	switch *f.logits {
+	case "full":
+	case "candidates":
+		o.Model.Logits = llama.LogitsCandidates
+	default:
+		return o, fmt.Errorf("--logits %q: want full or candidates", *f.logits)
+	}
+	switch *f.dtype {
+	case "fp32":
+		o.Model.DType = hf.F32
+	case "fp64":
+		o.Model.DType = hf.F64
+	default:
+		return o, fmt.Errorf("--dtype %q: want fp32 or fp64", *f.dtype)
+	}
+	// Full training adds LoRA matrices only when targets are named explicitly.
+	if !o.Full || isFlagSet(f.fs, "lora-targets") {
+		spec := &llama.LoRASpec{Rank: *f.rank, Alpha: *f.alpha}
+		for _, t := range strings.Split(*f.targets, ",") {
+			if t = strings.TrimSpace(t); t != "" {
+				spec.Targets = append(spec.Targets, t)
+			}
+		}
+		if err := spec.Validate(); err != nil {
+			return o, err
+		}
+		o.Model.LoRA = spec
+	}
+	return o, nil
+}
+
+func exportMain(args []string, log io.Writer) error {
+	fs := newFlagSet("export", "--model DIR --out DIR [flags]")
+	model := fs.String("model", "", "checkpoint folder (required)")
+	out := fs.String("out", "", "artifact folder to write (required)")
+	tf := addTrainFlags(fs)
+	cache := fs.String("cache-dir", "", "folder for weights converted to the compute dtype (default: the user cache folder)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *model == "" || *out == "" {
+		return fmt.Errorf("--model and --out are required")
+	}
+	o, err := tf.options(runtime.ModelOptions{CacheDir: *cache})
+	if err != nil {
+		return err
+	}
+	tg, err := runtime.BuildTrainGraphs(*model, o)
+	if err != nil {
+		return err
+	}
+	if err := runtime.WriteArtifacts(*out, tg); err != nil {
+		return err
+	}
+	fmt.Fprintf(log, "bear export: wrote %s (forward %d KiB, backward %d KiB, %d residuals, policy %s)\n",
+		*out, len(tg.Forward)>>10, len(tg.Backward)>>10, len(tg.Manifest.Residuals), tg.Manifest.Policy)
+	return nil
+}
+
+func gradMain(args []string, stdout io.Writer) error {
+	fs := newFlagSet("grad", "--model DIR --adapter DIR --ids 1,2,3 --cotangent FILE.json [flags]")
+	model := fs.String("model", "", "checkpoint folder (required)")
+	adapter := fs.String("adapter", "", "PEFT LoRA adapter folder (required): its config fixes targets, r and alpha")
+	idsFlag := fs.String("ids", "", "comma-separated token ids of one sequence (required)")
+	cotPath := fs.String("cotangent", "", `JSON file {"cotangent":[[...vocab...],...]}, one row per position (required)`)
+	policy := fs.String("policy", "stash", "residual policy: stash or recompute")
+	dtype := fs.String("dtype", "fp32", "compute dtype: fp32 or fp64")
+	of := addORTFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *model == "" || *adapter == "" || *idsFlag == "" || *cotPath == "" {
+		return fmt.Errorf("--model, --adapter, --ids and --cotangent are required")
+	}
+	ids, err := forwardIDs(*model, *idsFlag, "")
+	if err != nil {
+		return err
+	}
+	cfg, err := hf.ReadConfig(*model)
+	if err != nil {
+		return err
+	}
+	ad, err := runtime.ReadAdapter(*adapter, cfg)
+	if err != nil {
+		return err
+	}
+	cot, err := readCotangent(*cotPath, len(ids), cfg.VocabSize)
+	if err != nil {
+		return err
+	}
+	mo, err := of.modelOptions()
+	if err != nil {
+		return err
+	}
+	mo.LoRA = &ad.Spec
+	o := runtime.TrainOptions{Model: mo}
+	if o.Policy, err = autodiff.ParsePolicy(*policy); err != nil {
+		return err
+	}
+	switch *dtype {
+	case "fp32":
+		return runGrad[float32](*model, o, ad, ids, cot, stdout)
+	case "fp64":
+		return runGrad[float64](*model, o, ad, ids, cot, stdout)
+	}
+	return fmt.Errorf("--dtype %q: want fp32 or fp64", *dtype)
+}
+
+func readCotangent(path string, rows, vocab int) ([]float64, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var c struct {
+		Cotangent [][]float64 `json:"cotangent"`
+	}
+	if err := json.Unmarshal(data, &c); err != nil {
+		return nil, fmt.Errorf("%s: malformed JSON: %w", path, err)
+	}
+	if len(c.Cotangent) != rows {
+		return nil, fmt.Errorf("%s: cotangent has %d rows, want one per position (%d)", path, len(c.Cotangent), rows)
+	}
+	flat := make([]float64, 0, rows*vocab)
+	for i, r := range c.Cotangent {
+		if len(r) != vocab {
+			return nil, fmt.Errorf("%s: cotangent[%d] has %d values, want the vocabulary size %d", path, i, len(r), vocab)
+		}
+		flat = append(flat, r...)
+	}
+	return flat, nil
+}
+
+func runGrad[T runtime.Float](model string, o runtime.TrainOptions, ad *runtime.Adapter, ids []int64, cot []float64, stdout io.Writer) error {
+	tr, err := runtime.NewTrainer[T](model, o)
+	if err != nil {
+		return err
+	}
+	defer tr.Close()
+	if err := tr.SetAdapter(ad); err != nil {
+		return err
+	}
+	b := runtime.NewBatch([][]int64{ids})
+	index := make([]int64, len(ids))
+	for i := range index {
+		index[i] = b.Index(0, i)
+	}
+	if _, err := tr.Forward(b, index, nil, 0); err != nil {
+		return err
+	}
+	ct := make([]T, len(cot))
+	for i, v := range cot {
+		ct[i] = T(v)
+	}
+	grads, err := tr.Backward(ct)
+	if err != nil {
+		return err
+	}
+	out := map[string][][]float64{}
+	for _, in := range tr.Manifest.LoRAInputs {
+		g := grads[in.Name]
+		rows := make([][]float64, in.Rows)
+		for r := range rows {
+			rows[r] = make([]float64, in.Cols)
+			for c := range rows[r] {
+				rows[r][c] = float64(g[r*in.Cols+c])
+			}
+		}
+		out[runtime.PEFTKey(in.Layer, in.Module, in.Which)] = rows
+	}
+	js, err := json.Marshal(map[string]any{"grads": out})
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(stdout, "%s\n", js)
+	return err
+}
