@@ -82,13 +82,13 @@ type Result struct {
 type Loss int
 
 const (
-	Kept         Loss = iota // returned
-	NotInTrie                // the target item has no sequence in the trie
-	PrunedBeam               // its prefix was not among the B continued beams (or its EOS ranked >= B)
-	Rejected                 // it finished but scored <= the worst of B finished hypotheses
-	Displaced                // it finished and was later pushed out by B better finished ones
-	Stopped                  // the early-stopping heuristic ended the search with its prefix still open
-	NotReturned              // it was among the B finished but below Return
+	Kept        Loss = iota // returned
+	NotInTrie               // the target item has no sequence in the trie
+	PrunedBeam              // its prefix was not among the B continued beams (or its EOS ranked >= B)
+	Rejected                // it finished but scored <= the worst of B finished hypotheses
+	Displaced               // it finished and was later pushed out by B better finished ones
+	Stopped                 // the early-stopping heuristic ended the search with its prefix still open
+	NotReturned             // it was among the B finished but below Return
 )
 
 func (l Loss) String() string {

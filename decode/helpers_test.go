@@ -11,10 +11,10 @@ import (
 // testTrie mirrors tokenize.Trie's semantics: sequences end with EOS, EOS is a child where a
 // title ends, items sit on the node after EOS, children are sorted.
 type testTrie struct {
-	kids  []map[int]int
-	items [][]int
+	kids   []map[int]int
+	items  [][]int
 	sorted [][]int
-	eos   int
+	eos    int
 }
 
 func newTestTrie(seqs [][]int, items [][]int, eos int) *testTrie {

@@ -17,7 +17,7 @@ type refHyp struct {
 }
 
 type refOut struct {
-	hyps  []refHyp      // best first, num_return_sequences of them (junk included)
+	hyps  []refHyp          // best first, num_return_sequences of them (junk included)
 	live  []map[string]bool // live[s]: real prefixes among the running beams after step s
 	tried []map[string]bool // tried[s]: sequences whose EOS was offered to the hypotheses at step s
 }

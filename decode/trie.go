@@ -41,9 +41,9 @@ func endNode(t Trie, node int) int {
 // from it to the end of a sequence. Build it once per catalogue; it is read-only afterwards.
 type Index struct {
 	Trie  Trie
-	paths map[int][]int     // item id -> tokens incl. EOS
-	ends  map[int][2]int32  // node -> {min, max} remaining tokens incl. EOS (0,0 at an end node)
-	depth int               // longest sequence, tokens incl. EOS
+	paths map[int][]int    // item id -> tokens incl. EOS
+	ends  map[int][2]int32 // node -> {min, max} remaining tokens incl. EOS (0,0 at an end node)
+	depth int              // longest sequence, tokens incl. EOS
 }
 
 // NewIndex walks the whole trie (depth first) once.
