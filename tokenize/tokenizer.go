@@ -331,6 +331,19 @@ func (t *Tokenizer) AppendEncode(dst []int, text string) []int {
 	return t.appendEncode(dst, text, &w)
 }
 
+// Encoder encodes with scratch buffers kept between calls: the allocation-free path for hot
+// loops. One Encoder per goroutine.
+type Encoder struct {
+	t *Tokenizer
+	w bpeWork
+}
+
+// NewEncoder returns an Encoder of t.
+func (t *Tokenizer) NewEncoder() *Encoder { return &Encoder{t: t} }
+
+// Append appends the ids of text (no template) to dst, as Tokenizer.AppendEncode.
+func (e *Encoder) Append(dst []int, text string) []int { return e.t.appendEncode(dst, text, &e.w) }
+
 func (t *Tokenizer) appendEncode(dst []int, text string, w *bpeWork) []int {
 	start := 0
 	for i := 0; i < len(text); i++ {
