@@ -278,3 +278,43 @@ func TestSearchErrors(t *testing.T) {
 		t.Fatal("zero beams accepted")
 	}
 }
+
+// An official-style trie stores titles without EOS: EOS is allowed only where nothing else is
+// ([EOS] at leaves), the item sits on the leaf, and a title that is a token-prefix of another
+// cannot be generated. decode follows whatever trie it gets; compare with the reference.
+func TestSearchTrieWithoutEOS(t *testing.T) {
+	const eos = 5
+	// item 0 "1 2" is a prefix of item 1 "1 2 3"; item 2 "4"
+	tr := newTestTrie([][]int{{1, 2}, {1, 2, 3}, {4}}, [][]int{{0}, {1}, {2}}, eos)
+	lm := toyLM{V: 6, seed: 3, scale: 2}
+	for _, mode := range []Mode{AfterSoftmax, BeforeSoftmax} {
+		cfg := DefaultConfig()
+		cfg.Beams, cfg.Return, cfg.Mode = 3, 3, mode
+		got, err := Search(NewFuncScorer(lm.logits), tr, [][]int{{0}}, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ref := refSearch(tr, lm.logits, 6, []int{0}, 3, 3, mode, 1, StopScorer, 6)
+		var real []refHyp
+		for _, h := range ref.hyps {
+			if h.score > -1e7 {
+				real = append(real, h)
+			}
+		}
+		if len(got[0].Hyps) != 2 || len(real) != 2 {
+			t.Fatalf("%v: %v, reference %v: want the two leaf titles", mode, got[0].Hyps, real)
+		}
+		for k, h := range got[0].Hyps {
+			if !slices.Equal(h.Tokens, real[k].seq) || math.Abs(h.Score-real[k].score) > tol {
+				t.Fatalf("%v: %v, reference %v", mode, h, real[k])
+			}
+			if len(h.Items) != 1 || h.Items[0] == 0 {
+				t.Fatalf("%v: items %v", mode, h.Items)
+			}
+		}
+		ix := NewIndex(tr)
+		if p, ok := ix.Path(1); !ok || !slices.Equal(p, []int{1, 2, 3, eos}) || ix.Depth() != 4 {
+			t.Fatalf("index path %v %v depth %d", p, ok, ix.Depth())
+		}
+	}
+}

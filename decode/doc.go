@@ -20,6 +20,8 @@
 // Search takes all its prompts as one batch: one Scorer.Start, then one Scorer.Step per
 // decoding step holding the live beams of every unfinished prompt (at most B rows each). The
 // caller picks the batch size (8 to 64 prompts is sensible); results do not depend on it.
+// Search never asks for more than len(prompts)*B rows in one call; ExactTopB asks for at most
+// len(prompts)*MaxFrontier (unbounded without a cap).
 //
 // # The Scorer contract
 //
@@ -76,7 +78,8 @@
 //   - max_new_tokens (Config.MaxNewTokens, 0 = none): at that step a prompt's open beams are
 //     finalised like BeamSearchScorer.finalize (all added, score = sum / tokens so far). With a
 //     trie no path outlives the longest title (Index.Depth), so the official 128 never bites
-//     unless a title has more than 127 tokens; set 128 to match it exactly there.
+//     unless a title has more than 127 tokens; set 128 to match it exactly there. Such
+//     finalised hypotheses end without EOS, on an inner node, usually with no Items.
 //   - The returned list is the finished hypotheses sorted by score, best first, ties as HF's
 //     stable sort-then-pop gives them (the later-added first), cut to Return.
 //   - The constraint: the allowed tokens of a beam are the children of its trie node; where a

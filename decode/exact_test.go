@@ -32,9 +32,13 @@ func TestExactTopBMatchesBruteForce(t *testing.T) {
 				floors = append(floors, f)
 			}
 		}
-		got, err := ExactTopB(NewFuncScorer(lm.logits), ix, prompts, floors, cfg)
+		sc := &checkingScorer{SeqScorer: NewFuncScorer(lm.logits), t: tr}
+		got, err := ExactTopB(sc, ix, prompts, floors, cfg)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if sc.err != nil {
+			t.Fatal(sc.err)
 		}
 		for u, p := range prompts {
 			want := bruteForce(tr, seqs, lm.logits, p, cfg.Mode, cfg.LengthPenalty)

@@ -36,6 +36,9 @@ func TestEvaluateOfficialFormulas(t *testing.T) {
 			t.Errorf("%s: map %v", tc.name, mp)
 		}
 	}
+	if s := Evaluate([]int{0, -1}, nil).String(); s != "NDCG@1 0.500000  NDCG@5 0.500000  NDCG@10 0.500000  HR@1 0.500000  HR@5 0.500000  HR@10 0.500000" {
+		t.Errorf("String: %q", s)
+	}
 	if m := Evaluate(nil, nil); m.N != 0 || m.HR[0] != 0 {
 		t.Error("empty")
 	}
