@@ -124,11 +124,14 @@
 // unchanged; shared prefixes are scored once. A prefix with log-probability sum S <= 0 at
 // depth d whose completions have between d+lo and d+hi tokens cannot finish above
 // max(S/(d+lo)^lp, S/(d+hi)^lp); it is dropped once that bound is below the K-th best finished
-// score so far or below a given floor (AnalysePruning passes the beam search's K-th score,
-// which can only be <= the exact one). ExactConfig.MaxFrontier caps the open prefixes per
+// score so far or below a given floor (AnalysePruning passes the K-th best score of the beam
+// search's hypotheses under the exact ranking: K real sequences, so never above the exact
+// K-th). ExactConfig.MaxFrontier caps the open prefixes per
 // prompt and depth for large catalogues; a capped result is flagged Truncated.
 //
-// AnalysePruning runs SearchTrace and ExactTopB with the same scorer and reports per prompt the
+// AnalysePruning (PruneConfig: the beam Config, the exact ranking's length penalty — by default
+// the beam's own, 0 for plain sequence log-probability — and the frontier cap) runs SearchTrace
+// and ExactTopB with the same scorer and reports per prompt the
 // target's beam rank, exact rank, and Pruned = in the exact top-B but not returned (the paper's
 // incorrect pruning); Summarise gives the rate over all prompts and over the prompts whose
 // target is in the exact top-B, and a histogram of the step at which those targets were lost.

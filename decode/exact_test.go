@@ -116,7 +116,8 @@ func TestAnalysePruning(t *testing.T) {
 			prompts[i] = []int{500 + i, trial}
 			targets[i] = r.IntN(len(seqs) + 3) // item ids are 0..items-1; some fall outside
 		}
-		cases, res, err := AnalysePruning(NewFuncScorer(lm.logits), ix, prompts, targets, cfg, 0)
+		pc := PruneConfig{Beam: cfg, ExactLengthPenalty: []float64{cfg.LengthPenalty, 0}[trial%2]}
+		cases, res, err := AnalysePruning(NewFuncScorer(lm.logits), ix, prompts, targets, pc)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -151,6 +152,17 @@ func TestAnalysePruning(t *testing.T) {
 			}
 			if c.Trace.How == Stopped && lost > 0 && lost <= c.Trace.Step {
 				t.Fatalf("trial %d: stopped at %d but lost at %d", trial, c.Trace.Step, lost)
+			}
+			bf := bruteForce(tr, seqs, lm.logits, prompts[i], cfg.Mode, pc.ExactLengthPenalty)
+			wantRank := -1
+			for k := 0; k < len(bf) && k < cfg.Beams; k++ {
+				if slices.Equal(bf[k].seq, path) {
+					wantRank = k
+				}
+			}
+			tiedAtCut := len(bf) > cfg.Beams && bf[cfg.Beams-1].score == bf[cfg.Beams].score
+			if !tiedAtCut && (wantRank >= 0) != (c.ExactRank >= 0) {
+				t.Fatalf("trial %d: exact rank %d, brute force %d", trial, c.ExactRank, wantRank)
 			}
 			if c.Pruned != (c.ExactRank >= 0 && c.BeamRank < 0) {
 				t.Fatal("pruned verdict")

@@ -31,23 +31,47 @@ type PruneSummary struct {
 	Truncated int // prompts whose exact search was capped
 }
 
-// AnalysePruning runs beam search with targets traced and the exact top-B search (over the same
-// scorer, seeded with the beam search's B-th score as a lower bound) and compares them. The exact
-// ranking uses cfg.LengthPenalty, i.e. the beam search's own final score. maxFrontier is
-// ExactConfig.MaxFrontier.
-func AnalysePruning(sc Scorer, ix *Index, prompts [][]int, targets []int, cfg Config, maxFrontier int) ([]PruneCase, []Result, error) {
-	res, err := SearchTrace(sc, ix, prompts, targets, cfg)
+// PruneConfig configures AnalysePruning.
+type PruneConfig struct {
+	Beam Config // the beam search analysed
+	// ExactLengthPenalty is the length penalty of the exact ranking: Beam.LengthPenalty ranks
+	// items by the beam search's own final score (DefaultPruneConfig), 0 by the plain sequence
+	// log-probability.
+	ExactLengthPenalty float64
+	MaxFrontier        int // ExactConfig.MaxFrontier
+}
+
+// DefaultPruneConfig analyses DefaultConfig's beam search against the exact top-B by the same
+// (length-normalised) score, without a frontier cap.
+func DefaultPruneConfig() PruneConfig {
+	c := DefaultConfig()
+	return PruneConfig{Beam: c, ExactLengthPenalty: c.LengthPenalty}
+}
+
+// AnalysePruning runs beam search with the targets traced, then the exact top-B search over the
+// same scorer, seeded with a lower bound from the beam's hypotheses (their B-th best score under
+// the exact ranking), and compares the two lists.
+func AnalysePruning(sc Scorer, ix *Index, prompts [][]int, targets []int, cfg PruneConfig) ([]PruneCase, []Result, error) {
+	res, err := SearchTrace(sc, ix, prompts, targets, cfg.Beam)
 	if err != nil {
 		return nil, nil, err
 	}
+	B := cfg.Beam.Beams
 	floors := make([]float64, len(prompts))
 	for i, r := range res {
 		floors[i] = math.Inf(-1)
-		if len(r.Hyps) == cfg.Beams {
-			floors[i] = r.Hyps[len(r.Hyps)-1].Score
+		var sc []float64
+		for _, h := range r.Hyps {
+			if h.Tokens[len(h.Tokens)-1] == ix.Trie.EOS() { // complete sequences only
+				sc = append(sc, normalise(h.SumLogProb, len(h.Tokens), cfg.ExactLengthPenalty))
+			}
+		}
+		if len(sc) >= B {
+			sort.Float64s(sc)
+			floors[i] = sc[len(sc)-B]
 		}
 	}
-	ex, err := ExactTopB(sc, ix, prompts, floors, ExactConfig{K: cfg.Beams, Mode: cfg.Mode, LengthPenalty: cfg.LengthPenalty, MaxFrontier: maxFrontier})
+	ex, err := ExactTopB(sc, ix, prompts, floors, ExactConfig{K: B, Mode: cfg.Beam.Mode, LengthPenalty: cfg.ExactLengthPenalty, MaxFrontier: cfg.MaxFrontier})
 	if err != nil {
 		return nil, nil, err
 	}
