@@ -45,8 +45,10 @@
 //     log-softmax, so log p = logit - logsumexp(candidate logits): renormalised over the
 //     allowed set. LogZ is not read.
 //
-// # HF semantics implemented (read from transformers' generation/beam_search.py and the
-// vectorised _beam_search in generation/utils.py)
+// # HF semantics implemented
+//
+// As read in transformers' generation/beam_search.py (BeamSearchScorer, BeamHypotheses) and
+// the vectorised _beam_search of generation/utils.py:
 //
 //   - num_beams = B (Config.Beams, default 10), num_return_sequences = Config.Return (default
 //     B), length_penalty = Config.LengthPenalty (default 1.0), early_stopping False, no sampling,

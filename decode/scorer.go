@@ -22,6 +22,8 @@ type Scores struct {
 // them by index. A KV-cache scorer reorders (gathers) its cache by parents before appending the
 // new tokens; a no-cache scorer keeps each row's token sequence and re-runs it (see SeqScorer).
 // Rows of the previous call that no parent refers to are dropped (finished beams and users).
+// The returned Scores (and their Logits) may be reused by the scorer on its next call: the
+// search reads them before calling again and never keeps them. Calls are sequential.
 type Scorer interface {
 	// Start begins a new search (forgetting all earlier rows) with one row per prompt: the
 	// prompt's tokens, up to and including the position that predicts the first response
@@ -32,9 +34,6 @@ type Scorer interface {
 	// rows may share a parent. parents is not necessarily sorted.
 	Step(parents []int, tokens []int, cands [][]int) ([]Scores, error)
 }
-
-// The returned Scores (and their Logits) may be reused by the scorer on its next call: the
-// search reads them before calling again and never keeps them.
 
 // LogSumExp32 returns log(sum(exp(x))) in float64 (-Inf for an empty slice).
 func LogSumExp32(x []float32) float64 {
