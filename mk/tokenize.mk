@@ -4,6 +4,8 @@
 #   make tokcheck [DATA=dir]       full comparison on the Amazon data (default ../shared/data/amazon)
 #   make goldens-tokenize [DATA=]  regenerate testdata/tokenize/golden.jsonl.gz from the reference
 #   make tokbench                  Go encoder vs Rust tokenizers on the golden sample's texts
+#   make tokcheck-sugarme          sugarme/tokenizer's own pipeline on the golden sample (slow on
+#                                  the full set: TOKSUGAR_REF=.cache/tokcheck/ref.jsonl)
 
 TOKREF_DIR  := .cache/node-tokenizers
 TOKREF_PKG  := tools/reference/tokenizers
@@ -13,7 +15,7 @@ TOKCHECK     = $(GO) run ./tokenize/internal/tokcheck
 
 GOLDENS += goldens-tokenize
 
-.PHONY: tokref-deps tokcheck tokref goldens-tokenize tokbench
+.PHONY: tokref-deps tokcheck tokref goldens-tokenize tokbench tokcheck-sugarme
 
 tokref-deps: $(TOKREF_DIR)/node_modules/tokenizers/package.json
 
@@ -42,3 +44,7 @@ goldens-tokenize: tokref
 tokbench: deps tokref-deps
 	$(GO) test -run '^$$' -bench 'Encode' -benchtime 2s ./tokenize
 	node tools/reference/tokref.js bench $(TOKENIZER) testdata/tokenize/golden.jsonl.gz
+
+TOKSUGAR_REF ?= testdata/tokenize/golden.jsonl.gz
+tokcheck-sugarme: deps
+	$(TOKCHECK) sugarme -tokenizer $(TOKENIZER) -ref $(TOKSUGAR_REF)

@@ -13,31 +13,37 @@
 // spellings back to bytes.
 //
 // Its encoding pipeline cannot produce Llama-3 ids, so the encoder is ours. Measured against
-// Hugging Face's Rust library on our data, sugarme v0.3.0:
+// Hugging Face's Rust library (tokcheck sugarme): pretrained.FromFile panics on the Llama-3
+// file, and with the lookahead alternative removed so that it loads, sugarme's pipeline gets
+// 105 735 of our 134 520 comparison texts wrong (every prompt and every in-context title, 49%
+// of the standalone titles) at about 450 titles/s. The parts that are ours, and why:
 //
-//   - panics in pretrained.FromFile on the Split regex's lookahead (?!\S) (Go's regexp has no
-//     lookahead). Ours: splitLlama3, a hand-written matcher of the seven alternatives of the
-//     Llama-3 pattern with the regex engine's leftmost-first, backtracking semantics (no regex);
-//   - re-splits every piece with the GPT-2 regex in its ByteLevel step although the file says
-//     use_regex: false (83% of records differ; even "### Response:\n" becomes
-//     [14711 6075 25 198] instead of [14711 6075 512]). Ours: no re-split; the byte-level
-//     mapping is implicit because our vocabulary is keyed by raw bytes;
-//   - breaks ties between equal-rank merges differently from HF. Ours: appendPiece merges the
-//     lowest rank, leftmost first, which is exactly HF's priority-queue order;
-//   - drops special tokens written in the text. Ours: added tokens are matched in the raw text
-//     (leftmost, longest) before pre-tokenisation, as HF's AddedVocabulary does;
-//   - does not support ignore_merges (588 vocabulary tokens unreachable). Ours: a pre-token that
-//     is itself a vocabulary token is emitted as one id;
-//   - recompiles regexes per call (about 600 titles/s).
-//
-// The BOS template (post-processor) is applied by EncodeSpecial; Encode adds nothing.
+//   - the split: the pattern's lookahead (?!\S) does not exist in Go's regexp. Ours is
+//     splitLlama3, a hand-written matcher of the seven alternatives of the Llama-3 pattern with
+//     the regex engine's leftmost-first, backtracking semantics (no regex at all);
+//   - the byte-level step: sugarme re-splits every piece with the GPT-2 regex although the file
+//     says use_regex: false (so even "### Response:\n" becomes [14711 6075 25 198] instead of
+//     [14711 6075 512]). Ours does not split; the byte-level mapping itself is implicit, because
+//     our vocabulary is keyed by the tokens' raw bytes (the mapping is a bijection on bytes);
+//   - BPE: sugarme breaks ties between equal-rank merges differently from HF and ignores
+//     ignore_merges (588 vocabulary tokens unreachable). Ours (appendPiece) emits a pre-token
+//     that is a vocabulary token as one id, and otherwise merges the lowest rank, leftmost
+//     first, which is exactly the order of HF's priority queue;
+//   - special tokens written in the text: sugarme drops them; ours matches the added tokens in
+//     the raw text (leftmost, longest) before pre-tokenisation, as HF's AddedVocabulary does;
+//   - the post-processor's BOS template: EncodeSpecial prepends the ids read from the template
+//     (Encode adds nothing);
+//   - speed: sugarme recompiles regexes per call; ours allocates nothing per call through an
+//     Encoder.
 //
 // The result matches Hugging Face tokenizers 0.23.2 (Rust, through its N-API npm package) on
-// every record of the comparison: all titles of the four datasets as "TITLE" and as
-// ### Response:\n"TITLE", the training and inference prompts of the first 2000 rows of every
-// split file and about 300 tricky strings (make tokcheck; a sample of 5 400 records is the
-// golden test). Decoding the ids gives the text back. Single goroutine, it encodes about
-// 270k titles/s (Rust batched on both cores: about 58k/s on this machine; make tokbench).
+// all 134 520 texts of the comparison (make tokcheck): every distinct title of the four
+// datasets as "TITLE" and as ### Response:\n"TITLE", the training and inference prompts of the
+// first 2000 rows of every split file, 292 tricky strings and 20 000 random strings of tricky
+// fragments. A sample of 6 432 records is the golden test (testdata/tokenize). Decoding the
+// ids gives the text back. Single goroutine, it encodes about 270k-350k titles/s and 29k-36k
+// prompts/s, against 58k-70k titles/s and 6.5k-6.8k prompts/s for the Rust library batched
+// on both cores of the same machine (make tokbench).
 //
 // # Prompts, data and items
 //

@@ -6,6 +6,7 @@
 //	tokcheck check -tokenizer FILE -ref ref.jsonl[.gz]
 //	tokcheck sample -tokenizer FILE -ref ref.jsonl -out golden.jsonl.gz
 //	tokcheck incontext -tokenizer FILE -data DIR
+//	tokcheck sugarme -tokenizer FILE -ref ref.jsonl[.gz]   (sugarme's own pipeline, for the record)
 package main
 
 import (
@@ -36,7 +37,7 @@ var datasets = []string{"Office", "Book", "Clothing", "Toy"}
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: tokcheck corpus|check|sample|incontext [flags]")
+		fmt.Fprintln(os.Stderr, "usage: tokcheck corpus|check|sample|incontext|sugarme [flags]")
 		os.Exit(2)
 	}
 	fs := flag.NewFlagSet("tokcheck "+os.Args[1], flag.ExitOnError)
@@ -56,6 +57,8 @@ func main() {
 		err = sample(*tokPath, *ref, *out)
 	case "incontext":
 		err = incontext(*tokPath, *data)
+	case "sugarme":
+		err = sugarme(*tokPath, *ref)
 	default:
 		err = fmt.Errorf("unknown mode %q", os.Args[1])
 	}
