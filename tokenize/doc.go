@@ -15,8 +15,8 @@
 // Its encoding pipeline cannot produce Llama-3 ids, so the encoder is ours. Measured against
 // Hugging Face's Rust library (tokcheck sugarme): pretrained.FromFile panics on the Llama-3
 // file, and with the lookahead alternative removed so that it loads, sugarme's pipeline gets
-// 105 735 of our 134 520 comparison texts wrong (every prompt and every in-context title, 49%
-// of the standalone titles) at about 450 titles/s. The parts that are ours, and why:
+// 105735 of our 134520 comparison texts wrong (every prompt and every in-context title, 49%
+// of the standalone titles) at about 450 titles/s (one goroutine). The parts that are ours, and why:
 //
 //   - the split: the pattern's lookahead (?!\S) does not exist in Go's regexp. Ours is
 //     splitLlama3, a hand-written matcher of the seven alternatives of the Llama-3 pattern with
@@ -26,7 +26,7 @@
 //     [14711 6075 512]). Ours does not split; the byte-level mapping itself is implicit, because
 //     our vocabulary is keyed by the tokens' raw bytes (the mapping is a bijection on bytes);
 //   - BPE: sugarme breaks ties between equal-rank merges differently from HF and ignores
-//     ignore_merges (588 vocabulary tokens unreachable). Ours (appendPiece) emits a pre-token
+//     ignore_merges (588 vocabulary tokens unreachable, as measured for issue 5). Ours (appendPiece) emits a pre-token
 //     that is a vocabulary token as one id, and otherwise merges the lowest rank, leftmost
 //     first, which is exactly the order of HF's priority queue;
 //   - special tokens written in the text: sugarme drops them; ours matches the added tokens in
@@ -37,10 +37,10 @@
 //     Encoder.
 //
 // The result matches Hugging Face tokenizers 0.23.2 (Rust, through its N-API npm package) on
-// all 134 520 texts of the comparison (make tokcheck): every distinct title of the four
+// all 134520 texts of the comparison (make tokcheck): every distinct title of the four
 // datasets as "TITLE" and as ### Response:\n"TITLE", the training and inference prompts of the
-// first 2000 rows of every split file, 292 tricky strings and 20 000 random strings of tricky
-// fragments. A sample of 6 432 records is the golden test (testdata/tokenize). Decoding the
+// first 2000 rows of every split file, 292 tricky strings and 20000 random strings of tricky
+// fragments. A sample of 6432 records is the golden test (testdata/tokenize). Decoding the
 // ids gives the text back. Single goroutine, it encodes about 270k-350k titles/s and 29k-36k
 // prompts/s, against 58k-70k titles/s and 6.5k-6.8k prompts/s for the Rust library batched
 // on both cores of the same machine (make tokbench).
