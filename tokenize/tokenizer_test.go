@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	sugar "github.com/sugarme/tokenizer"
 )
 
 var (
@@ -261,4 +263,29 @@ func BenchmarkEncodeTitlesAPI(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N*len(texts))/b.Elapsed().Seconds(), "titles/s")
+}
+
+func TestLoadErrors(t *testing.T) {
+	_, err := Load(filepath.Join(t.TempDir(), "missing.json"))
+	if err == nil || !strings.Contains(err.Error(), "make deps") {
+		t.Errorf("missing file: %v", err)
+	}
+	cfg, err := sugar.ConfigFromFile(tokenizerPath())
+	if err != nil {
+		t.Fatalf("run `make deps`: %v", err)
+	}
+	pre := cfg.PreTokenizer
+	cfg.PreTokenizer = map[string]interface{}{"type": "ByteLevel"}
+	if _, err := fromConfig(cfg); err == nil {
+		t.Error("GPT-2 pre-tokenizer accepted")
+	}
+	cfg.PreTokenizer = pre
+	cfg.Normalizer = map[string]interface{}{"type": "NFC"}
+	if _, err := fromConfig(cfg); err == nil {
+		t.Error("normalizer accepted")
+	}
+	cfg.Normalizer = nil
+	if _, err := fromConfig(cfg); err != nil {
+		t.Errorf("restored config: %v", err)
+	}
 }
