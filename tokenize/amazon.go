@@ -152,3 +152,40 @@ func parseIDList(s string) ([]int, error) {
 	}
 	return out, nil
 }
+
+// Dataset is one Amazon dataset folder: its prompt strings, catalogue and split files.
+type Dataset struct {
+	Name      string
+	Prompt    Prompt
+	Catalogue *Catalogue
+	// Train and Test are the rows of train_10000.csv and test_5000.csv (nil where the file is
+	// absent, as Toy's training file is).
+	Train, Test []Row
+}
+
+// ReadDataset reads dir/id2name4Rec.json, dir/train_10000.csv and dir/test_5000.csv (each
+// split optional) with the prompt of the dataset called name (see DatasetPrompt).
+func ReadDataset(dir, name string) (*Dataset, error) {
+	p, err := DatasetPrompt(name)
+	if err != nil {
+		return nil, err
+	}
+	cat, err := ReadCatalogue(dir + "/id2name4Rec.json")
+	if err != nil {
+		return nil, err
+	}
+	d := &Dataset{Name: name, Prompt: p, Catalogue: cat}
+	for _, s := range []struct {
+		file string
+		rows *[]Row
+	}{{"train_10000.csv", &d.Train}, {"test_5000.csv", &d.Test}} {
+		path := dir + "/" + s.file
+		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if *s.rows, err = ReadSplit(path, cat); err != nil {
+			return nil, err
+		}
+	}
+	return d, nil
+}

@@ -56,6 +56,22 @@ func TestReadSplit(t *testing.T) {
 	}
 }
 
+func TestReadDataset(t *testing.T) {
+	d, err := ReadDataset(mini, "Office")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Train) != 3 || len(d.Test) != 2 || len(d.Catalogue.IDs) != 7 || d.Prompt != datasetPrompts["Office"] {
+		t.Errorf("dataset: %d train, %d test, %d items, %+v", len(d.Train), len(d.Test), len(d.Catalogue.IDs), d.Prompt)
+	}
+	if _, err := ReadDataset(mini, "Unknown"); err == nil {
+		t.Error("unknown dataset name: no error")
+	}
+	if _, err := ReadDataset(t.TempDir(), "Toy"); err == nil {
+		t.Error("missing catalogue: no error")
+	}
+}
+
 func TestPrompt(t *testing.T) {
 	p, err := DatasetPrompt("Toy")
 	if err != nil {
