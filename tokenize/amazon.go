@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -170,7 +171,7 @@ func ReadDataset(dir, name string) (*Dataset, error) {
 	if err != nil {
 		return nil, err
 	}
-	cat, err := ReadCatalogue(dir + "/id2name4Rec.json")
+	cat, err := ReadCatalogue(filepath.Join(dir, "id2name4Rec.json"))
 	if err != nil {
 		return nil, err
 	}
@@ -179,7 +180,7 @@ func ReadDataset(dir, name string) (*Dataset, error) {
 		file string
 		rows *[]Row
 	}{{"train_10000.csv", &d.Train}, {"test_5000.csv", &d.Test}} {
-		path := dir + "/" + s.file
+		path := filepath.Join(dir, s.file)
 		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
 			continue
 		}
