@@ -213,7 +213,8 @@ func (t *Trainer[T]) Close() {
 }
 
 // Forward runs the forward pass and returns the logits at index ([n, vocab], or [n, c] with
-// candidates). Under Stash it also fills the residual buffers the next Backward reads.
+// candidates). Under Stash it also fills the residual buffers the next Backward reads. The
+// returned slice is reused by the next Forward of the same shape.
 func (t *Trainer[T]) Forward(b Batch, index []int64, cands []int64, c int) ([]T, error) {
 	n := len(index)
 	syms := map[string]int64{"batch": int64(b.B), "seq": int64(b.T), "n": int64(n), "c": int64(c)}
@@ -231,13 +232,19 @@ func (t *Trainer[T]) Forward(b Batch, index []int64, cands []int64, c int) ([]T,
 	for name, p := range t.Params {
 		t.inputs[name] = Tensor{t.shapes[name], p}
 	}
-	t.outputs = map[string]Tensor{}
+	// Output and residual buffers are reused while the batch shape stays the same: reallocating
+	// (and zeroing) hundreds of MiB of residuals every step cost more than some layers.
+	if t.outputs == nil {
+		t.outputs = map[string]Tensor{}
+	}
 	for _, o := range t.Manifest.ForwardOutputs {
 		s, err := o.eval(syms)
 		if err != nil {
 			return nil, err
 		}
-		t.outputs[o.Name] = newTensorOfType(o.dtype(), s)
+		if old, ok := t.outputs[o.Name]; !ok || !sameShape(old.Shape, s) {
+			t.outputs[o.Name] = newTensorOfType(o.dtype(), s)
+		}
 	}
 	if err := t.fwd.RunNamed(t.inputs, t.outputs); err != nil {
 		return nil, fmt.Errorf("forward: %w", err)
@@ -248,7 +255,7 @@ func (t *Trainer[T]) Forward(b Batch, index []int64, cands []int64, c int) ([]T,
 // Backward runs the backward pass for the cotangent of the logits of the last Forward and
 // returns the gradients by trainable name (buffers reused across steps).
 func (t *Trainer[T]) Backward(cotangent []T) (map[string][]T, error) {
-	if t.outputs == nil {
+	if t.inputs == nil {
 		return nil, fmt.Errorf("Backward before Forward")
 	}
 	lt := t.outputs[llama.Logits]
@@ -291,6 +298,18 @@ func (t *Trainer[T]) SetAdapter(a *Adapter) error {
 		}
 	}
 	return nil
+}
+
+func sameShape(a, b []int64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
 }
 
 func newTensorOfType(dt builder.DType, shape []int64) Tensor {

@@ -2,11 +2,11 @@ package runtime
 
 import (
 	"maps"
-	"strings"
 	"math"
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/bearrec/bear/onnx/autodiff"

@@ -13,16 +13,21 @@ import (
 )
 
 func init() {
-	register(&command{name: "bench", summary: "measure speed and memory: bench forward", run: func(args []string) error {
+	register(&command{name: "bench", summary: "measure speed and memory: bench forward | bench step", run: func(args []string) error {
 		return benchMain(args, os.Stdout)
 	}})
 }
 
 func benchMain(args []string, stdout io.Writer) error {
-	if len(args) == 0 || args[0] != "forward" {
-		return fmt.Errorf("usage: bear bench forward --model DIR [--batch 8] [--seq 256] [--iters 5]")
+	if len(args) > 0 {
+		switch args[0] {
+		case "forward":
+			return benchForward(args[1:], stdout)
+		case "step":
+			return benchStep(args[1:], stdout)
+		}
 	}
-	return benchForward(args[1:], stdout)
+	return fmt.Errorf("usage: bear bench forward|step --model DIR [flags]")
 }
 
 // benchForward reports forward tokens/s, the time to create the session, and the process's peak
@@ -87,6 +92,43 @@ func benchForward(args []string, stdout io.Writer) error {
 		"go_heap_after_load": float64(ms.HeapInuse) / (1 << 20),
 	}
 	js, _ := json.MarshalIndent(out, "", "  ")
+	_, err = fmt.Fprintf(stdout, "%s\n", js)
+	return err
+}
+
+// benchStep reports a LoRA training step's forward and backward times, its FLOP rate against
+// ONNX Runtime's GEMM rate in the same run, and the peak RSS of this process.
+func benchStep(args []string, stdout io.Writer) error {
+	fs := newFlagSet("bench step", "--model DIR [flags]")
+	model := fs.String("model", "", "checkpoint folder (required)")
+	batch := fs.Int("batch", 8, "sequences per batch")
+	seq := fs.Int("seq", 256, "tokens per sequence")
+	positions := fs.Int("positions", 20, "label positions per sequence (full-vocabulary logits there)")
+	iters := fs.Int("iters", 3, "timed steps after one warm-up step")
+	of := addORTFlags(fs)
+	tf := addTrainFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *model == "" {
+		return fmt.Errorf("--model is required")
+	}
+	mo, err := of.modelOptions()
+	if err != nil {
+		return err
+	}
+	o, err := tf.options(mo)
+	if err != nil {
+		return err
+	}
+	if o.Full {
+		return fmt.Errorf("bench step measures LoRA steps; --train full is not benchmarked")
+	}
+	r, err := runtime.BenchmarkStep(*model, o, *batch, *seq, *positions, *iters)
+	if err != nil {
+		return err
+	}
+	js, _ := json.MarshalIndent(r, "", "  ")
 	_, err = fmt.Fprintf(stdout, "%s\n", js)
 	return err
 }

@@ -46,7 +46,9 @@ func (o ortFlags) modelOptions() (runtime.ModelOptions, error) {
 	if err != nil {
 		return runtime.ModelOptions{}, err
 	}
-	return runtime.ModelOptions{Session: runtime.SessionOptions{Device: dev, Threads: *o.threads}, CacheDir: *o.cache}, nil
+	// $BEAR_ORT_PROFILE=prefix makes ONNX Runtime write a per-node JSON trace of every session.
+	so := runtime.SessionOptions{Device: dev, Threads: *o.threads, ProfilePrefix: os.Getenv("BEAR_ORT_PROFILE")}
+	return runtime.ModelOptions{Session: so, CacheDir: *o.cache}, nil
 }
 
 func forwardMain(args []string, stdout io.Writer) error {

@@ -101,8 +101,9 @@ def rotate_half(x):
     return torch.cat((-x[..., h:], x[..., :h]), dim=-1)
 
 
-def forward(cfg, W, ids, mask, pos, lora=None):
-    """ids, mask, pos: int64 [B, T]. Returns float64 logits [B, T, V]."""
+def forward(cfg, W, ids, mask, pos, lora=None, sel=None):
+    """ids, mask, pos: int64 [B, T]. Returns logits [B, T, V] in DT, or [n, V] at the (row, token)
+    index tensors sel = (rows, tokens) when given (the head then runs at those positions only)."""
     B, T = ids.shape
     H = cfg["hidden_size"]
     nh = cfg["num_attention_heads"]
@@ -121,12 +122,12 @@ def forward(cfg, W, ids, mask, pos, lora=None):
     freqs = (pos.float()[:, :, None] * inv_freq(cfg)[None, None, :])  # float32, as transformers
     emb = torch.cat((freqs, freqs), dim=-1)
     # transformers computes cos and sin in float32 too, then casts to the model dtype.
-    cos = emb.cos().to(DT)[:, None]
-    sin = emb.sin().to(DT)[:, None]
+    cos = emb.cos().to(W["model.norm.weight"].dtype)[:, None]
+    sin = emb.sin().to(W["model.norm.weight"].dtype)[:, None]
 
     causal = torch.tril(torch.ones(T, T, dtype=torch.bool))
     allowed = causal[None, None] & (mask[:, None, None, :] == 1)  # [B,1,T,T]
-    lowest = torch.finfo(DT).min
+    lowest = torch.finfo(W["model.norm.weight"].dtype).min
 
     x = W["model.embed_tokens.weight"][ids]
     for l in range(cfg["num_hidden_layers"]):
@@ -140,7 +141,7 @@ def forward(cfg, W, ids, mask, pos, lora=None):
         k = k.repeat_interleave(rep, dim=1)
         v = v.repeat_interleave(rep, dim=1)
         s = (q @ k.transpose(2, 3)) / math.sqrt(hd)
-        s = torch.where(allowed, s, torch.tensor(lowest, dtype=DT))
+        s = torch.where(allowed, s, torch.tensor(lowest, dtype=s.dtype))
         p = torch.softmax(s, dim=-1)
         o = (p @ v).transpose(1, 2).reshape(B, T, nh * hd)
         x = x + linear(o, l, "o_proj", "self_attn.o_proj")
@@ -149,6 +150,8 @@ def forward(cfg, W, ids, mask, pos, lora=None):
         u = linear(h, l, "up_proj", "mlp.up_proj")
         x = x + linear(torch.nn.functional.silu(g) * u, l, "down_proj", "mlp.down_proj")
     x = rms_norm(x, W["model.norm.weight"], eps)
+    if sel is not None:
+        x = x[sel[0], sel[1]]
     head = W["model.embed_tokens.weight"] if cfg.get("tie_word_embeddings") else W["lm_head.weight"]
     return x @ head.T
 
@@ -239,8 +242,9 @@ def main():
             result["lora_grads"] = {k: v.grad.tolist() for k, v in lora["weights"].items()}
         results.append(result)
         print(f"{case['name']}: {len(rows)} rows, max |logit| {logits.abs().max().item():.3f}")
-    with gzip.open(a.out, "wt") as f:
-        json.dump({"generator": "tools/reference/llamaref.py", "torch": torch.__version__, "cases": results}, f)
+    # mtime=0 keeps the file byte-identical when nothing changed.
+    with open(a.out, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as f:
+        f.write(json.dumps({"generator": "tools/reference/llamaref.py", "torch": torch.__version__, "cases": results}).encode())
 
 
 if __name__ == "__main__":
