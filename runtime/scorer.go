@@ -125,8 +125,3 @@ func logSumExp(row []float32) float64 {
 	}
 	return float64(m) + math.Log(s)
 }
-
-// newKVScorer is the KV-cache path (kvscorer.go).
-var newKVScorer = func(dir string, mo ModelOptions, o ScorerOptions) (Scorer, error) {
-	return nil, fmt.Errorf("KV-cache decoding is not built yet")
-}

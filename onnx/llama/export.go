@@ -234,12 +234,12 @@ func (e *exporter) weight(name string) builder.Value {
 // attention holds the per-forward tensors every layer's attention shares.
 type attention struct {
 	cos, sin   builder.Value // [B, 1, 1, T, hd]
-	allowed    builder.Value // bool [B, 1, 1, T, T]
+	allowed    builder.Value // bool [B, 1, 1, T, total]: total = cached + new key slots
 	batch, seq builder.Value // int64 [1]
 }
 
 func (e *exporter) build() {
-	g, c := e.g, e.cfg
+	g := e.g
 	ids := e.input(InputIDs, builder.Int64, "batch", "seq")
 	mask := e.input(AttentionMask, builder.Int64, "batch", "seq")
 	pos := e.input(PositionIDs, builder.Int64, "batch", "seq")
@@ -248,20 +248,8 @@ func (e *exporter) build() {
 	if e.opt.Logits == LogitsCandidates {
 		cand = e.input(Candidates, builder.Int64, "n", "c")
 	}
-	if e.opt.LoRA != nil {
-		for _, in := range e.opt.LoRA.Inputs(c) {
-			e.input(in.Name, e.dt, in.Rows, in.Cols)
-			e.loraInputs = append(e.loraInputs, in)
-		}
-	}
-
-	g.SetPrefix("embed")
-	x := g.Reshape(g.Gather(e.weight(hf.EmbedName), ids, 0), -1, int64(c.HiddenSize))
-	att := e.attentionInputs(ids, mask, pos)
-	for l := 0; l < c.NumLayers; l++ {
-		g.SetPrefix(fmt.Sprintf("layers.%d", l))
-		x = e.layer(l, x, att)
-	}
+	e.loraGraphInputs()
+	x := e.layers(ids, mask, pos, nil)
 	g.SetPrefix("head")
 	x = e.rmsNorm(x, hf.FinalNormName)
 	sel := g.Gather(x, idx, 0) // [n, hidden]
@@ -271,6 +259,29 @@ func (e *exporter) build() {
 	} else {
 		g.Output(logits, Logits)
 	}
+}
+
+func (e *exporter) loraGraphInputs() {
+	if e.opt.LoRA != nil {
+		for _, in := range e.opt.LoRA.Inputs(e.cfg) {
+			e.input(in.Name, e.dt, in.Rows, in.Cols)
+			e.loraInputs = append(e.loraInputs, in)
+		}
+	}
+}
+
+// layers runs the embedding and every decoder layer; kv, when set, extends each layer's keys
+// and values with a cache.
+func (e *exporter) layers(ids, mask, pos builder.Value, kv *kvCache) builder.Value {
+	g, c := e.g, e.cfg
+	g.SetPrefix("embed")
+	x := g.Reshape(g.Gather(e.weight(hf.EmbedName), ids, 0), -1, int64(c.HiddenSize))
+	att := e.attentionInputs(ids, mask, pos)
+	for l := 0; l < c.NumLayers; l++ {
+		g.SetPrefix(fmt.Sprintf("layers.%d", l))
+		x = e.layer(l, x, att, kv)
+	}
+	return x
 }
 
 // attentionInputs computes the rotary tables and the causal + padding mask once per forward.
@@ -292,14 +303,22 @@ func (e *exporter) attentionInputs(ids, mask, pos builder.Value) attention {
 
 	g.SetPrefix("mask")
 	a.batch, a.seq = g.ShapeDim(ids, 0), g.ShapeDim(ids, 1)
-	r := g.Range(g.ConstInt64([]int64{0}), g.Squeeze(a.seq, 0), g.ConstInt64([]int64{1})) // scalars in, [T] out
-	causal := g.LessOrEqual(g.Unsqueeze(r, 0), g.Unsqueeze(r, 1))                         // [T(query), T(key)]: key ≤ query
-	keyOK := g.Unsqueeze(g.Equal(mask, g.ConstInt64([]int64{1}, 1)), 1, 2, 3)             // [B, 1, 1, 1, T]
+	zero, one := g.ConstInt64([]int64{0}), g.ConstInt64([]int64{1})
+	// Keys are the mask's slots (cached ones first, then the new tokens); new token i sits at key
+	// slot past + i and sees every key slot up to its own.
+	total := g.ShapeDim(mask, 1)
+	keys := g.Range(zero, g.Squeeze(total, 0), one)  // [total]
+	queries := g.Range(zero, g.Squeeze(a.seq, 0), one) // [T]
+	if !total.Ints[0].Equal(a.seq.Ints[0]) {
+		queries = g.Add(queries, g.Squeeze(g.Sub(total, a.seq), 0))
+	}
+	causal := g.LessOrEqual(g.Unsqueeze(keys, 0), g.Unsqueeze(queries, 1))    // [T, total]
+	keyOK := g.Unsqueeze(g.Equal(mask, g.ConstInt64([]int64{1}, 1)), 1, 2, 3) // [B, 1, 1, 1, total]
 	a.allowed = g.And(causal, keyOK)
 	return a
 }
 
-func (e *exporter) layer(l int, x builder.Value, a attention) builder.Value {
+func (e *exporter) layer(l int, x builder.Value, a attention, cache *kvCache) builder.Value {
 	g, c := e.g, e.cfg
 	kv, group, hd := int64(c.NumKVHeads), int64(c.NumHeads/c.NumKVHeads), int64(c.HeadDim)
 	h := e.rmsNorm(x, hf.LayerWeight(l, "input_layernorm"))
@@ -314,6 +333,9 @@ func (e *exporter) layer(l int, x builder.Value, a attention) builder.Value {
 	q = e.rope(split(q, group), a)
 	k = e.rope(split(k, 1), a)
 	v = split(v, 1)
+	if cache != nil {
+		k, v = cache.extend(g, l, k, v)
+	}
 	scores := g.Mul(g.MatMul(q, g.Transpose(k, 0, 1, 2, 4, 3)), g.Scalar(e.dt, 1/math.Sqrt(float64(c.HeadDim))))
 	lowest := -math.MaxFloat32
 	if e.dt == builder.Float64 {

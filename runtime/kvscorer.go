@@ -1,0 +1,169 @@
+package runtime
+
+import (
+	"fmt"
+
+	"github.com/bearrec/bear/decode"
+	"github.com/bearrec/bear/onnx/hf"
+	"github.com/bearrec/bear/onnx/llama"
+)
+
+// kvScorer decodes with one ONNX graph that extends a key/value cache: Start is a step with an
+// empty cache (prefill), Step feeds one token per beam and gathers the cache rows of the
+// parents inside the graph. Only candidate logits, one log-sum-exp per row and the cache cross
+// between Go and ONNX Runtime; the cache lives in Go buffers between steps.
+type kvScorer struct {
+	sess    *Session
+	cfg     hf.Config
+	inputs  []string
+	lora    map[string]Tensor
+	rows    int
+	past    int       // cached slots per row
+	mask    []int64   // [rows, past]
+	nextPos []int64   // position of the next token of each row
+	cache   []Tensor  // present key/value per layer, [rows, kv, past, hd]
+	scratch []float32 // candidate logits
+}
+
+func newKVScorer(dir string, mo ModelOptions, o ScorerOptions) (Scorer, error) {
+	if mo.DType != "" && mo.DType != hf.F32 {
+		return nil, fmt.Errorf("KV-cache decoding computes in float32, not %s", mo.DType)
+	}
+	ck, err := hf.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	if mo.CacheDir == "" {
+		if mo.CacheDir, err = defaultCacheDir(dir); err != nil {
+			return nil, err
+		}
+	}
+	b, err := llama.BindWeights(ck, hf.F32, mo.CacheDir)
+	if err != nil {
+		return nil, err
+	}
+	d, err := llama.ExportDecoder(ck, b, llama.Options{DType: hf.F32, LoRA: mo.LoRA})
+	if err != nil {
+		return nil, err
+	}
+	sess, err := NewSession(d.Model, b.Dir, d.Inputs, d.Outputs, mo.Session)
+	if err != nil {
+		return nil, fmt.Errorf("%s: decoder: %w", dir, err)
+	}
+	s := &kvScorer{sess: sess, cfg: ck.Config, inputs: d.Inputs, lora: map[string]Tensor{}}
+	for _, in := range d.LoRAInputs {
+		w := make([]float32, in.Rows*in.Cols)
+		if o.Adapter != nil {
+			copy(w, o.Adapter.Weights[in.Name])
+		}
+		s.lora[in.Name] = Tensor{[]int64{int64(in.Rows), int64(in.Cols)}, w}
+	}
+	return s, nil
+}
+
+func (s *kvScorer) Close() error { return s.sess.Close() }
+
+func (s *kvScorer) Start(prompts [][]int, cands [][]int) ([]decode.Scores, error) {
+	seqs := make([][]int64, len(prompts))
+	for i, p := range prompts {
+		seqs[i] = make([]int64, len(p))
+		for j, id := range p {
+			seqs[i][j] = int64(id)
+		}
+	}
+	b := NewBatch(seqs)
+	parents := make([]int64, b.B)
+	s.nextPos = make([]int64, b.B)
+	for i := range parents {
+		parents[i] = int64(i)
+		s.nextPos[i] = int64(b.Lengths[i])
+	}
+	kv, hd := int64(s.cfg.NumKVHeads), int64(s.cfg.HeadDim)
+	s.cache = make([]Tensor, 2*s.cfg.NumLayers)
+	for i := range s.cache {
+		s.cache[i] = Tensor{[]int64{int64(b.B), kv, 0, hd}, []float32{}}
+	}
+	s.rows, s.past = b.B, 0
+	return s.run(b.IDs, b.Mask, b.Pos, b.T, parents, cands)
+}
+
+func (s *kvScorer) Step(parents []int, tokens []int, cands [][]int) ([]decode.Scores, error) {
+	r := len(parents)
+	ids, pos := make([]int64, r), make([]int64, r)
+	par := make([]int64, r)
+	total := s.past + 1
+	mask := make([]int64, r*total)
+	for i, p := range parents {
+		if p < 0 || p >= s.rows {
+			return nil, fmt.Errorf("scorer: parent %d of row %d outside the previous %d rows", p, i, s.rows)
+		}
+		ids[i], pos[i], par[i] = int64(tokens[i]), s.nextPos[p], int64(p)
+		copy(mask[i*total:], s.mask[p*s.past:(p+1)*s.past])
+		mask[i*total+s.past] = 1
+	}
+	next := make([]int64, r)
+	for i, p := range parents {
+		next[i] = s.nextPos[p] + 1
+	}
+	s.nextPos = next
+	return s.run(ids, mask, pos, 1, par, cands)
+}
+
+// run feeds seq new tokens per row; mask covers the cached slots and the new ones.
+func (s *kvScorer) run(ids, mask, pos []int64, seq int, parents []int64, cands [][]int) ([]decode.Scores, error) {
+	rows := len(parents)
+	if len(cands) != rows {
+		return nil, fmt.Errorf("scorer: %d candidate lists for %d rows", len(cands), rows)
+	}
+	c := 1
+	for _, cs := range cands {
+		c = max(c, len(cs))
+	}
+	padded := make([]int64, rows*c)
+	for i, cs := range cands {
+		for j := range c {
+			switch {
+			case j < len(cs):
+				padded[i*c+j] = int64(cs[j])
+			case len(cs) > 0:
+				padded[i*c+j] = int64(cs[0]) // padding: a valid id whose logit is ignored
+			}
+		}
+	}
+	total := len(mask) / rows
+	in := map[string]Tensor{
+		llama.InputIDs: {[]int64{int64(rows), int64(seq)}, ids}, llama.AttentionMask: {[]int64{int64(rows), int64(total)}, mask},
+		llama.PositionIDs: {[]int64{int64(rows), int64(seq)}, pos}, llama.Parents: {[]int64{int64(rows)}, parents},
+		llama.Candidates: {[]int64{int64(rows), int64(c)}, padded},
+	}
+	for l := 0; l < s.cfg.NumLayers; l++ {
+		in[llama.PastKey(l)], in[llama.PastValue(l)] = s.cache[2*l], s.cache[2*l+1]
+	}
+	for name, t := range s.lora {
+		in[name] = t
+	}
+	kv, hd := int64(s.cfg.NumKVHeads), int64(s.cfg.HeadDim)
+	if cap(s.scratch) < rows*c {
+		s.scratch = make([]float32, rows*c)
+	}
+	logits := s.scratch[:rows*c]
+	logz := make([]float32, rows)
+	out := map[string]Tensor{llama.Logits: {[]int64{int64(rows), int64(c)}, logits}, llama.LogZ: {[]int64{int64(rows)}, logz}}
+	next := make([]Tensor, len(s.cache))
+	for l := 0; l < s.cfg.NumLayers; l++ {
+		for i, name := range []string{llama.PresentKey(l), llama.PresentValue(l)} {
+			t := NewTensorLike([]float32(nil), []int64{int64(rows), kv, int64(total), hd})
+			next[2*l+i] = t
+			out[name] = t
+		}
+	}
+	if err := s.sess.RunNamed(in, out); err != nil {
+		return nil, fmt.Errorf("decode step: %w", err)
+	}
+	s.cache, s.rows, s.past, s.mask = next, rows, total, mask
+	res := make([]decode.Scores, rows)
+	for i, cs := range cands {
+		res[i] = decode.Scores{Logits: append([]float32(nil), logits[i*c:i*c+len(cs)]...), LogZ: float64(logz[i])}
+	}
+	return res, nil
+}
