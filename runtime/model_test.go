@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -218,5 +219,37 @@ func TestAdapterRoundTripAndErrors(t *testing.T) {
 	os.WriteFile(filepath.Join(bad, "adapter_config.json"), []byte(`{"r":8,"lora_alpha":16,"target_modules":["q_proj","wq"]}`), 0o644)
 	if _, err := ReadAdapter(bad, cfg); err == nil || !strings.Contains(err.Error(), `"wq"`) {
 		t.Errorf("unknown target: %v", err)
+	}
+}
+
+// TestMergeAdapter: a checkpoint with the adapter merged in (fp32) gives the logits of the base
+// checkpoint with the adapter applied (1e-5: float32 reassociation only).
+func TestMergeAdapter(t *testing.T) {
+	c := firstCase(t, "lora_q_v")
+	dir := writeCase(t, c, "")
+	b, index := caseBatch(c)
+	withAdapter := logits(t, loadCase(t, c, dir, hf.F32, llama.LogitsFullVocab), b, index)
+	cfg, _ := hf.ReadConfig(dir)
+	ad, err := ReadAdapter(filepath.Join("../testdata/forward", c.LoRA.Dir), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	merged := filepath.Join(t.TempDir(), "merged")
+	if err := MergeAdapter(dir, merged, ad, hf.F32); err != nil {
+		t.Fatal(err)
+	}
+	plain := c
+	plain.LoRA = nil
+	got := logits(t, loadCase(t, plain, merged, hf.F32, llama.LogitsFullVocab), b, index)
+	base := logits(t, loadCase(t, plain, dir, hf.F32, llama.LogitsFullVocab), b, index)
+	moved := 0.0
+	for i := range got {
+		if d := math.Abs(float64(got[i] - withAdapter[i])); d > 1e-5 {
+			t.Fatalf("logit %d: merged %g, base+adapter %g", i, got[i], withAdapter[i])
+		}
+		moved = math.Max(moved, math.Abs(float64(base[i]-withAdapter[i])))
+	}
+	if moved < 1e-3 {
+		t.Fatalf("the adapter changes logits by only %g: the test would not see a missing merge", moved)
 	}
 }

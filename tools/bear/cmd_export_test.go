@@ -92,3 +92,38 @@ func TestExportWritesArtifacts(t *testing.T) {
 		}
 	}
 }
+
+func TestMergeCommand(t *testing.T) {
+	c := loadGoldenCase(t, "lora_q_v")
+	model := initCase(t, c)
+	out := filepath.Join(t.TempDir(), "merged")
+	adapter := filepath.Join("../../testdata/forward", c.LoRA.Dir)
+	if err := runMerge([]string{"--model", model, "--adapter", adapter, "--out", out, "--dtype", "fp32"}); err != nil {
+		t.Fatal(err)
+	}
+	// The merged model's logits equal the base model's with the adapter applied.
+	ids := idList(c.Sequences[0])
+	var a, b bytes.Buffer
+	if err := forwardMain([]string{"--model", out, "--ids", ids, "--positions", "all"}, &a); err != nil {
+		t.Fatal(err)
+	}
+	if err := forwardMain([]string{"--model", model, "--adapter", adapter, "--ids", ids, "--positions", "all"}, &b); err != nil {
+		t.Fatal(err)
+	}
+	var la, lb struct{ Logits [][]float64 }
+	json.Unmarshal(a.Bytes(), &la)
+	json.Unmarshal(b.Bytes(), &lb)
+	if len(la.Logits) == 0 || len(la.Logits) != len(lb.Logits) {
+		t.Fatalf("%d vs %d rows", len(la.Logits), len(lb.Logits))
+	}
+	for i := range la.Logits {
+		for j := range la.Logits[i] {
+			if math.Abs(la.Logits[i][j]-lb.Logits[i][j]) > 1e-5 {
+				t.Fatalf("row %d logit %d: merged %g, with adapter %g", i, j, la.Logits[i][j], lb.Logits[i][j])
+			}
+		}
+	}
+	if err := runMerge([]string{"--model", model, "--adapter", adapter, "--out", out, "--dtype", "fp8"}); err == nil {
+		t.Error("--dtype fp8 accepted")
+	}
+}
