@@ -13,12 +13,6 @@ import resource
 import sys
 import time
 
-import numpy as np
-import torch
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import llamaref  # noqa: E402
-
 
 def main():
     ap = argparse.ArgumentParser()
@@ -31,6 +25,15 @@ def main():
     ap.add_argument("--alpha", type=float, default=16)
     ap.add_argument("--iters", type=int, default=3)
     a = ap.parse_args()
+    # Debian's torch runs its GEMMs in OpenBLAS, whose own thread pool ignores
+    # torch.set_num_threads: fix every pool before torch loads, or "1 thread" uses all cores.
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(a.threads)
+    global np, torch, llamaref
+    import numpy as np
+    import torch
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import llamaref
     torch.set_num_threads(a.threads)
     cfg = json.load(open(os.path.join(a.model, "config.json")))
     W = {k: v.to(torch.float32) for k, v in llamaref.read_safetensors(os.path.join(a.model, "model.safetensors")).items()}
