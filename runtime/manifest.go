@@ -98,7 +98,7 @@ func WriteArtifacts(dir string, tg *TrainGraphs) error {
 		return err
 	}
 	for _, f := range files {
-		sum, err := fileSum(f)
+		sum, err := FileSHA256(f)
 		if err != nil {
 			return err
 		}
@@ -113,7 +113,8 @@ func WriteArtifacts(dir string, tg *TrainGraphs) error {
 	return os.WriteFile(filepath.Join(dir, ManifestFile), append(js, '\n'), 0o644)
 }
 
-func fileSum(path string) (string, error) {
+// FileSHA256 is the hex sha256 of a file's contents.
+func FileSHA256(path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", err

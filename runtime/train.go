@@ -3,6 +3,7 @@ package runtime
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
 
 	"github.com/bearrec/bear/onnx/autodiff"
 	"github.com/bearrec/bear/onnx/builder"
@@ -242,7 +243,7 @@ func (t *Trainer[T]) Forward(b Batch, index []int64, cands []int64, c int) ([]T,
 		if err != nil {
 			return nil, err
 		}
-		if old, ok := t.outputs[o.Name]; !ok || !sameShape(old.Shape, s) {
+		if old, ok := t.outputs[o.Name]; !ok || !slices.Equal(old.Shape, s) {
 			t.outputs[o.Name] = newTensorOfType(o.dtype(), s)
 		}
 	}
@@ -298,18 +299,6 @@ func (t *Trainer[T]) SetAdapter(a *Adapter) error {
 		}
 	}
 	return nil
-}
-
-func sameShape(a, b []int64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func newTensorOfType(dt builder.DType, shape []int64) Tensor {

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 )
 
@@ -137,7 +138,7 @@ func Open(dir string) (*Checkpoint, error) {
 		if !t.DType.IsFloat() {
 			return nil, fmt.Errorf("%s: tensor %s: dtype %s, want a floating-point dtype", t.File, spec.Name, t.DType)
 		}
-		if !equalShape(t.Shape, spec.Shape) {
+		if !slices.Equal(t.Shape, spec.Shape) {
 			return nil, fmt.Errorf("%s: tensor %s: shape %v, config.json implies %v", t.File, spec.Name, t.Shape, spec.Shape)
 		}
 		ck.Weights[spec.Name] = t
@@ -205,16 +206,4 @@ func readIndex(path string) ([]string, map[string]string, error) {
 func exists(path string) bool {
 	_, err := os.Stat(path)
 	return err == nil || !errors.Is(err, fs.ErrNotExist)
-}
-
-func equalShape(a, b []int64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

@@ -307,7 +307,7 @@ func (e *exporter) attentionInputs(ids, mask, pos builder.Value) attention {
 	// Keys are the mask's slots (cached ones first, then the new tokens); new token i sits at key
 	// slot past + i and sees every key slot up to its own.
 	total := g.ShapeDim(mask, 1)
-	keys := g.Range(zero, g.Squeeze(total, 0), one)  // [total]
+	keys := g.Range(zero, g.Squeeze(total, 0), one)    // [total]
 	queries := g.Range(zero, g.Squeeze(a.seq, 0), one) // [T]
 	if !total.Ints[0].Equal(a.seq.Ints[0]) {
 		queries = g.Add(queries, g.Squeeze(g.Sub(total, a.seq), 0))
