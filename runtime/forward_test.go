@@ -1,87 +1,33 @@
 package runtime
 
 import (
-	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"math"
 	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/bearrec/bear/internal/forwardcases"
 	"github.com/bearrec/bear/onnx/hf"
 	"github.com/bearrec/bear/onnx/llama"
 )
 
-// goldenCase mirrors testdata/forward/cases.json (see tools/reference/llamaref.py).
-type goldenCase struct {
-	Name   string          `json:"name"`
-	Config json.RawMessage `json:"config"`
-	Init   struct {
-		Seed       uint64  `json:"seed"`
-		Std        float64 `json:"std"`
-		NormJitter float64 `json:"norm_jitter"`
-		DType      string  `json:"dtype"`
-	} `json:"init"`
-	Sequences      [][]int64 `json:"sequences"`
-	PositionOffset int64     `json:"position_offset"`
-	LoRA           *struct {
-		Dir string `json:"dir"`
-	} `json:"lora"`
-}
+type goldenCase = forwardcases.Case
 
-type goldenResult struct {
-	Name   string      `json:"name"`
-	SHA256 string      `json:"checkpoint_sha256"`
-	Logits [][]float64 `json:"logits"`
-}
-
-func readJSON(t testing.TB, path string, v any) {
-	t.Helper()
-	f, err := os.Open(path)
+func loadGoldens(t testing.TB) []goldenCase {
+	cases, err := forwardcases.Load("../testdata/forward")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	var r interface{ Read([]byte) (int, error) } = f
-	if filepath.Ext(path) == ".gz" {
-		gz, err := gzip.NewReader(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r = gz
-	}
-	if err := json.NewDecoder(r).Decode(v); err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-}
-
-func loadGoldens(t testing.TB) ([]goldenCase, map[string]goldenResult) {
-	var cases struct{ Cases []goldenCase }
-	readJSON(t, "../testdata/forward/cases.json", &cases)
-	var gold struct{ Cases []goldenResult }
-	readJSON(t, "../testdata/forward/golden.json.gz", &gold)
-	byName := map[string]goldenResult{}
-	for _, g := range gold.Cases {
-		byName[g.Name] = g
-	}
-	return cases.Cases, byName
+	return cases
 }
 
 // writeCase writes the case's checkpoint exactly as `bear init --config` did for the reference.
 func writeCase(t testing.TB, c goldenCase, dtype hf.DType) string {
 	t.Helper()
-	cfg, err := hf.ParseConfig(c.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if dtype == "" {
-		dtype = map[string]hf.DType{"fp32": hf.F32, "bf16": hf.BF16}[c.Init.DType]
-	}
 	dir := filepath.Join(t.TempDir(), c.Name)
-	err = hf.WriteRandom(dir, cfg, hf.InitOptions{Seed: c.Init.Seed, Std: c.Init.Std, NormJitter: c.Init.NormJitter, DType: dtype})
-	if err != nil {
+	if err := c.WriteCheckpoint(dir, dtype); err != nil {
 		t.Fatal(err)
 	}
 	return dir
@@ -158,16 +104,13 @@ func maxAbsDiff[T float32 | float64](got []T, want [][]float64) float64 {
 // but the rotary tables are float32 in both (as in transformers), and ORT's and PyTorch's float32
 // cos/sin may differ by an ulp (6e-8), which moves logits by ~1e-7.
 func TestForwardMatchesReference(t *testing.T) {
-	cases, gold := loadGoldens(t)
+	cases := loadGoldens(t)
 	if len(cases) < 4 {
 		t.Fatalf("%d golden cases, want at least 4", len(cases))
 	}
 	for _, c := range cases {
 		t.Run(c.Name, func(t *testing.T) {
-			g, ok := gold[c.Name]
-			if !ok {
-				t.Fatalf("no golden logits for %s: run make goldens", c.Name)
-			}
+			g := c
 			dir := writeCase(t, c, "")
 			if sum := fileSHA256(t, filepath.Join(dir, "model.safetensors")); sum != g.SHA256 {
 				t.Fatalf("checkpoint sha256 %s, the goldens were made from %s: hf.WriteRandom changed, run make goldens", sum, g.SHA256)

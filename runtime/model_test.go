@@ -7,19 +7,17 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/bearrec/bear/internal/forwardcases"
 	"github.com/bearrec/bear/onnx/hf"
 	"github.com/bearrec/bear/onnx/llama"
 )
 
 func firstCase(t *testing.T, name string) goldenCase {
-	cases, _ := loadGoldens(t)
-	for _, c := range cases {
-		if c.Name == name {
-			return c
-		}
+	c, err := forwardcases.Find(loadGoldens(t), name)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatalf("no case %s", name)
-	return goldenCase{}
+	return c
 }
 
 func logits(t *testing.T, m *Model, b Batch, index []int64) []float32 {

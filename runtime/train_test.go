@@ -215,21 +215,7 @@ func TestBackwardIsPruned(t *testing.T) {
 // largest entry (the issue's bound; float32 rounding gives ~1e-6 here).
 func TestLoRAGradientsMatchPyTorch(t *testing.T) {
 	c := firstCase(t, "lora_q_v")
-	var gold struct {
-		Cases []struct {
-			Name      string                 `json:"name"`
-			Cotangent [][]float64            `json:"cotangent"`
-			Grads     map[string][][]float64 `json:"lora_grads"`
-		} `json:"cases"`
-	}
-	readJSON(t, "../testdata/forward/golden.json.gz", &gold)
-	var cot [][]float64
-	var want map[string][][]float64
-	for _, g := range gold.Cases {
-		if g.Name == c.Name {
-			cot, want = g.Cotangent, g.Grads
-		}
-	}
+	cot, want := c.Cotangent, c.LoRAGrads
 	if want == nil {
 		t.Fatal("no LoRA gradients in the goldens: run make goldens")
 	}

@@ -2,9 +2,9 @@ package main
 
 import (
 	"bytes"
-	"compress/gzip"
 	"encoding/json"
 	"fmt"
+	"github.com/bearrec/bear/internal/forwardcases"
 	"math"
 	"os"
 	"path/filepath"
@@ -12,69 +12,19 @@ import (
 	"testing"
 )
 
-// goldenCase is a case of testdata/forward/cases.json with its reference results.
-type goldenCase struct {
-	Name   string          `json:"name"`
-	Config json.RawMessage `json:"config"`
-	Init   struct {
-		Seed       uint64  `json:"seed"`
-		Std        float64 `json:"std"`
-		NormJitter float64 `json:"norm_jitter"`
-		DType      string  `json:"dtype"`
-	} `json:"init"`
-	Sequences [][]int64 `json:"sequences"`
-	LoRA      *struct {
-		Dir string `json:"dir"`
-	} `json:"lora"`
-	// from golden.json.gz
-	Logits    [][]float64
-	Cotangent [][]float64
-	LoRAGrads map[string][][]float64
-}
+type goldenCase = forwardcases.Case
 
 func loadGoldenCase(t *testing.T, name string) goldenCase {
 	t.Helper()
-	var spec struct{ Cases []goldenCase }
-	data, err := os.ReadFile("../../testdata/forward/cases.json")
+	cases, err := forwardcases.Load("../../testdata/forward")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := json.Unmarshal(data, &spec); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Open("../../testdata/forward/golden.json.gz")
+	c, err := forwardcases.Find(cases, name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	gz, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var gold struct {
-		Cases []struct {
-			Name      string                 `json:"name"`
-			Logits    [][]float64            `json:"logits"`
-			Cotangent [][]float64            `json:"cotangent"`
-			LoRAGrads map[string][][]float64 `json:"lora_grads"`
-		} `json:"cases"`
-	}
-	if err := json.NewDecoder(gz).Decode(&gold); err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range spec.Cases {
-		if c.Name != name {
-			continue
-		}
-		for _, g := range gold.Cases {
-			if g.Name == name {
-				c.Logits, c.Cotangent, c.LoRAGrads = g.Logits, g.Cotangent, g.LoRAGrads
-				return c
-			}
-		}
-	}
-	t.Fatalf("case %s missing from cases.json or golden.json.gz", name)
-	return goldenCase{}
+	return c
 }
 
 // initCase writes the case's checkpoint with `bear init --config`, as the reference did.
