@@ -1,0 +1,455 @@
+package evaluate
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/bearrec/bear/decode"
+	"github.com/bearrec/bear/runtime"
+	"github.com/bearrec/bear/tokenize"
+)
+
+// Shard selects the users of one shard: the selected rows i with i % Count == Index (strided,
+// so every shard gets a similar mix of history lengths). The zero value is the whole split.
+type Shard struct{ Index, Count int }
+
+// ParseShard reads "i/n" (0 <= i < n).
+func ParseShard(s string) (Shard, error) {
+	a, b, ok := strings.Cut(s, "/")
+	i, err1 := strconv.Atoi(strings.TrimSpace(a))
+	n, err2 := strconv.Atoi(strings.TrimSpace(b))
+	if !ok || err1 != nil || err2 != nil || n < 1 || i < 0 || i >= n {
+		return Shard{}, fmt.Errorf("shard %q: want i/n with 0 <= i < n", s)
+	}
+	return Shard{i, n}, nil
+}
+
+func (s Shard) count() int { return max(s.Count, 1) }
+
+func (s Shard) String() string { return fmt.Sprintf("%d/%d", s.Index, s.count()) }
+
+// Options configure Run. Zero values take the defaults noted.
+type Options struct {
+	Model     string // checkpoint folder (HF layout)
+	Adapter   string // PEFT adapter folder ("": the base model)
+	Tokenizer string // tokenizer.json ("": Model/tokenizer.json)
+	Data      string // dataset folder: id2name4Rec.json and the split files
+	Dataset   string // prompt strings (tokenize.DatasetPrompt); "": from Data's base name
+	Split     string // "test" (test_*.csv in Data), a file name in Data, or a path; "": test
+	Limit     int    // first Limit rows of the split (0: all), before sharding
+	Shard     Shard
+
+	Beams        int         // beams = returned sequences (0: 10)
+	Mode         decode.Mode // constraint: AfterSoftmax (official default) or BeforeSoftmax
+	MaxNewTokens int         // HF max_new_tokens (0: unbounded; the trie bounds every path)
+	Batch        int         // users per decode.Search call (0: 8)
+
+	KVCache bool // decode with the KV-cache scorer (false: the no-cache reference path)
+	MaxRows int  // rows per ONNX Runtime call (runtime.ScorerOptions.MaxRows; 0: its default)
+	Session runtime.ModelOptions
+
+	Pruning            bool    // run the pruning analysis (decode.AnalysePruning)
+	ExactLengthPenalty float64 // exact top-B ranking: 1 = the beam search's sum/len, 0 = plain log-probability
+	MaxFrontier        int     // cap on open prefixes per user and depth of the exact search (0: none)
+
+	OfficialMatch bool // headline metrics are the official string match (both are always written)
+
+	Out   string // output folder
+	Fresh bool   // discard a journal of an interrupted run instead of resuming it
+	// Progress, when set, is called after every batch with the users done (resumed ones
+	// included) and the shard's total.
+	Progress func(done, total int)
+	// Log receives one-line notes (resumed users, ...); nil: none.
+	Log func(format string, args ...any)
+}
+
+func (o *Options) defaults() {
+	if o.Beams <= 0 {
+		o.Beams = 10
+	}
+	if o.Batch <= 0 {
+		o.Batch = 8
+	}
+	if o.Split == "" {
+		o.Split = "test"
+	}
+	if o.Tokenizer == "" {
+		o.Tokenizer = filepath.Join(o.Model, "tokenizer.json")
+	}
+	if o.Log == nil {
+		o.Log = func(string, ...any) {}
+	}
+}
+
+// SearchConfig is the beam search of these options: the official evaluation (10 beams, 10
+// returned, length penalty 1, early_stopping False) with the chosen beams and constraint mode.
+func (o Options) SearchConfig() decode.Config {
+	o.defaults()
+	c := decode.DefaultConfig()
+	c.Beams, c.Return, c.Mode, c.MaxNewTokens = o.Beams, o.Beams, o.Mode, o.MaxNewTokens
+	return c
+}
+
+// InferDataset maps a data folder's base name to a dataset of tokenize.DatasetPrompt
+// (case-insensitive: "office" is Office).
+func InferDataset(dir string) (string, error) {
+	base := filepath.Base(filepath.Clean(dir))
+	for _, n := range append(tokenize.Datasets(), "Amazon_Books", "amazon_game") {
+		if strings.EqualFold(n, base) {
+			return n, nil
+		}
+	}
+	return "", fmt.Errorf("cannot tell the dataset from the folder name %q (known: %s): pass --dataset", base, strings.Join(tokenize.Datasets(), ", "))
+}
+
+// SplitPath resolves a split name: an existing file (as given, or inside dir), else the unique
+// NAME_*.csv in dir (test -> test_5000.csv).
+func SplitPath(dir, split string) (string, error) {
+	for _, p := range []string{filepath.Join(dir, split), split} {
+		if st, err := os.Stat(p); err == nil && !st.IsDir() {
+			return p, nil
+		}
+	}
+	m, _ := filepath.Glob(filepath.Join(dir, split+"_*.csv"))
+	switch len(m) {
+	case 1:
+		return m[0], nil
+	case 0:
+		return "", fmt.Errorf("split %q: no file %s nor %s_*.csv in %s", split, split, split, dir)
+	}
+	return "", fmt.Errorf("split %q: several files match in %s (%s): name one", split, dir, strings.Join(m, ", "))
+}
+
+// Data is a dataset prepared for evaluation: prompt strings, catalogue, items, selected rows.
+type Data struct {
+	Name      string
+	Prompt    tokenize.Prompt
+	Catalogue *tokenize.Catalogue
+	Items     *tokenize.ItemSet
+	Index     *decode.Index
+	Tok       *tokenize.Tokenizer
+	SplitFile string
+	// Rows are the rows of this shard; RowIndex[i] is Rows[i]'s 0-based position in the split
+	// file; Selected is the number of rows before sharding (after Limit).
+	Rows     []tokenize.Row
+	RowIndex []int
+	Selected int
+}
+
+// LoadData reads the tokenizer, catalogue and split of o and selects the shard's rows.
+func LoadData(o Options) (*Data, error) {
+	o.defaults()
+	name := o.Dataset
+	if name == "" {
+		var err error
+		if name, err = InferDataset(o.Data); err != nil {
+			return nil, err
+		}
+	}
+	p, err := tokenize.DatasetPrompt(name)
+	if err != nil {
+		return nil, fmt.Errorf("--dataset: %w", err)
+	}
+	catPath := filepath.Join(o.Data, "id2name4Rec.json")
+	cat, err := tokenize.ReadCatalogue(catPath)
+	if err != nil {
+		return nil, err
+	}
+	if len(cat.IDs) == 0 {
+		return nil, fmt.Errorf("catalogue %s: no items", catPath)
+	}
+	splitPath, err := SplitPath(o.Data, o.Split)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := tokenize.ReadSplit(splitPath, cat)
+	if err != nil {
+		return nil, err
+	}
+	if len(rows) == 0 {
+		return nil, fmt.Errorf("split %s: no rows (empty split)", splitPath)
+	}
+	if o.Limit > 0 && o.Limit < len(rows) {
+		rows = rows[:o.Limit]
+	}
+	tok, err := tokenize.Load(o.Tokenizer)
+	if err != nil {
+		return nil, fmt.Errorf("tokenizer: %w", err)
+	}
+	items, err := tokenize.NewItemSet(tok, cat)
+	if err != nil {
+		return nil, err
+	}
+	d := &Data{Name: name, Prompt: p, Catalogue: cat, Items: items, Index: decode.NewIndex(items.Trie()), Tok: tok, SplitFile: splitPath, Selected: len(rows)}
+	for i, r := range rows {
+		if i%o.Shard.count() == o.Shard.Index {
+			if _, ok := d.Index.Path(r.TargetID); !ok {
+				return nil, fmt.Errorf("split %s: row %d (user_id %d): item_ids target %d has no path in the item trie", splitPath, i+2, r.UserID, r.TargetID)
+			}
+			d.Rows = append(d.Rows, r)
+			d.RowIndex = append(d.RowIndex, i)
+		}
+	}
+	if len(d.Rows) == 0 {
+		return nil, fmt.Errorf("split %s: shard %s of %d rows has no users", splitPath, o.Shard, len(rows))
+	}
+	return d, nil
+}
+
+// InferencePrompt is a row's prompt ids: BOS + the official inference template, as the
+// official script's tokenizer(prompt) gives them (add_special_tokens on; its left padding only
+// aligns the batch, the attention mask hiding it).
+func (d *Data) InferencePrompt(r tokenize.Row) []int {
+	return d.Tok.EncodeSpecial(d.Prompt.Inference(r.History))
+}
+
+// PruneInfo is the pruning analysis of one user (decode.PruneCase).
+type PruneInfo struct {
+	BeamRank  int    `json:"beam_rank"`
+	ExactRank int    `json:"exact_rank"`
+	Pruned    bool   `json:"pruned"`
+	How       string `json:"how"`
+	Step      int    `json:"step"`
+	Truncated bool   `json:"truncated,omitempty"`
+}
+
+// Record is one user's entry of predictions.json: the official fields (instruction, input,
+// output, predict, scores) followed by ours, all prefixed bear_.
+type Record struct {
+	Instruction string    `json:"instruction"`
+	Input       string    `json:"input"`
+	Output      string    `json:"output"`
+	Predict     []string  `json:"predict"`
+	Scores      []float64 `json:"scores"`
+
+	Row          int        `json:"bear_row"` // 0-based row of the split file
+	UserID       int        `json:"bear_user_id"`
+	TargetItem   int        `json:"bear_target_item"`
+	PredictItems [][]int    `json:"bear_predict_items"`     // item ids of each prediction (several for duplicate titles)
+	Rank         int        `json:"bear_rank"`              // item identity, -1 if not predicted
+	OfficialRank int        `json:"bear_official_rank"`     // official string match, -1 if not matched
+	Pruning      *PruneInfo `json:"bear_pruning,omitempty"` // with --pruning
+}
+
+// Evaluator decodes batches of users with one scorer.
+type Evaluator struct {
+	Data   *Data
+	Scorer decode.Scorer
+	Search decode.Config
+	// Prune, when not nil, runs decode.AnalysePruning instead of decode.Search.
+	Prune *decode.PruneConfig
+	// ScorerTime accumulates the time spent inside Scorer calls.
+	ScorerTime time.Duration
+}
+
+type timedScorer struct {
+	s decode.Scorer
+	d *time.Duration
+}
+
+func (t timedScorer) Start(p [][]int, c [][]int) ([]decode.Scores, error) {
+	t0 := time.Now()
+	defer func() { *t.d += time.Since(t0) }()
+	return t.s.Start(p, c)
+}
+
+func (t timedScorer) Step(p []int, tok []int, c [][]int) ([]decode.Scores, error) {
+	t0 := time.Now()
+	defer func() { *t.d += time.Since(t0) }()
+	return t.s.Step(p, tok, c)
+}
+
+// Batch evaluates rows (rowIndex gives their positions in the split file).
+func (e *Evaluator) Batch(rows []tokenize.Row, rowIndex []int) ([]Record, error) {
+	sc := timedScorer{e.Scorer, &e.ScorerTime}
+	prompts := make([][]int, len(rows))
+	targets := make([]int, len(rows))
+	for i, r := range rows {
+		prompts[i] = e.Data.InferencePrompt(r)
+		targets[i] = r.TargetID
+	}
+	var res []decode.Result
+	var cases []decode.PruneCase
+	var err error
+	if e.Prune != nil {
+		pc := *e.Prune
+		pc.Beam = e.Search
+		cases, res, err = decode.AnalysePruning(sc, e.Data.Index, prompts, targets, pc)
+	} else {
+		res, err = decode.Search(sc, e.Data.Index.Trie, prompts, e.Search)
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Record, len(rows))
+	for i, r := range rows {
+		rec := Record{
+			Instruction: e.Data.Prompt.Instruction, Input: e.Data.Prompt.Input(r.History), Output: tokenize.Quote(r.Target),
+			Predict: []string{}, Scores: []float64{}, PredictItems: [][]int{},
+			Row: rowIndex[i], UserID: r.UserID, TargetItem: r.TargetID,
+		}
+		for _, h := range res[i].Hyps {
+			s, err := OfficialDecode(e.Data.Tok, h.Tokens)
+			if err != nil {
+				return nil, fmt.Errorf("user %d: %w", r.UserID, err)
+			}
+			rec.Predict = append(rec.Predict, s)
+			rec.Scores = append(rec.Scores, h.Score)
+			rec.PredictItems = append(rec.PredictItems, slices.Clone(h.Items))
+		}
+		for j := range rec.PredictItems { // hypotheses finalised without EOS (MaxNewTokens) have no items
+
+			if rec.PredictItems[j] == nil {
+				rec.PredictItems[j] = []int{}
+			}
+		}
+		rec.Rank = decode.Rank(res[i].Hyps, r.TargetID)
+		rec.OfficialRank = decode.RankOfTitles(rec.Predict, rec.Output)
+		if cases != nil {
+			c := cases[i]
+			rec.Pruning = &PruneInfo{BeamRank: c.BeamRank, ExactRank: c.ExactRank, Pruned: c.Pruned, How: c.Trace.How.String(), Step: c.Trace.Step, Truncated: c.Truncated}
+		}
+		out[i] = rec
+	}
+	return out, nil
+}
+
+// NewScorer opens the runtime scorer of o (adapter included).
+func NewScorer(o Options) (runtime.Scorer, error) {
+	so := runtime.ScorerOptions{Model: o.Session, KVCache: o.KVCache, MaxRows: o.MaxRows}
+	if o.Adapter != "" {
+		cfg, err := runtime.ReadModelConfig(o.Model)
+		if err != nil {
+			return nil, err
+		}
+		if so.Adapter, err = runtime.ReadAdapter(o.Adapter, cfg); err != nil {
+			return nil, err
+		}
+	}
+	sc, err := runtime.NewScorer(o.Model, so)
+	if err != nil {
+		kind := "no-cache"
+		if o.KVCache {
+			kind = "KV-cache"
+		}
+		return nil, fmt.Errorf("%s scorer for %s: %w", kind, o.Model, err)
+	}
+	return sc, nil
+}
+
+// Run evaluates the shard of o and writes Out/predictions.json and Out/metrics.json. Finished
+// batches go to Out/journal.jsonl first, so an interrupted run resumes where it stopped (unless
+// Fresh); the journal is removed once both files are written.
+func Run(o Options) (*Metrics, error) {
+	o.defaults()
+	if o.Out == "" {
+		return nil, errors.New("no output folder")
+	}
+	t0 := time.Now()
+	d, err := LoadData(o)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := runConfig(o, d)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(o.Out, 0o755); err != nil {
+		return nil, err
+	}
+	j, done, err := openJournal(filepath.Join(o.Out, journalName), cfg, o.Fresh)
+	if err != nil {
+		return nil, err
+	}
+	defer j.Close()
+	if len(done) > 0 {
+		o.Log("resuming: %d of %d users already evaluated (journal %s)", len(done), len(d.Rows), j.path)
+	}
+	var pending []int
+	for i, row := range d.RowIndex {
+		if _, ok := done[row]; !ok {
+			pending = append(pending, i)
+		}
+	}
+	ev := &Evaluator{Data: d, Search: o.SearchConfig()}
+	if o.Pruning {
+		pc := decode.PruneConfig{Beam: ev.Search, ExactLengthPenalty: o.ExactLengthPenalty, MaxFrontier: o.MaxFrontier}
+		ev.Prune = &pc
+	}
+	tSearch := time.Now()
+	var loadTime time.Duration
+	if len(pending) > 0 {
+		sc, err := NewScorer(o)
+		if err != nil {
+			return nil, err
+		}
+		defer sc.Close()
+		ev.Scorer = sc
+		loadTime = time.Since(tSearch)
+		tSearch = time.Now()
+	}
+	if o.Progress != nil {
+		o.Progress(len(done), len(d.Rows))
+	}
+	for lo := 0; lo < len(pending); lo += o.Batch {
+		idx := pending[lo:min(lo+o.Batch, len(pending))]
+		rows := make([]tokenize.Row, len(idx))
+		rowIndex := make([]int, len(idx))
+		for k, i := range idx {
+			rows[k], rowIndex[k] = d.Rows[i], d.RowIndex[i]
+		}
+		recs, err := ev.Batch(rows, rowIndex)
+		if err != nil {
+			return nil, fmt.Errorf("users %d..%d of the shard: %w", lo, lo+len(idx)-1, err)
+		}
+		if err := j.Append(recs); err != nil {
+			return nil, err
+		}
+		for _, r := range recs {
+			done[r.Row] = r
+		}
+		if o.Progress != nil {
+			o.Progress(len(done), len(d.Rows))
+		}
+	}
+	searchTime := time.Since(tSearch)
+	recs := make([]Record, 0, len(done))
+	for _, r := range done {
+		recs = append(recs, r)
+	}
+	sort.Slice(recs, func(a, b int) bool { return recs[a].Row < recs[b].Row })
+	m := Compute(recs, cfg, o.OfficialMatch)
+	m.Catalogue = catalogueInfo(d)
+	m.Timing = Timing{
+		Users: len(pending), WallS: searchTime.Seconds(), ScorerS: ev.ScorerTime.Seconds(),
+		LoadS: loadTime.Seconds(), TotalS: time.Since(t0).Seconds(),
+	}
+	m.Timing.finish()
+	if err := writeResults(o.Out, recs, m); err != nil {
+		return nil, err
+	}
+	j.Close()
+	if err := os.Remove(j.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	return m, nil
+}
+
+func catalogueInfo(d *Data) CatalogueInfo {
+	titles := d.Items.Titles()
+	ci := CatalogueInfo{Items: len(d.Catalogue.IDs), Titles: len(titles)}
+	for _, t := range titles {
+		if CleanupChangedTitles([]string{t}) == 1 {
+			ci.CleanupChanged++
+			ci.CleanupChangedItems += len(d.Items.Items(t))
+		}
+	}
+	return ci
+}

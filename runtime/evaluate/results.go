@@ -1,0 +1,528 @@
+package evaluate
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+
+	"github.com/bearrec/bear/decode"
+)
+
+// File names inside an output folder.
+const (
+	PredictionsName = "predictions.json"
+	MetricsName     = "metrics.json"
+	journalName     = "journal.jsonl"
+)
+
+// Config is the "config" section of metrics.json. Every field except those marked "not
+// compared" must be equal for shards to be merged.
+type Config struct {
+	Dataset          string `json:"dataset"`
+	SplitFile        string `json:"split_file"` // base name
+	SplitSHA256      string `json:"split_sha256"`
+	CatalogueSHA256  string `json:"catalogue_sha256"`
+	TokenizerSHA256  string `json:"tokenizer_sha256"`
+	ModelFingerprint string `json:"model_fingerprint"` // sha256 over config.json and the names and sizes of the weight files
+	AdapterSHA256    string `json:"adapter_sha256,omitempty"`
+	Limit            int    `json:"limit"`
+	SelectedUsers    int    `json:"selected_users"` // rows after --limit, before sharding
+	ShardCount       int    `json:"shard_count"`
+
+	Beams         int     `json:"beams"`
+	Return        int     `json:"return"`
+	Constrain     string  `json:"constrain"` // "after" (HF prefix_allowed_tokens_fn) or "before" (official custom CBS)
+	LengthPenalty float64 `json:"length_penalty"`
+	StopRule      string  `json:"stop_rule"`
+	MaxNewTokens  int     `json:"max_new_tokens"`
+
+	Pruning            bool     `json:"pruning"`
+	ExactLengthPenalty *float64 `json:"exact_length_penalty,omitempty"`
+	MaxFrontier        int      `json:"max_frontier,omitempty"`
+
+	// Not compared.
+	Shard     string `json:"shard"` // "i/n"
+	Model     string `json:"model"`
+	Adapter   string `json:"adapter,omitempty"`
+	Data      string `json:"data"`
+	KVCache   bool   `json:"kv_cache"`
+	Batch     int    `json:"batch"`
+	ShardList []int  `json:"merged_shards,omitempty"` // shard indices a merged file covers
+}
+
+// identity is the part of c that must agree across shards and with a resumed journal.
+func (c Config) identity() Config {
+	c.Shard, c.Model, c.Adapter, c.Data, c.KVCache, c.Batch, c.ShardList = "", "", "", "", false, 0, nil
+	return c
+}
+
+func constrainName(m decode.Mode) string {
+	if m == decode.BeforeSoftmax {
+		return "before"
+	}
+	return "after"
+}
+
+func stopName(s decode.StopRule) string {
+	if s == decode.StopVectorized {
+		return "vectorized"
+	}
+	return "scorer"
+}
+
+func runConfig(o Options, d *Data) (Config, error) {
+	o.defaults()
+	sc := o.SearchConfig()
+	c := Config{
+		Dataset: d.Name, SplitFile: filepath.Base(d.SplitFile), Limit: o.Limit, SelectedUsers: d.Selected,
+		ShardCount: o.Shard.count(), Beams: sc.Beams, Return: sc.Return, Constrain: constrainName(sc.Mode),
+		LengthPenalty: sc.LengthPenalty, StopRule: stopName(sc.Stop), MaxNewTokens: sc.MaxNewTokens,
+		Pruning: o.Pruning, Shard: o.Shard.String(), Model: o.Model, Adapter: o.Adapter, Data: o.Data,
+		KVCache: o.KVCache, Batch: o.Batch,
+	}
+	if o.Pruning {
+		lp := o.ExactLengthPenalty
+		c.ExactLengthPenalty, c.MaxFrontier = &lp, o.MaxFrontier
+	}
+	var err error
+	if c.SplitSHA256, err = fileSHA256(d.SplitFile); err != nil {
+		return c, err
+	}
+	if c.CatalogueSHA256, err = fileSHA256(filepath.Join(o.Data, "id2name4Rec.json")); err != nil {
+		return c, err
+	}
+	if c.TokenizerSHA256, err = fileSHA256(o.Tokenizer); err != nil {
+		return c, err
+	}
+	if c.ModelFingerprint, err = modelFingerprint(o.Model); err != nil {
+		return c, err
+	}
+	if o.Adapter != "" {
+		if c.AdapterSHA256, err = dirSHA256(o.Adapter, "adapter_config.json", "adapter_model.safetensors"); err != nil {
+			return c, err
+		}
+	}
+	return c, nil
+}
+
+func fileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("%s: %w", path, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+func dirSHA256(dir string, names ...string) (string, error) {
+	h := sha256.New()
+	for _, n := range names {
+		s, err := fileSHA256(filepath.Join(dir, n))
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(h, "%s %s\n", n, s)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// modelFingerprint hashes config.json and the names and sizes of the *.safetensors files
+// (hashing gigabytes of weights per shard would cost more than it protects).
+func modelFingerprint(dir string) (string, error) {
+	h := sha256.New()
+	cfg, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	if err != nil {
+		return "", fmt.Errorf("model: %w", err)
+	}
+	h.Write(cfg)
+	files, _ := filepath.Glob(filepath.Join(dir, "*.safetensors"))
+	sort.Strings(files)
+	for _, f := range files {
+		st, err := os.Stat(f)
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(h, "%s %d\n", filepath.Base(f), st.Size())
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// CatalogueInfo describes the catalogue in metrics.json.
+type CatalogueInfo struct {
+	Items  int `json:"items"`
+	Titles int `json:"distinct_titles"`
+	// CleanupChanged counts the titles that transformers' decode cleanup alters, which the
+	// official string match can therefore never count as hits.
+	CleanupChanged      int `json:"cleanup_changed_titles"`
+	CleanupChangedItems int `json:"cleanup_changed_items"` // item ids with such a title
+}
+
+// Timing of the decoding in metrics.json (not part of any comparison).
+type Timing struct {
+	Users     int     `json:"users"`            // users decoded by this run (resumed ones excluded)
+	WallS     float64 `json:"decode_seconds"`   // decoding loop, scorer loading excluded
+	ScorerS   float64 `json:"scorer_seconds"`   // inside Scorer.Start/Step (ONNX Runtime and the scorer's own Go work)
+	GoShare   float64 `json:"go_share"`         // 1 - scorer/decode: search, prompts, decoding strings
+	UsersPerS float64 `json:"users_per_second"` // users / decode_seconds
+	LoadS     float64 `json:"load_seconds"`     // opening the scorer
+	TotalS    float64 `json:"total_seconds"`
+}
+
+func (t *Timing) finish() {
+	if t.WallS > 0 {
+		t.GoShare = 1 - t.ScorerS/t.WallS
+		t.UsersPerS = float64(t.Users) / t.WallS
+	}
+}
+
+// PruningSummary is the "pruning" section of metrics.json (decode.PruneSummary).
+type PruningSummary struct {
+	Users       int            `json:"users"`
+	InExact     int            `json:"target_in_exact_top_b"`
+	InBeam      int            `json:"target_returned_by_beam"`
+	Pruned      int            `json:"incorrectly_pruned"`
+	Rate        float64        `json:"rate"`          // incorrectly_pruned / users
+	RateOfExact float64        `json:"rate_of_exact"` // incorrectly_pruned / target_in_exact_top_b
+	LostAtStep  map[string]int `json:"lost_at_step"`  // decoding step (1-based) at which a pruned target fell out
+	ByHow       map[string]int `json:"by_how"`
+	Truncated   int            `json:"exact_search_capped"`
+}
+
+// Metrics is metrics.json.
+type Metrics struct {
+	ItemMatch     map[string]float64 `json:"item_match"`
+	OfficialMatch map[string]float64 `json:"official_match"`
+	Primary       string             `json:"primary"` // which of the two is the headline
+	Users         int                `json:"users"`
+	Pruning       *PruningSummary    `json:"pruning,omitempty"`
+	Catalogue     CatalogueInfo      `json:"catalogue"`
+	Config        Config             `json:"config"`
+	Timing        Timing             `json:"timing"`
+}
+
+// Headline returns the primary metrics.
+func (m *Metrics) Headline() map[string]float64 {
+	if m.Primary == "official_match" {
+		return m.OfficialMatch
+	}
+	return m.ItemMatch
+}
+
+// Compute derives the metrics of records (item identity and official string match, and the
+// pruning summary where the records carry it).
+func Compute(recs []Record, cfg Config, official bool) *Metrics {
+	item := make([]int, len(recs))
+	off := make([]int, len(recs))
+	var cases []decode.PruneCase
+	hows := map[string]decode.Loss{}
+	for l := decode.Kept; l <= decode.NotReturned; l++ {
+		hows[l.String()] = l
+	}
+	for i, r := range recs {
+		item[i], off[i] = r.Rank, r.OfficialRank
+		if p := r.Pruning; p != nil {
+			cases = append(cases, decode.PruneCase{Target: r.TargetItem, BeamRank: p.BeamRank, ExactRank: p.ExactRank,
+				Pruned: p.Pruned, Trace: decode.Trace{Target: r.TargetItem, How: hows[p.How], Step: p.Step}, Truncated: p.Truncated})
+		}
+	}
+	m := &Metrics{ItemMatch: decode.Evaluate(item, nil).Map(), OfficialMatch: decode.Evaluate(off, nil).Map(), Primary: "item_match", Users: len(recs), Config: cfg}
+	if official {
+		m.Primary = "official_match"
+	}
+	if cfg.Pruning {
+		s := decode.Summarise(cases)
+		ps := &PruningSummary{Users: s.Prompts, InExact: s.InExact, InBeam: s.InBeam, Pruned: s.Pruned, Rate: s.Rate,
+			RateOfExact: s.RateOfExact, LostAtStep: map[string]int{}, ByHow: map[string]int{}, Truncated: s.Truncated}
+		for k, v := range s.LostAt {
+			ps.LostAtStep[strconv.Itoa(k)] = v
+		}
+		for k, v := range s.ByHow {
+			ps.ByHow[k.String()] = v
+		}
+		m.Pruning = ps
+	}
+	return m
+}
+
+// writeAtomic writes data to path through a temporary file in the same folder and a rename.
+func writeAtomic(path string, write func(w io.Writer) error) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	bw := bufio.NewWriterSize(f, 1<<20)
+	err = write(bw)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+func writeJSON(path string, v any) error {
+	return writeAtomic(path, func(w io.Writer) error {
+		e := json.NewEncoder(w)
+		e.SetIndent("", "    ")
+		e.SetEscapeHTML(false)
+		return e.Encode(v)
+	})
+}
+
+// writeResults writes predictions.json first and metrics.json last: a folder with a
+// metrics.json is complete.
+func writeResults(dir string, recs []Record, m *Metrics) error {
+	if err := writeJSON(filepath.Join(dir, PredictionsName), recs); err != nil {
+		return err
+	}
+	return writeJSON(filepath.Join(dir, MetricsName), m)
+}
+
+// ReadResults reads a folder's metrics.json and predictions.json.
+func ReadResults(dir string) (*Metrics, []Record, error) {
+	var m Metrics
+	if err := readJSON(filepath.Join(dir, MetricsName), &m); err != nil {
+		return nil, nil, err
+	}
+	var recs []Record
+	if err := readJSON(filepath.Join(dir, PredictionsName), &recs); err != nil {
+		return nil, nil, err
+	}
+	if len(recs) != m.Users {
+		return nil, nil, fmt.Errorf("%s: %d records but metrics.json says %d users", filepath.Join(dir, PredictionsName), len(recs), m.Users)
+	}
+	return &m, recs, nil
+}
+
+func readJSON(path string, v any) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
+}
+
+// journal holds the records of finished batches of an unfinished run: a config line, then one
+// record per line, fsynced per batch.
+type journal struct {
+	path string
+	f    *os.File
+}
+
+func openJournal(path string, cfg Config, fresh bool) (*journal, map[int]Record, error) {
+	done := map[int]Record{}
+	if fresh {
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, nil, err
+		}
+	}
+	data, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+		if err != nil {
+			return nil, nil, err
+		}
+		line, _ := json.Marshal(struct {
+			Config Config `json:"config"`
+		}{cfg})
+		if _, err := f.Write(append(line, '\n')); err != nil {
+			f.Close()
+			return nil, nil, err
+		}
+		return &journal{path, f}, done, nil
+	case err != nil:
+		return nil, nil, err
+	}
+	lines := bytes.Split(data, []byte("\n"))
+	var head struct {
+		Config *Config `json:"config"`
+	}
+	if err := json.Unmarshal(lines[0], &head); err != nil || head.Config == nil {
+		return nil, nil, fmt.Errorf("journal %s: unreadable first line (delete it or pass --fresh)", path)
+	}
+	if diff := configDiff(head.Config.identity(), cfg.identity()); diff != "" || head.Config.Shard != cfg.Shard {
+		if diff == "" {
+			diff = "shard " + head.Config.Shard + " vs " + cfg.Shard
+		}
+		return nil, nil, fmt.Errorf("journal %s belongs to a run with another configuration (%s): use another --out, or --fresh to discard it", path, diff)
+	}
+	good := len(lines[0]) + 1
+	for _, l := range lines[1:] {
+		var r Record
+		if len(l) == 0 || json.Unmarshal(l, &r) != nil {
+			break // a line cut by the interruption: dropped, its batch is redone
+		}
+		done[r.Row] = r
+		good += len(l) + 1
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY, 0o644)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := f.Truncate(int64(min(good, len(data)))); err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	if _, err := f.Seek(0, io.SeekEnd); err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return &journal{path, f}, done, nil
+}
+
+// Append writes one batch's records and syncs them to disk.
+func (j *journal) Append(recs []Record) error {
+	var b bytes.Buffer
+	for _, r := range recs {
+		line, err := json.Marshal(r)
+		if err != nil {
+			return err
+		}
+		b.Write(line)
+		b.WriteByte('\n')
+	}
+	if _, err := j.f.Write(b.Bytes()); err != nil {
+		return fmt.Errorf("journal %s: %w", j.path, err)
+	}
+	return j.f.Sync()
+}
+
+func (j *journal) Close() error {
+	if j.f == nil {
+		return nil
+	}
+	err := j.f.Close()
+	j.f = nil
+	return err
+}
+
+// Merge combines shard folders into out: predictions.json (all users, in split order) and
+// metrics.json recomputed from the per-user ranks of the union (not averaged). The shards must
+// share one configuration (Config.identity) and be exactly the shards 0..n-1 of it.
+func Merge(dirs []string, out string) (*Metrics, error) {
+	if len(dirs) == 0 {
+		return nil, errors.New("merge: no shard folders")
+	}
+	var cfg Config
+	var all []Record
+	var timing Timing
+	var cat CatalogueInfo
+	official := false
+	seen := map[int]string{}
+	rows := map[int]string{}
+	for i, dir := range dirs {
+		m, recs, err := ReadResults(dir)
+		if err != nil {
+			return nil, fmt.Errorf("merge: %w", err)
+		}
+		var sh Shard
+		if len(m.Config.ShardList) > 0 {
+			return nil, fmt.Errorf("merge: %s is itself a merged result", dir)
+		}
+		if sh, err = ParseShard(m.Config.Shard); err != nil {
+			return nil, fmt.Errorf("merge: %s: config.shard: %w", dir, err)
+		}
+		if i == 0 {
+			cfg, cat, official = m.Config, m.Catalogue, m.Primary == "official_match"
+		} else if diff := configDiff(cfg.identity(), m.Config.identity()); diff != "" {
+			return nil, fmt.Errorf("merge: %s and %s were evaluated with different configurations (%s)", dirs[0], dir, diff)
+		}
+		if prev, dup := seen[sh.Index]; dup {
+			return nil, fmt.Errorf("merge: %s and %s are both shard %s", prev, dir, m.Config.Shard)
+		}
+		seen[sh.Index] = dir
+		for _, r := range recs {
+			if prev, dup := rows[r.Row]; dup {
+				return nil, fmt.Errorf("merge: row %d is in %s and %s", r.Row, prev, dir)
+			}
+			rows[r.Row] = dir
+		}
+		all = append(all, recs...)
+		timing.Users += m.Timing.Users
+		timing.WallS += m.Timing.WallS
+		timing.ScorerS += m.Timing.ScorerS
+		timing.LoadS += m.Timing.LoadS
+		timing.TotalS += m.Timing.TotalS
+	}
+	for i := 0; i < cfg.ShardCount; i++ {
+		if _, ok := seen[i]; !ok {
+			return nil, fmt.Errorf("merge: shard %d/%d is missing", i, cfg.ShardCount)
+		}
+	}
+	if len(all) != cfg.SelectedUsers {
+		return nil, fmt.Errorf("merge: the shards hold %d users but the configuration selects %d", len(all), cfg.SelectedUsers)
+	}
+	sort.Slice(all, func(a, b int) bool { return all[a].Row < all[b].Row })
+	cfg.Shard = fmt.Sprintf("merged %d", cfg.ShardCount)
+	for i := 0; i < cfg.ShardCount; i++ {
+		cfg.ShardList = append(cfg.ShardList, i)
+	}
+	m := Compute(all, cfg, official)
+	m.Catalogue = cat
+	timing.finish() // summed seconds over the shards' machines
+	m.Timing = timing
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return nil, err
+	}
+	if err := writeResults(out, all, m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// configDiff names the first JSON fields in which a and b differ.
+func configDiff(a, b Config) string {
+	var ma, mb map[string]any
+	ja, _ := json.Marshal(a)
+	jb, _ := json.Marshal(b)
+	json.Unmarshal(ja, &ma)
+	json.Unmarshal(jb, &mb)
+	var keys []string
+	for k := range ma {
+		keys = append(keys, k)
+	}
+	for k := range mb {
+		if _, ok := ma[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	var diff []string
+	for _, k := range keys {
+		if fmt.Sprint(ma[k]) != fmt.Sprint(mb[k]) {
+			diff = append(diff, fmt.Sprintf("%s: %v vs %v", k, ma[k], mb[k]))
+		}
+	}
+	if len(diff) == 0 {
+		return ""
+	}
+	return fmt.Sprint(diff)
+}
