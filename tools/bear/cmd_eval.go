@@ -1,0 +1,194 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/bearrec/bear/decode"
+	"github.com/bearrec/bear/runtime/evaluate"
+	"github.com/schollz/progressbar/v3"
+)
+
+func init() {
+	register(&command{name: "eval", summary: "evaluate with trie-constrained beam search (NDCG/HR), shard merging, pruning analysis", run: func(args []string) error {
+		return evalMain(args, os.Stdout, os.Stderr)
+	}})
+}
+
+const evalUsage = `--model DIR [--adapter DIR] --data DIR [--split test] [--limit N] [--beams 10] [--shard i/n] --out DIR [flags]
+       bear eval --merge --out DIR SHARD_DIR...
+
+Decodes every user of an Amazon split (user_id,item_ids[,...] read by header) with the
+official inference prompt and trie-constrained beam search, and writes DIR/predictions.json
+(the official schema: instruction, input, output, predict, scores; plus bear_* fields: row,
+user id, target item, predicted item ids, ranks) and DIR/metrics.json (NDCG@1/5/10, HR@1/5/10
+by item identity and by the official string match, users, config, timing; pruning with
+--pruning). Finished batches go to DIR/journal.jsonl: an interrupted run resumes (--fresh
+discards it). --shard i/n takes rows i, i+n, i+2n, ... of the split (after --limit);
+--merge recomputes exact metrics over the union of shard folders of one configuration.
+
+flags:`
+
+func evalMain(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("eval", evalUsage)
+	fs.SetOutput(stderr)
+	model := fs.String("model", "", "checkpoint folder in the HF layout (required)")
+	adapter := fs.String("adapter", "", "PEFT LoRA adapter folder (default: the base model)")
+	tokPath := fs.String("tokenizer", "", "tokenizer.json (default: MODEL/tokenizer.json, else $BEAR_TOKENIZER)")
+	data := fs.String("data", "", "dataset folder with id2name4Rec.json and the split files (required)")
+	dataset := fs.String("dataset", "", "prompt strings: Office, Book, Clothing, Toy, Beauty, Electronic, Game, Music (default: the data folder's name)")
+	split := fs.String("split", "test", "split: NAME (the file NAME_*.csv in --data, e.g. test_5000.csv), a file name in --data, or a path")
+	limit := fs.Int("limit", 0, "evaluate only the first N rows of the split (0: all)")
+	beams := fs.Int("beams", 10, "beams, and sequences returned per user (the official run: 10)")
+	constrain := fs.String("constrain", "after", "where the trie constraint applies: after = log-softmax over the whole vocabulary, then disallowed tokens dropped (HF prefix_allowed_tokens_fn; official --constrained_before_softmax False); before = softmax over the allowed tokens only (the official custom CBS, --constrained_before_softmax True)")
+	maxNew := fs.Int("max-new-tokens", 0, "HF max_new_tokens (0: none; the trie bounds every title, the official 128 never bites)")
+	batch := fs.Int("batch", 8, "users per beam-search batch (results do not depend on it)")
+	shardFlag := fs.String("shard", "", "evaluate shard i of n: rows i, i+n, i+2n, ... (format i/n)")
+	noKV := fs.Bool("no-kv-cache", false, "rerun the whole sequence at every step instead of keeping a KV cache (the slow reference path)")
+	maxRows := fs.Int("max-rows", 0, "rows per ONNX Runtime call (0: the scorer's default)")
+	pruning := fs.Bool("pruning", false, "pruning analysis: the exact top-B items by full-sequence score over the whole catalogue, and whether beam search pruned a target that was in it (incorrect pruning), with the step it fell out")
+	exactLP := fs.Float64("exact-length-penalty", 1, "--pruning: the exact top-B ranks by sum(log p)/len^P: 1 = the beam search's own final score (length-normalised, as HF), 0 = the plain sequence log-probability")
+	maxFrontier := fs.Int("max-frontier", 0, "--pruning: cap on open prefixes per user and depth of the exact search (0: none, exact; capped users are counted in metrics.json)")
+	official := fs.Bool("official-match", false, "headline metrics from the official string comparison (decoded titles after transformers' space cleanup, [1:-1], first equal) instead of item identity; metrics.json holds both")
+	out := fs.String("out", "", "output folder (required)")
+	fresh := fs.Bool("fresh", false, "discard the journal of an interrupted run in --out instead of resuming it")
+	merge := fs.Bool("merge", false, "merge the shard folders given as arguments into --out")
+	noProgress := fs.Bool("no-progress", false, "no progress bar")
+	of := addORTFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *out == "" {
+		return fmt.Errorf("--out is required")
+	}
+	if *merge {
+		if fs.NArg() == 0 {
+			return fmt.Errorf("--merge: give the shard folders as arguments")
+		}
+		m, err := evaluate.Merge(fs.Args(), *out)
+		if err != nil {
+			return err
+		}
+		printMetrics(stdout, m, *out)
+		return nil
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q (shard folders go with --merge)", fs.Args())
+	}
+	if *model == "" || *data == "" {
+		return fmt.Errorf("--model and --data are required")
+	}
+	o := evaluate.Options{
+		Model: *model, Adapter: *adapter, Tokenizer: *tokPath, Data: *data, Dataset: *dataset, Split: *split,
+		Limit: *limit, Beams: *beams, MaxNewTokens: *maxNew, Batch: *batch, KVCache: !*noKV, MaxRows: *maxRows,
+		Pruning: *pruning, ExactLengthPenalty: *exactLP, MaxFrontier: *maxFrontier, OfficialMatch: *official,
+		Out: *out, Fresh: *fresh,
+	}
+	switch *constrain {
+	case "after":
+		o.Mode = decode.AfterSoftmax
+	case "before":
+		o.Mode = decode.BeforeSoftmax
+	default:
+		return fmt.Errorf("--constrain %q: want after or before", *constrain)
+	}
+	if *beams < 1 || *batch < 1 || *limit < 0 || *maxNew < 0 || *maxFrontier < 0 {
+		return fmt.Errorf("--beams and --batch must be positive, --limit, --max-new-tokens and --max-frontier not negative")
+	}
+	if *shardFlag != "" {
+		sh, err := evaluate.ParseShard(*shardFlag)
+		if err != nil {
+			return fmt.Errorf("--shard: %w", err)
+		}
+		o.Shard = sh
+	}
+	if o.Tokenizer == "" {
+		o.Tokenizer = filepath.Join(*model, "tokenizer.json")
+		if _, err := os.Stat(o.Tokenizer); err != nil {
+			if env := os.Getenv("BEAR_TOKENIZER"); env != "" {
+				o.Tokenizer = env
+			} else {
+				return fmt.Errorf("no tokenizer: %s is missing and $BEAR_TOKENIZER is not set (pass --tokenizer)", o.Tokenizer)
+			}
+		}
+	}
+	mo, err := of.modelOptions()
+	if err != nil {
+		return err
+	}
+	o.Session = mo
+	o.Log = func(format string, a ...any) { fmt.Fprintf(stderr, "bear eval: "+format+"\n", a...) }
+	var bar *progressbar.ProgressBar
+	start := 0
+	if !*noProgress {
+		o.Progress = func(done, total int) {
+			if bar == nil {
+				start = done
+				desc := "eval"
+				if done > 0 {
+					desc = fmt.Sprintf("eval (%d resumed)", done)
+				}
+				bar = progressbar.NewOptions(total-start,
+					progressbar.OptionSetWriter(stderr), progressbar.OptionSetDescription(desc),
+					progressbar.OptionShowCount(), progressbar.OptionShowIts(), progressbar.OptionSetItsString("users"),
+					progressbar.OptionSetPredictTime(true), progressbar.OptionSetElapsedTime(true),
+					progressbar.OptionSetWidth(30), progressbar.OptionThrottle(250*time.Millisecond),
+					progressbar.OptionOnCompletion(func() { fmt.Fprintln(stderr) }))
+				return
+			}
+			bar.Set(done - start)
+		}
+	}
+	m, err := evaluate.Run(o)
+	if bar != nil {
+		bar.Exit()
+	}
+	if err != nil {
+		return err
+	}
+	printMetrics(stdout, m, *out)
+	return nil
+}
+
+// printMetrics prints both metric sets (the headline first), the pruning rate and the timing.
+func printMetrics(w io.Writer, m *evaluate.Metrics, out string) {
+	names := []string{"item_match", "official_match"}
+	if m.Primary == "official_match" {
+		names[0], names[1] = names[1], names[0]
+	}
+	for _, n := range names {
+		mm := map[string]map[string]float64{"item_match": m.ItemMatch, "official_match": m.OfficialMatch}[n]
+		var keys []string
+		for k := range mm {
+			keys = append(keys, k)
+		}
+		sort.Slice(keys, func(a, b int) bool { return metricOrder(keys[a]) < metricOrder(keys[b]) })
+		var parts []string
+		for _, k := range keys {
+			parts = append(parts, fmt.Sprintf("%s %.6f", k, mm[k]))
+		}
+		fmt.Fprintf(w, "%-15s %s\n", n, strings.Join(parts, "  "))
+	}
+	if p := m.Pruning; p != nil {
+		fmt.Fprintf(w, "pruning         %d of %d users incorrectly pruned (rate %.4f; %.4f of %d targets in the exact top-%d)\n",
+			p.Pruned, p.Users, p.Rate, p.RateOfExact, p.InExact, m.Config.Beams)
+	}
+	t := m.Timing
+	fmt.Fprintf(w, "users %d (shard %s), %.2f users/s, %.1f%% of decoding time outside the scorer; %s\n",
+		m.Users, m.Config.Shard, t.UsersPerS, 100*t.GoShare, filepath.Join(out, evaluate.MetricsName))
+}
+
+// metricOrder sorts NDCG@K before HR@K, each by K.
+func metricOrder(k string) string {
+	name, cut, _ := strings.Cut(k, "@")
+	prefix := "1"
+	if name == "NDCG" {
+		prefix = "0"
+	}
+	return prefix + fmt.Sprintf("%05s", cut)
+}

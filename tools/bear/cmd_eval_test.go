@@ -1,0 +1,129 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/bearrec/bear/onnx/hf"
+)
+
+// TestEvalCommand is the end-to-end check of issue 6: `bear eval --limit 50` on a random
+// tiny Llama-3.2 checkpoint with the real tokenizer and the committed Office sample, then two
+// shards merged with --merge.
+func TestEvalCommand(t *testing.T) {
+	tok := tokenizerForTest(t)
+	dir := t.TempDir()
+	p, err := hf.LookupPreset("tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	model := filepath.Join(dir, "tiny")
+	if err := hf.WriteRandom(model, p.Config, hf.InitOptions{Seed: 42}); err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join("..", "..", "testdata", "eval", "office")
+	common := []string{"--model", model, "--tokenizer", tok, "--data", data, "--cache-dir", filepath.Join(dir, "cache")}
+	run := func(args ...string) (string, string, error) {
+		var stdout, stderr bytes.Buffer
+		err := evalMain(append(append([]string{}, common...), args...), &stdout, &stderr)
+		return stdout.String(), stderr.String(), err
+	}
+
+	out := filepath.Join(dir, "eval50")
+	stdout, stderr, err := run("--limit", "50", "--out", out, "--official-match")
+	if err != nil {
+		t.Fatalf("bear eval: %v\n%s", err, stderr)
+	}
+	if !strings.HasPrefix(stdout, "official_match  NDCG@1 ") || !strings.Contains(stdout, "item_match      NDCG@1 ") || !strings.Contains(stdout, "users 50 (shard 0/1)") {
+		t.Errorf("stdout:\n%s", stdout)
+	}
+	if !strings.Contains(stderr, "users/s") {
+		t.Errorf("no progress bar with users/s on stderr:\n%s", stderr)
+	}
+	var m struct {
+		ItemMatch     map[string]float64 `json:"item_match"`
+		OfficialMatch map[string]float64 `json:"official_match"`
+		Users         int                `json:"users"`
+		Config        map[string]any     `json:"config"`
+	}
+	readJSONFile(t, filepath.Join(out, "metrics.json"), &m)
+	if m.Users != 50 || len(m.ItemMatch) != 6 || len(m.OfficialMatch) != 6 || m.Config["kv_cache"] != true || m.Config["dataset"] != "Office" || m.Config["constrain"] != "after" {
+		t.Errorf("metrics.json: %+v", m)
+	}
+	var preds []map[string]any
+	readJSONFile(t, filepath.Join(out, "predictions.json"), &preds)
+	if len(preds) != 50 {
+		t.Fatalf("%d predictions", len(preds))
+	}
+	for _, k := range []string{"instruction", "input", "output", "predict", "scores", "bear_user_id", "bear_target_item", "bear_predict_items", "bear_rank", "bear_official_rank"} {
+		if _, ok := preds[0][k]; !ok {
+			t.Errorf("predictions.json lacks %q", k)
+		}
+	}
+	if n := len(preds[0]["predict"].([]any)); n != 10 {
+		t.Errorf("%d predictions per user, want 10", n)
+	}
+
+	// Two shards of the first 10 users, merged, equal the unsharded run of the same 10.
+	whole := filepath.Join(dir, "whole")
+	if _, stderr, err := run("--limit", "10", "--out", whole, "--no-progress"); err != nil {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	var shards []string
+	for _, s := range []string{"0/2", "1/2"} {
+		d := filepath.Join(dir, "shard"+s[:1])
+		if _, stderr, err := run("--limit", "10", "--shard", s, "--batch", "3", "--out", d, "--no-progress"); err != nil {
+			t.Fatalf("%v\n%s", err, stderr)
+		}
+		shards = append(shards, d)
+	}
+	merged := filepath.Join(dir, "merged")
+	var stdoutM, stderrM bytes.Buffer
+	if err := evalMain(append([]string{"--merge", "--out", merged}, shards...), &stdoutM, &stderrM); err != nil {
+		t.Fatalf("merge: %v\n%s", err, stderrM.String())
+	}
+	var a, b struct {
+		ItemMatch     map[string]float64 `json:"item_match"`
+		OfficialMatch map[string]float64 `json:"official_match"`
+		Users         int                `json:"users"`
+	}
+	readJSONFile(t, filepath.Join(whole, "metrics.json"), &a)
+	readJSONFile(t, filepath.Join(merged, "metrics.json"), &b)
+	if !reflect.DeepEqual(a, b) || a.Users != 10 {
+		t.Errorf("merged %+v, unsharded %+v", b, a)
+	}
+
+	// Flag errors.
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--out", filepath.Join(dir, "x"), "--constrain", "middle"}, `--constrain "middle"`},
+		{[]string{"--out", filepath.Join(dir, "x"), "--shard", "2/2"}, "--shard"},
+		{[]string{"--limit", "5"}, "--out is required"},
+		{[]string{"--out", filepath.Join(dir, "x"), "--data", filepath.Join(dir, "nowhere")}, "cannot tell the dataset"},
+	} {
+		if _, _, err := run(c.args...); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("bear eval %q: error %v, want %q", c.args, err, c.want)
+		}
+	}
+	if err := evalMain([]string{"--merge", "--out", filepath.Join(dir, "m")}, &stdoutM, &stderrM); err == nil {
+		t.Errorf("merge without folders accepted")
+	}
+}
+
+func readJSONFile(t *testing.T, path string, v any) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+}
