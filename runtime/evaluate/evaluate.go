@@ -364,6 +364,11 @@ func Run(o Options) (*Metrics, error) {
 	if err := os.MkdirAll(o.Out, 0o755); err != nil {
 		return nil, err
 	}
+	if _, err := os.Stat(filepath.Join(o.Out, MetricsName)); err == nil {
+		if _, err := os.Stat(filepath.Join(o.Out, journalName)); errors.Is(err, os.ErrNotExist) {
+			o.Log("%s holds finished results: they will be replaced", o.Out)
+		}
+	}
 	j, done, err := openJournal(filepath.Join(o.Out, journalName), cfg, o.Fresh)
 	if err != nil {
 		return nil, err

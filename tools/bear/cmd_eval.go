@@ -138,6 +138,7 @@ func evalMain(args []string, stdout, stderr io.Writer) error {
 					progressbar.OptionShowCount(), progressbar.OptionShowIts(), progressbar.OptionSetItsString("users"),
 					progressbar.OptionSetPredictTime(true), progressbar.OptionSetElapsedTime(true),
 					progressbar.OptionSetWidth(30), progressbar.OptionThrottle(250*time.Millisecond),
+					progressbar.OptionSetRenderBlankState(true), // starts the clock now: users/s counts the first batch
 					progressbar.OptionOnCompletion(func() { fmt.Fprintln(stderr) }))
 				return
 			}
