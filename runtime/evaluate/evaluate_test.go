@@ -3,6 +3,7 @@ package evaluate
 import (
 	"encoding/json"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -11,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/bearrec/bear/decode"
+	"github.com/bearrec/bear/onnx/llama"
+	"github.com/bearrec/bear/runtime"
 	"github.com/bearrec/bear/tokenize"
 )
 
@@ -371,5 +374,45 @@ func TestKVCacheMatchesNoCache(t *testing.T) {
 				t.Errorf("row %d: score %d: %v with the KV cache, %v without", a.Row, j, b.Scores[j], a.Scores[j])
 			}
 		}
+	}
+}
+
+// TestAdapter: a LoRA adapter reaches the scorer (the scores change) and identifies the run.
+func TestAdapter(t *testing.T) {
+	cfg, err := runtime.ReadModelConfig(tinyDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &runtime.Adapter{Spec: llama.LoRASpec{Targets: []string{"q_proj", "v_proj"}, Rank: 4, Alpha: 8}, Weights: map[string][]float32{}}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, in := range a.Spec.Inputs(cfg) {
+		w := make([]float32, in.Rows*in.Cols)
+		for i := range w {
+			w[i] = float32(rng.NormFloat64() * 0.3)
+		}
+		a.Weights[in.Name] = w
+	}
+	adir := filepath.Join(t.TempDir(), "adapter")
+	if err := runtime.WriteAdapter(adir, a, cfg, tinyDir); err != nil {
+		t.Fatal(err)
+	}
+	base := tinyOptions(t, filepath.Join(t.TempDir(), "base"), 4)
+	withA := base
+	withA.Out, withA.Adapter = filepath.Join(t.TempDir(), "lora"), adir
+	mb, err := Run(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ma, err := Run(withA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mb.Config.AdapterSHA256 != "" || len(ma.Config.AdapterSHA256) != 64 || ma.Config.Adapter != adir {
+		t.Errorf("adapter identity: base %q, with adapter %q (%q)", mb.Config.AdapterSHA256, ma.Config.AdapterSHA256, ma.Config.Adapter)
+	}
+	_, rb, _ := ReadResults(base.Out)
+	_, ra, _ := ReadResults(withA.Out)
+	if reflect.DeepEqual(rb[0].Scores, ra[0].Scores) {
+		t.Errorf("the adapter changed no score: %v", ra[0].Scores)
 	}
 }
