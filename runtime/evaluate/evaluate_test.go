@@ -416,3 +416,25 @@ func TestAdapter(t *testing.T) {
 		t.Errorf("the adapter changed no score: %v", ra[0].Scores)
 	}
 }
+
+// TestConstrainBefore: the official custom CBS (softmax over the allowed tokens) runs and is
+// recorded. Its log-probabilities are renormalised over the allowed tokens (a few thousand of
+// 128k at the first step), so its best score is far above the after-softmax one.
+func TestConstrainBefore(t *testing.T) {
+	after := tinyOptions(t, filepath.Join(t.TempDir(), "after"), 2)
+	before := after
+	before.Out, before.Mode = filepath.Join(t.TempDir(), "before"), decode.BeforeSoftmax
+	for _, o := range []Options{after, before} {
+		if _, err := Run(o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ma, ra, _ := ReadResults(after.Out)
+	mb, rb, _ := ReadResults(before.Out)
+	if ma.Config.Constrain != "after" || mb.Config.Constrain != "before" {
+		t.Errorf("constrain recorded as %q and %q", ma.Config.Constrain, mb.Config.Constrain)
+	}
+	if rb[0].Scores[0] <= ra[0].Scores[0] {
+		t.Errorf("best score before the softmax %v, after %v: renormalising over the allowed tokens must raise it", rb[0].Scores[0], ra[0].Scores[0])
+	}
+}
