@@ -3,6 +3,8 @@ package runtime
 import (
 	"fmt"
 	goruntime "runtime"
+	"sync/atomic"
+	"time"
 
 	ort "github.com/yalue/onnxruntime_go"
 )
@@ -107,10 +109,20 @@ func appendCUDA(opts *ort.SessionOptions, device int) error {
 	return opts.AppendExecutionProviderCUDA(cuda)
 }
 
+// ortNanos accumulates the wall time spent inside ONNX Runtime's Run, over all sessions, so
+// that callers can tell how much of their time is Go's own.
+var ortNanos atomic.Int64
+
+// ORTTime is the total time spent inside ONNX Runtime runs so far, in this process.
+func ORTTime() time.Duration { return time.Duration(ortNanos.Load()) }
+
 // Run executes the graph; inputs and outputs are in the order of Inputs and Outputs, and
 // outputs must be preallocated (ONNX Runtime writes into their Go buffers).
 func (s *Session) Run(inputs, outputs []ort.Value) error {
-	return s.s.Run(inputs, outputs)
+	t0 := time.Now()
+	err := s.s.Run(inputs, outputs)
+	ortNanos.Add(int64(time.Since(t0)))
+	return err
 }
 
 // Close releases the session.

@@ -400,6 +400,7 @@ func Run(o Options) (*Metrics, error) {
 		loadTime = time.Since(tSearch)
 		tSearch = time.Now()
 	}
+	ort0 := runtime.ORTTime()
 	if o.Progress != nil {
 		o.Progress(len(done), len(d.Rows))
 	}
@@ -425,6 +426,7 @@ func Run(o Options) (*Metrics, error) {
 		}
 	}
 	searchTime := time.Since(tSearch)
+	ortTime := runtime.ORTTime() - ort0
 	recs := make([]Record, 0, len(done))
 	for _, r := range done {
 		recs = append(recs, r)
@@ -433,7 +435,7 @@ func Run(o Options) (*Metrics, error) {
 	m := Compute(recs, cfg, o.OfficialMatch)
 	m.Catalogue = catalogueInfo(d)
 	m.Timing = Timing{
-		Users: len(pending), WallS: searchTime.Seconds(), ScorerS: ev.ScorerTime.Seconds(),
+		Users: len(pending), WallS: searchTime.Seconds(), ScorerS: ev.ScorerTime.Seconds(), ORTS: ortTime.Seconds(),
 		LoadS: loadTime.Seconds(), TotalS: time.Since(t0).Seconds(),
 	}
 	m.Timing.finish()

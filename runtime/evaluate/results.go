@@ -15,6 +15,7 @@ import (
 	"strconv"
 
 	"github.com/bearrec/bear/decode"
+	"github.com/bearrec/bear/runtime"
 )
 
 // File names inside an output folder.
@@ -94,13 +95,13 @@ func runConfig(o Options, d *Data) (Config, error) {
 		c.ExactLengthPenalty, c.MaxFrontier = &lp, o.MaxFrontier
 	}
 	var err error
-	if c.SplitSHA256, err = fileSHA256(d.SplitFile); err != nil {
+	if c.SplitSHA256, err = runtime.FileSHA256(d.SplitFile); err != nil {
 		return c, err
 	}
-	if c.CatalogueSHA256, err = fileSHA256(filepath.Join(o.Data, "id2name4Rec.json")); err != nil {
+	if c.CatalogueSHA256, err = runtime.FileSHA256(filepath.Join(o.Data, "id2name4Rec.json")); err != nil {
 		return c, err
 	}
-	if c.TokenizerSHA256, err = fileSHA256(o.Tokenizer); err != nil {
+	if c.TokenizerSHA256, err = runtime.FileSHA256(o.Tokenizer); err != nil {
 		return c, err
 	}
 	if c.ModelFingerprint, err = modelFingerprint(o.Model); err != nil {
@@ -114,23 +115,10 @@ func runConfig(o Options, d *Data) (Config, error) {
 	return c, nil
 }
 
-func fileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("%s: %w", path, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
 func dirSHA256(dir string, names ...string) (string, error) {
 	h := sha256.New()
 	for _, n := range names {
-		s, err := fileSHA256(filepath.Join(dir, n))
+		s, err := runtime.FileSHA256(filepath.Join(dir, n))
 		if err != nil {
 			return "", err
 		}
@@ -172,18 +160,23 @@ type CatalogueInfo struct {
 
 // Timing of the decoding in metrics.json (not part of any comparison).
 type Timing struct {
-	Users     int     `json:"users"`            // users decoded by this run (resumed ones excluded)
-	WallS     float64 `json:"decode_seconds"`   // decoding loop, scorer loading excluded
-	ScorerS   float64 `json:"scorer_seconds"`   // inside Scorer.Start/Step (ONNX Runtime and the scorer's own Go work)
-	GoShare   float64 `json:"go_share"`         // 1 - scorer/decode: search, prompts, decoding strings
-	UsersPerS float64 `json:"users_per_second"` // users / decode_seconds
-	LoadS     float64 `json:"load_seconds"`     // opening the scorer
-	TotalS    float64 `json:"total_seconds"`
+	Users   int     `json:"users"`          // users decoded by this run (resumed ones excluded)
+	WallS   float64 `json:"decode_seconds"` // decoding loop, scorer loading excluded
+	ScorerS float64 `json:"scorer_seconds"` // inside Scorer.Start/Step (ONNX Runtime and the scorer's own Go work)
+	GoShare float64 `json:"go_share"`       // 1 - scorer/decode: search, prompts, decoding strings
+	ORTS    float64 `json:"ort_seconds"`    // inside ONNX Runtime's Run during the decoding loop
+	// GoShareOutsideORT is 1 - ort/decode: every Go cost, the scorers' own (inputs, cache
+	// bookkeeping, log-sum-exp without a cache) included.
+	GoShareOutsideORT float64 `json:"go_share_outside_ort"`
+	UsersPerS         float64 `json:"users_per_second"` // users / decode_seconds
+	LoadS             float64 `json:"load_seconds"`     // opening the scorer
+	TotalS            float64 `json:"total_seconds"`
 }
 
 func (t *Timing) finish() {
 	if t.WallS > 0 {
 		t.GoShare = 1 - t.ScorerS/t.WallS
+		t.GoShareOutsideORT = 1 - t.ORTS/t.WallS
 		t.UsersPerS = float64(t.Users) / t.WallS
 	}
 }
