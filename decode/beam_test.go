@@ -62,8 +62,6 @@ func (c *checkingScorer) Step(parents, tokens []int, cands [][]int) ([]Scores, e
 	return s, err
 }
 
-func promptLM(m toyLM) func(seq []int) []float32 { return m.logits }
-
 func TestSearchMatchesReference(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	cases := 0

@@ -92,9 +92,6 @@ func defaultCacheDir(dir string) (string, error) {
 // Close releases the session.
 func (m *Model) Close() error { return m.sess.Close() }
 
-// LoRAInputs lists the graph's LoRA matrices.
-func (m *Model) LoRAInputs() []llama.LoRAInputInfo { return m.lora }
-
 // SetAdapter copies an adapter's matrices into the model; its spec must match the graph's.
 func (m *Model) SetAdapter(a *Adapter) error {
 	if m.Options.LoRA == nil {
@@ -126,9 +123,6 @@ func sameSpec(s, t llama.LoRASpec) error {
 	}
 	return nil
 }
-
-// LoRA64 exposes the float64 LoRA matrices of an F64 model (for gradient checks).
-func (m *Model) LoRA64(name string) []float64 { return m.lora64[name] }
 
 // Batch is a left-padded batch of token sequences in the graph's input layout.
 type Batch struct {

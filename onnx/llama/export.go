@@ -117,7 +117,6 @@ type Forward struct {
 	Outputs    []string
 	Config     hf.Config
 	Options    Options
-	NumNodes   int
 	LoRAInputs []LoRAInputInfo
 }
 
@@ -176,7 +175,7 @@ func ExportForward(ck *hf.Checkpoint, b *WeightBinding, opt Options) (*Forward, 
 		return nil, err
 	}
 	return &Forward{Model: data, Weights: b, Inputs: bt.Inputs, Outputs: []string{Logits}, Config: ck.Config,
-		Options: bt.Options, NumNodes: len(bt.Graph.Proto().Node), LoRAInputs: bt.LoRAInputs}, nil
+		Options: bt.Options, LoRAInputs: bt.LoRAInputs}, nil
 }
 
 type exporter struct {
