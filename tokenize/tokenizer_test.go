@@ -5,10 +5,10 @@ import (
 	"compress/gzip"
 	"encoding/json"
 	"errors"
+	"github.com/bearrec/bear/internal/testdeps"
 	"io"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -23,19 +23,10 @@ var (
 	loadErr  error
 )
 
-// tokenizerPath is $BEAR_TOKENIZER, else <repo root>/.cache/llama-3.2/tokenizer.json.
-func tokenizerPath() string {
-	if p := os.Getenv("BEAR_TOKENIZER"); p != "" {
-		return p
-	}
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", ".cache", "llama-3.2", "tokenizer.json")
-}
-
 // llama3 returns the shared Llama-3.2 tokenizer (read-only: tests that add tokens load their own).
 func llama3(t testing.TB) *Tokenizer {
 	t.Helper()
-	loadOnce.Do(func() { loaded, loadErr = Load(tokenizerPath()) })
+	loadOnce.Do(func() { loaded, loadErr = Load(testdeps.TokenizerPath()) })
 	if loadErr != nil {
 		t.Fatalf("Llama-3.2 tokenizer.json is missing or unreadable (run `make deps`): %v", loadErr)
 	}
@@ -112,7 +103,7 @@ func TestGolden(t *testing.T) {
 }
 
 func TestSpecialTokens(t *testing.T) {
-	tok, err := Load(tokenizerPath())
+	tok, err := Load(testdeps.TokenizerPath())
 	if err != nil {
 		t.Fatalf("run `make deps`: %v", err)
 	}
@@ -213,7 +204,7 @@ func TestSplitLlama3(t *testing.T) {
 
 func BenchmarkLoad(b *testing.B) {
 	for i := 0; i < b.N; i++ {
-		if _, err := Load(tokenizerPath()); err != nil {
+		if _, err := Load(testdeps.TokenizerPath()); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -270,7 +261,7 @@ func TestLoadErrors(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "make deps") {
 		t.Errorf("missing file: %v", err)
 	}
-	cfg, err := sugar.ConfigFromFile(tokenizerPath())
+	cfg, err := sugar.ConfigFromFile(testdeps.TokenizerPath())
 	if err != nil {
 		t.Fatalf("run `make deps`: %v", err)
 	}

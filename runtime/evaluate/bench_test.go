@@ -1,6 +1,7 @@
 package evaluate
 
 import (
+	"github.com/bearrec/bear/internal/testdeps"
 	"path/filepath"
 	"testing"
 	"time"
@@ -33,7 +34,7 @@ func BenchmarkEval(b *testing.B) {
 			name = "no-cache"
 		}
 		b.Run(name, func(b *testing.B) {
-			o := Options{Model: model, Tokenizer: tokenizerPath(b), Data: officeData, Limit: users, KVCache: kv,
+			o := Options{Model: model, Tokenizer: testdeps.Tokenizer(b), Data: officeData, Limit: users, KVCache: kv,
 				Session: runtime.ModelOptions{CacheDir: filepath.Join(dir, "cache")}}
 			d, err := LoadData(o)
 			if err != nil {

@@ -2,6 +2,7 @@ package evaluate
 
 import (
 	"encoding/json"
+	"github.com/bearrec/bear/internal/testdeps"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -36,7 +37,7 @@ func TestCleanUpTokenizationSpaces(t *testing.T) {
 }
 
 func TestOfficialDecode(t *testing.T) {
-	tok, err := tokenize.Load(tokenizerPath(t))
+	tok, err := tokenize.Load(testdeps.Tokenizer(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package evaluate
 
 import (
 	"fmt"
+	"github.com/bearrec/bear/internal/testdeps"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -53,23 +54,10 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// tokenizerPath is $BEAR_TOKENIZER, else <repo>/.cache/llama-3.2/tokenizer.json.
-func tokenizerPath(t testing.TB) string {
-	t.Helper()
-	p := os.Getenv("BEAR_TOKENIZER")
-	if p == "" {
-		p = filepath.Join("..", "..", ".cache", "llama-3.2", "tokenizer.json")
-	}
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("Llama-3.2 tokenizer.json missing (run `make deps`): %v", err)
-	}
-	return p
-}
-
 // tinyOptions evaluates the Office sample with the tiny checkpoint (KV cache on) into out.
 func tinyOptions(t testing.TB, out string, limit int) Options {
 	return Options{
-		Model: tinyDir, Tokenizer: tokenizerPath(t), Data: officeData, Split: "test", Limit: limit,
+		Model: tinyDir, Tokenizer: testdeps.Tokenizer(t), Data: officeData, Split: "test", Limit: limit,
 		Batch: 4, KVCache: true, Session: runtime.ModelOptions{CacheDir: cacheDir}, Out: out,
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/bearrec/bear/internal/testdeps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -16,7 +17,7 @@ import (
 // tiny Llama-3.2 checkpoint with the real tokenizer and the committed Office sample, then two
 // shards merged with --merge.
 func TestEvalCommand(t *testing.T) {
-	tok := tokenizerForTest(t)
+	tok := testdeps.Tokenizer(t)
 	dir := t.TempDir()
 	p, err := hf.LookupPreset("tiny")
 	if err != nil {

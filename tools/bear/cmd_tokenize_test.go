@@ -2,26 +2,13 @@ package main
 
 import (
 	"bytes"
-	"os"
-	"path/filepath"
+	"github.com/bearrec/bear/internal/testdeps"
 	"strings"
 	"testing"
 )
 
-func tokenizerForTest(t *testing.T) string {
-	t.Helper()
-	p := os.Getenv("BEAR_TOKENIZER")
-	if p == "" {
-		p = filepath.Join("..", "..", ".cache", "llama-3.2", "tokenizer.json")
-	}
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("Llama-3.2 tokenizer.json missing (run `make deps`): %v", err)
-	}
-	return p
-}
-
 func TestTokenizeCommand(t *testing.T) {
-	tokPath := tokenizerForTest(t)
+	tokPath := testdeps.Tokenizer(t)
 	cases := []struct {
 		name string
 		args []string
