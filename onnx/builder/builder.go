@@ -262,15 +262,13 @@ func (g *Graph) MatMul(a, b Value) Value {
 
 // Gemm is alpha·op(a)·op(b) for 2-D operands, op transposing when asked.
 func (g *Graph) Gemm(a, b Value, transA, transB bool) Value {
-	m, k := a.Shape[0], a.Shape[1]
+	m, n := a.Shape[0], b.Shape[1]
 	if transA {
-		m, k = k, m
+		m = a.Shape[1]
 	}
-	n := b.Shape[1]
 	if transB {
 		n = b.Shape[0]
 	}
-	_ = k
 	var attrs []Attr
 	if transA {
 		attrs = append(attrs, AttrInt("transA", 1))
