@@ -23,6 +23,10 @@ type kvScorer struct {
 	nextPos []int64   // position of the next token of each row
 	cache   []Tensor  // present key/value per layer, [rows, kv, past, hd]
 	scratch []float32 // candidate logits
+	// spare holds the backing arrays of the cache before the current one: the next step writes
+	// its output there (ONNX Runtime overwrites every element), so no step allocates or zeroes
+	// a new cache once the arrays are large enough.
+	spare [][]float32
 }
 
 func newKVScorer(dir string, mo ModelOptions, o ScorerOptions) (Scorer, error) {
@@ -150,15 +154,26 @@ func (s *kvScorer) run(ids, mask, pos []int64, seq int, parents []int64, cands [
 	logz := make([]float32, rows)
 	out := map[string]Tensor{llama.Logits: {[]int64{int64(rows), int64(c)}, logits}, llama.LogZ: {[]int64{int64(rows)}, logz}}
 	next := make([]Tensor, len(s.cache))
+	size := int64(rows) * kv * int64(total) * hd
+	if len(s.spare) != len(s.cache) {
+		s.spare = make([][]float32, len(s.cache))
+	}
 	for l := 0; l < s.cfg.NumLayers; l++ {
 		for i, name := range []string{llama.PresentKey(l), llama.PresentValue(l)} {
-			t := NewTensorLike([]float32(nil), []int64{int64(rows), kv, int64(total), hd})
+			buf := s.spare[2*l+i]
+			if int64(cap(buf)) < size {
+				buf = make([]float32, size, size+size/4) // room for a few more steps
+			}
+			t := Tensor{[]int64{int64(rows), kv, int64(total), hd}, buf[:size]}
 			next[2*l+i] = t
 			out[name] = t
 		}
 	}
 	if err := s.sess.RunNamed(in, out); err != nil {
 		return nil, fmt.Errorf("decode step: %w", err)
+	}
+	for i, t := range s.cache {
+		s.spare[i] = t.Data.([]float32) // the cache just read becomes the next step's output
 	}
 	s.cache, s.rows, s.past, s.mask = next, rows, total, mask
 	res := make([]decode.Scores, rows)
