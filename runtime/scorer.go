@@ -2,7 +2,6 @@ package runtime
 
 import (
 	"fmt"
-	"math"
 
 	"github.com/bearrec/bear/decode"
 	"github.com/bearrec/bear/onnx/llama"
@@ -99,29 +98,8 @@ func (s *seqScorer) score(cands [][]int) ([]decode.Scores, error) {
 		}
 		for i := range index {
 			row := logits[i*v : (i+1)*v]
-			out = append(out, candidateScores(row, cands[lo+i]))
+			out = append(out, decode.ScoresFromLogits(row, cands[lo+i]))
 		}
 	}
 	return out, nil
-}
-
-// candidateScores picks the candidates' logits and the log-sum-exp of the whole row.
-func candidateScores(row []float32, cands []int) decode.Scores {
-	sc := decode.Scores{Logits: make([]float32, len(cands)), LogZ: logSumExp(row)}
-	for j, c := range cands {
-		sc.Logits[j] = row[c]
-	}
-	return sc
-}
-
-func logSumExp(row []float32) float64 {
-	m := float32(math.Inf(-1))
-	for _, v := range row {
-		m = max(m, v)
-	}
-	s := 0.0
-	for _, v := range row {
-		s += math.Exp(float64(v - m))
-	}
-	return float64(m) + math.Log(s)
 }
