@@ -37,12 +37,7 @@ func newKVScorer(dir string, mo ModelOptions, o ScorerOptions) (Scorer, error) {
 	if err != nil {
 		return nil, err
 	}
-	if mo.CacheDir == "" {
-		if mo.CacheDir, err = defaultCacheDir(dir); err != nil {
-			return nil, err
-		}
-	}
-	b, err := llama.BindWeights(ck, hf.F32, mo.CacheDir)
+	b, err := bindWeights(ck, hf.F32, mo.CacheDir)
 	if err != nil {
 		return nil, err
 	}

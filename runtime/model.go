@@ -9,7 +9,6 @@ import (
 
 	"github.com/bearrec/bear/onnx/hf"
 	"github.com/bearrec/bear/onnx/llama"
-	ort "github.com/yalue/onnxruntime_go"
 )
 
 // ModelOptions configure Load.
@@ -45,13 +44,7 @@ func Load(dir string, o ModelOptions) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	if o.CacheDir == "" {
-		o.CacheDir, err = defaultCacheDir(dir)
-		if err != nil {
-			return nil, err
-		}
-	}
-	b, err := llama.BindWeights(ck, o.DType, o.CacheDir)
+	b, err := bindWeights(ck, o.DType, o.CacheDir)
 	if err != nil {
 		return nil, err
 	}
@@ -215,69 +208,45 @@ func run[T float32 | float64](m *Model, b Batch, index []int64, cands []int64, c
 	if err := m.check(b, index, cands, c); err != nil {
 		return nil, err
 	}
-	var vals []ort.Value
-	defer func() {
-		for _, v := range vals {
-			v.Destroy()
-		}
-	}()
-	add := func(v ort.Value, err error) error {
-		if err != nil {
-			return err
-		}
-		vals = append(vals, v)
-		return nil
+	in := batchInputs(b, index, cands, c)
+	for _, l := range m.lora {
+		in[l.Name] = Tensor{[]int64{int64(l.Rows), int64(l.Cols)}, lora[l.Name]}
 	}
-	bt := ort.NewShape(int64(b.B), int64(b.T))
-	n := int64(len(index))
-	for _, name := range m.inputs {
-		var err error
-		switch name {
-		case llama.InputIDs:
-			err = add(ort.NewTensor(bt, b.IDs))
-		case llama.AttentionMask:
-			err = add(ort.NewTensor(bt, b.Mask))
-		case llama.PositionIDs:
-			err = add(ort.NewTensor(bt, b.Pos))
-		case llama.LogitIndex:
-			err = add(ort.NewTensor(ort.NewShape(n), index))
-		case llama.Candidates:
-			err = add(ort.NewTensor(ort.NewShape(n, int64(c)), cands))
-		default:
-			w, ok := lora[name]
-			if !ok {
-				return nil, fmt.Errorf("graph input %s has no value", name)
-			}
-			info := m.loraInfo(name)
-			err = add(ort.NewTensor(ort.NewShape(int64(info.Rows), int64(info.Cols)), w))
-		}
-		if err != nil {
-			return nil, fmt.Errorf("input %s: %w", name, err)
-		}
-	}
-	width := int64(m.Config.VocabSize)
+	n, width := int64(len(index)), int64(m.Config.VocabSize)
 	if m.Options.Logits == llama.LogitsCandidates {
 		width = int64(c)
 	}
 	out := make([]T, n*width)
-	ot, err := ort.NewTensor(ort.NewShape(n, width), out)
-	if err != nil {
-		return nil, err
-	}
-	vals = append(vals, ot)
-	if err := m.sess.Run(vals[:len(vals)-1], vals[len(vals)-1:]); err != nil {
+	if err := m.sess.RunNamed(in, map[string]Tensor{llama.Logits: {[]int64{n, width}, out}}); err != nil {
 		return nil, fmt.Errorf("forward %s: %w", m.Dir, err)
 	}
 	return out, nil
 }
 
-func (m *Model) loraInfo(name string) llama.LoRAInputInfo {
-	for _, in := range m.lora {
-		if in.Name == name {
-			return in
+// batchInputs is a batch's graph inputs: ids, mask and positions [B, T], the flat logit index
+// [n], and the candidates [n, c] when given.
+func batchInputs(b Batch, index, cands []int64, c int) map[string]Tensor {
+	bt := []int64{int64(b.B), int64(b.T)}
+	in := map[string]Tensor{
+		llama.InputIDs: {bt, b.IDs}, llama.AttentionMask: {bt, b.Mask}, llama.PositionIDs: {bt, b.Pos},
+		llama.LogitIndex: {[]int64{int64(len(index))}, index},
+	}
+	if cands != nil {
+		in[llama.Candidates] = Tensor{[]int64{int64(len(index)), int64(c)}, cands}
+	}
+	return in
+}
+
+// bindWeights locates the checkpoint's weights in dtype dt, converting them into cacheDir (the
+// user cache folder when empty) when they are stored in another dtype.
+func bindWeights(ck *hf.Checkpoint, dt hf.DType, cacheDir string) (*llama.WeightBinding, error) {
+	if cacheDir == "" {
+		var err error
+		if cacheDir, err = defaultCacheDir(ck.Dir); err != nil {
+			return nil, err
 		}
 	}
-	panic("runtime: unknown LoRA input " + name)
+	return llama.BindWeights(ck, dt, cacheDir)
 }
 
 // ReadModelConfig reads a checkpoint's config.json (for checking an adapter before loading).

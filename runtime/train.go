@@ -44,12 +44,7 @@ func BuildTrainGraphs(dir string, o TrainOptions) (*TrainGraphs, error) {
 	}
 	var b *llama.WeightBinding
 	if !o.Full {
-		if mo.CacheDir == "" {
-			if mo.CacheDir, err = defaultCacheDir(dir); err != nil {
-				return nil, err
-			}
-		}
-		if b, err = llama.BindWeights(ck, mo.DType, mo.CacheDir); err != nil {
+		if b, err = bindWeights(ck, mo.DType, mo.CacheDir); err != nil {
 			return nil, err
 		}
 	}
@@ -222,14 +217,7 @@ func (t *Trainer[T]) Forward(b Batch, index []int64, cands []int64, c int) ([]T,
 	if t.Manifest.Logits == "candidates" && (c <= 0 || len(cands) != n*c) {
 		return nil, fmt.Errorf("candidates: %d ids for %d positions × %d", len(cands), n, c)
 	}
-	bt := []int64{int64(b.B), int64(b.T)}
-	t.inputs = map[string]Tensor{
-		llama.InputIDs: {bt, b.IDs}, llama.AttentionMask: {bt, b.Mask}, llama.PositionIDs: {bt, b.Pos},
-		llama.LogitIndex: {[]int64{int64(n)}, index},
-	}
-	if cands != nil {
-		t.inputs[llama.Candidates] = Tensor{[]int64{int64(n), int64(c)}, cands}
-	}
+	t.inputs = batchInputs(b, index, cands, c)
 	for name, p := range t.Params {
 		t.inputs[name] = Tensor{t.shapes[name], p}
 	}
