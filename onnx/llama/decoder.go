@@ -58,20 +58,15 @@ type Decoder struct {
 // [batch, c] (and LoRA matrices); outputs the candidates' logits at the last new position, the
 // log-sum-exp of that position's full-vocabulary logits, and the extended cache.
 func ExportDecoder(ck *hf.Checkpoint, b *WeightBinding, opt Options) (d *Decoder, err error) {
-	if opt.DType == "" {
-		opt.DType = hf.F32
-	}
-	if opt.LoRA != nil {
-		if err := opt.LoRA.Validate(); err != nil {
-			return nil, err
-		}
+	e, err := newExporter(ck, b, opt)
+	if err != nil {
+		return nil, err
 	}
 	defer func() {
 		if r := recover(); r != nil {
 			d, err = nil, fmt.Errorf("export decoder %s: %v", ck.Dir, r)
 		}
 	}()
-	e := newExporter(ck, b, opt)
 	g, c := e.g, e.cfg
 	ids := e.input(InputIDs, builder.Int64, "batch", "seq")
 	mask := e.input(AttentionMask, builder.Int64, "batch", "total")

@@ -143,25 +143,17 @@ type Built struct {
 // BuildForward builds the forward graph of the checkpoint with weights bound by b (b may be nil
 // when the weights are graph inputs).
 func BuildForward(ck *hf.Checkpoint, b *WeightBinding, opt Options) (bt *Built, err error) {
-	if opt.DType == "" {
-		opt.DType = hf.F32
-	}
-	if opt.LoRA != nil {
-		if err := opt.LoRA.Validate(); err != nil {
-			return nil, err
-		}
-	}
-	if b == nil && !opt.WeightsAsInputs {
-		return nil, fmt.Errorf("export %s: no weight binding", ck.Dir)
+	e, err := newExporter(ck, b, opt)
+	if err != nil {
+		return nil, err
 	}
 	defer func() {
 		if r := recover(); r != nil {
 			bt, err = nil, fmt.Errorf("export %s: %v", ck.Dir, r)
 		}
 	}()
-	e := newExporter(ck, b, opt)
 	e.build()
-	return &Built{Graph: e.g, Inputs: e.inputs, LoRAInputs: e.loraInputs, Weights: b, Config: ck.Config, Options: opt}, nil
+	return &Built{Graph: e.g, Inputs: e.inputs, LoRAInputs: e.loraInputs, Weights: b, Config: ck.Config, Options: e.opt}, nil
 }
 
 // ExportForward builds and serializes the forward graph.
@@ -190,12 +182,24 @@ type exporter struct {
 	loraInputs []LoRAInputInfo
 }
 
-func newExporter(ck *hf.Checkpoint, b *WeightBinding, opt Options) *exporter {
+// newExporter checks the options (F32 when no dtype is given) before any graph is built.
+func newExporter(ck *hf.Checkpoint, b *WeightBinding, opt Options) (*exporter, error) {
+	if opt.DType == "" {
+		opt.DType = hf.F32
+	}
+	if opt.LoRA != nil {
+		if err := opt.LoRA.Validate(); err != nil {
+			return nil, err
+		}
+	}
+	if b == nil && !opt.WeightsAsInputs {
+		return nil, fmt.Errorf("export %s: no weight binding", ck.Dir)
+	}
 	dt := builder.Float32
 	if opt.DType == hf.F64 {
 		dt = builder.Float64
 	}
-	return &exporter{ck: ck, cfg: ck.Config, b: b, opt: opt, dt: dt, g: builder.New("llama_forward"), weights: map[string]builder.Value{}}
+	return &exporter{ck: ck, cfg: ck.Config, b: b, opt: opt, dt: dt, g: builder.New("llama_forward"), weights: map[string]builder.Value{}}, nil
 }
 
 func (e *exporter) input(name string, dt builder.DType, dims ...any) builder.Value {
