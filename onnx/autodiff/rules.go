@@ -170,7 +170,7 @@ var rules = map[string]rule{
 		}
 		n := int64(1)
 		for _, ax := range axes {
-			d := a.Shape[normAxis(ax, a.Rank())]
+			d := a.Shape[builder.NormAxis(ax, a.Rank())]
 			if !d.Static() {
 				panic(c.n.GetName() + ": ReduceMean gradient needs static reduced axes")
 			}
@@ -238,13 +238,6 @@ func allAxes(rank int) []int64 {
 	return axes
 }
 
-func normAxis(axis int64, rank int) int {
-	if axis < 0 {
-		axis += int64(rank)
-	}
-	return int(axis)
-}
-
 // unreduce restores reduced axes of size 1 when the reduction dropped them.
 func (c *ctx) unreduce(g builder.Value, axes []int64, keep bool) builder.Value {
 	if keep {
@@ -253,7 +246,7 @@ func (c *ctx) unreduce(g builder.Value, axes []int64, keep bool) builder.Value {
 	rank := g.Rank() + len(axes)
 	norm := make([]int64, len(axes))
 	for i, a := range axes {
-		norm[i] = int64(normAxis(a, rank))
+		norm[i] = int64(builder.NormAxis(a, rank))
 	}
 	return c.g().Unsqueeze(g, norm...)
 }
@@ -328,7 +321,7 @@ func transposeRule(c *ctx, g []builder.Value) []builder.Value {
 
 func concatRule(c *ctx, g []builder.Value) []builder.Value {
 	rank := c.outMeta(0).Rank()
-	axis := normAxis(c.attrInt("axis", 0), rank)
+	axis := builder.NormAxis(c.attrInt("axis", 0), rank)
 	extents := make([]builder.Dim, len(c.n.Input))
 	sizes := make([]int64, len(c.n.Input))
 	static := true
@@ -390,7 +383,7 @@ func sliceRule(c *ctx, g []builder.Value) []builder.Value {
 	}
 	pads := make([]int64, 2*a.Rank())
 	for i, ax := range axes {
-		k := normAxis(ax, a.Rank())
+		k := builder.NormAxis(ax, a.Rank())
 		d := a.Shape[k]
 		if !d.Static() {
 			panic(c.n.GetName() + ": Slice gradient needs a static extent on sliced axes")
@@ -410,7 +403,7 @@ func sliceRule(c *ctx, g []builder.Value) []builder.Value {
 
 // gatherRule scatters the cotangent back into rows (axis 0 only: embeddings and row selection).
 func gatherRule(c *ctx, g []builder.Value) []builder.Value {
-	if normAxis(c.attrInt("axis", 0), c.inMeta(0).Rank()) != 0 {
+	if builder.NormAxis(c.attrInt("axis", 0), c.inMeta(0).Rank()) != 0 {
 		panic(c.n.GetName() + ": Gather gradient supports axis 0 only")
 	}
 	data := c.inMeta(0)

@@ -290,7 +290,7 @@ func (g *Graph) Softmax(a Value, axis int64) Value {
 func reducedShape(s Shape, axes []int64, keep bool) Shape {
 	drop := map[int]bool{}
 	for _, a := range axes {
-		drop[normAxis(a, len(s))] = true
+		drop[NormAxis(a, len(s))] = true
 	}
 	var out Shape
 	for i, d := range s {
@@ -387,7 +387,7 @@ func (g *Graph) Unsqueeze(a Value, axes ...int64) Value {
 	rank := a.Rank() + len(axes)
 	ins := map[int]bool{}
 	for _, ax := range axes {
-		ins[normAxis(ax, rank)] = true
+		ins[NormAxis(ax, rank)] = true
 	}
 	out := make(Shape, 0, rank)
 	j := 0
@@ -419,7 +419,7 @@ func (g *Graph) Squeeze(a Value, axes ...int64) Value {
 
 // Concat joins along axis.
 func (g *Graph) Concat(axis int64, vs ...Value) Value {
-	ax := normAxis(axis, vs[0].Rank())
+	ax := NormAxis(axis, vs[0].Rank())
 	out := append(Shape(nil), vs[0].Shape...)
 	sum := Fixed(0)
 	var ints []Dim
@@ -456,7 +456,7 @@ func (g *Graph) Concat(axis int64, vs ...Value) Value {
 
 // Split cuts a along axis into pieces of the given sizes.
 func (g *Graph) Split(a Value, axis int64, sizes ...int64) []Value {
-	ax := normAxis(axis, a.Rank())
+	ax := NormAxis(axis, a.Rank())
 	outs := make([]Value, len(sizes))
 	for i, s := range sizes {
 		sh := append(Shape(nil), a.Shape...)
@@ -469,7 +469,7 @@ func (g *Graph) Split(a Value, axis int64, sizes ...int64) []Value {
 // SplitBy cuts a along axis into pieces whose sizes are the values of sizes (an int64 [k]
 // tensor); shapes gives each piece's static extent on that axis.
 func (g *Graph) SplitBy(a Value, axis int64, sizes Value, extents []Dim) []Value {
-	ax := normAxis(axis, a.Rank())
+	ax := NormAxis(axis, a.Rank())
 	outs := make([]Value, len(extents))
 	for i, e := range extents {
 		sh := append(Shape(nil), a.Shape...)
@@ -481,7 +481,7 @@ func (g *Graph) SplitBy(a Value, axis int64, sizes Value, extents []Dim) []Value
 
 // Gather takes slices of data along axis at indices.
 func (g *Graph) Gather(data, indices Value, axis int64) Value {
-	ax := normAxis(axis, data.Rank())
+	ax := NormAxis(axis, data.Rank())
 	out := append(append(append(Shape(nil), data.Shape[:ax]...), indices.Shape...), data.Shape[ax+1:]...)
 	return g.op("Gather", data.DType, out, []Value{data, indices}, AttrInt("axis", axis))
 }
@@ -522,7 +522,7 @@ func (g *Graph) Shape(a Value) Value {
 // ShapeDim is dimension i of a, as an int64 tensor of shape [1].
 func (g *Graph) ShapeDim(a Value, i int64) Value {
 	v := g.op("Shape", Int64, Shape{Fixed(1)}, []Value{a}, AttrInt("start", i), AttrInt("end", i+1))
-	v.Ints = []Dim{a.Shape[normAxis(i, a.Rank())]}
+	v.Ints = []Dim{a.Shape[NormAxis(i, a.Rank())]}
 	g.values[v.Name] = v
 	return v
 }

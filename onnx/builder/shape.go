@@ -180,8 +180,8 @@ func broadcast(shapes ...Shape) Shape {
 	return out
 }
 
-// normAxis maps a possibly negative axis into [0, rank).
-func normAxis(axis int64, rank int) int {
+// NormAxis maps a possibly negative axis into [0, rank).
+func NormAxis(axis int64, rank int) int {
 	a := int(axis)
 	if a < 0 {
 		a += rank
