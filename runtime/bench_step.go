@@ -108,9 +108,7 @@ func BenchmarkStep(dir string, o TrainOptions, batch, seq, positions, iters int)
 	r.StepGFLOPS = r.StepGFLOP / (r.ForwardSeconds + r.BackwardSeconds)
 	r.GemmGFLOPS = gemm
 	r.ShareOfGemmRate = r.StepGFLOPS / gemm
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	r.PeakRSSMiB = float64(ru.Maxrss) / 1024
+	r.PeakRSSMiB = PeakRSSMiB()
 	var ms goruntime.MemStats
 	goruntime.ReadMemStats(&ms)
 	r.GoHeapMiB = float64(ms.HeapInuse) / (1 << 20)
@@ -181,4 +179,11 @@ func cpuTime() time.Duration {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// PeakRSSMiB is the peak resident memory of the process so far (Linux reports KiB).
+func PeakRSSMiB() float64 {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return float64(ru.Maxrss) / 1024
 }

@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	goruntime "runtime"
-	"syscall"
 	"time"
 
 	"github.com/bearrec/bear/runtime"
@@ -81,14 +80,12 @@ func benchForward(args []string, stdout io.Writer) error {
 		}
 	}
 	per := time.Since(t1) / time.Duration(*iters)
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	out := map[string]any{
 		"model": *model, "batch": *batch, "seq": *seq, "threads": *of.threads, "device": *of.device,
 		"load_seconds":       load.Seconds(),
 		"forward_seconds":    per.Seconds(),
 		"tokens_per_second":  float64(*batch**seq) / per.Seconds(),
-		"peak_rss_mib":       float64(ru.Maxrss) / 1024, // Linux reports KiB
+		"peak_rss_mib":       runtime.PeakRSSMiB(),
 		"go_heap_after_load": float64(ms.HeapInuse) / (1 << 20),
 	}
 	js, _ := json.MarshalIndent(out, "", "  ")
