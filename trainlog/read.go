@@ -1,0 +1,99 @@
+package trainlog
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+)
+
+// Read returns the step and evaluation records of the log at path, in file order. A final line
+// that is not newline-terminated and not valid JSON is a write cut short (SIGKILL) and is
+// skipped; any other line that does not decode, lacks "kind" or "step", or has an unknown kind
+// is an error naming the file and line ("train.jsonl:12: ...").
+func Read(path string) (steps []Step, evals []Eval, err error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	recs, _, err := parseLog(path, data)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, r := range recs {
+		switch r.kind {
+		case KindStep:
+			steps = append(steps, r.stepRec)
+		case KindEval:
+			evals = append(evals, r.evalRec)
+		}
+	}
+	return steps, evals, nil
+}
+
+// record is one decoded line together with its bytes, so that a rewrite keeps them unchanged.
+type record struct {
+	raw     []byte // the line including its '\n'
+	kind    string
+	step    int
+	stepRec Step
+	evalRec Eval
+}
+
+// parseLog splits data into records. torn reports a final line without '\n': dropped when it
+// is not valid JSON (torn), kept with a '\n' added to its raw bytes when it is.
+func parseLog(path string, data []byte) (recs []record, torn bool, err error) {
+	for lineNo := 1; len(data) > 0; lineNo++ {
+		line, rest, terminated := bytes.Cut(data, []byte{'\n'})
+		data = rest
+		if !terminated && !json.Valid(line) {
+			return recs, true, nil // a write cut short: a JSON object cut before its last byte is invalid
+		}
+		r, err := decodeRecord(line)
+		if err != nil {
+			return nil, false, fmt.Errorf("%s:%d: %w", path, lineNo, err)
+		}
+		if !terminated { // complete but for its '\n'
+			r.raw = append(append([]byte(nil), line...), '\n')
+			return append(recs, r), true, nil
+		}
+		r.raw = line[:len(line)+1] // line is a prefix of data: this takes its '\n' along
+		recs = append(recs, r)
+	}
+	return recs, false, nil
+}
+
+// decodeRecord decodes one line (without its '\n').
+func decodeRecord(line []byte) (record, error) {
+	if len(bytes.TrimSpace(line)) == 0 {
+		return record{}, errors.New("empty line")
+	}
+	var head struct {
+		Kind *string `json:"kind"`
+		Step *int    `json:"step"`
+	}
+	if err := json.Unmarshal(line, &head); err != nil {
+		return record{}, fmt.Errorf("not a JSON record: %w", err)
+	}
+	if head.Kind == nil {
+		return record{}, errors.New(`no "kind"`)
+	}
+	if head.Step == nil {
+		return record{}, fmt.Errorf(`%s record without "step"`, *head.Kind)
+	}
+	r := record{kind: *head.Kind, step: *head.Step}
+	var err error
+	switch r.kind {
+	case KindStep:
+		err = json.Unmarshal(line, &r.stepRec)
+	case KindEval:
+		err = json.Unmarshal(line, &r.evalRec)
+	default:
+		return record{}, fmt.Errorf("unknown record kind %q (want %q or %q)", r.kind, KindStep, KindEval)
+	}
+	if err != nil {
+		return record{}, fmt.Errorf("%s record: %w", r.kind, err)
+	}
+	return r, nil
+}

@@ -1,0 +1,213 @@
+package trainlog
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Writer appends records to a log, one line each, synced to disk before the write returns.
+type Writer struct {
+	f        *os.File
+	path     string
+	lastStep int   // the highest step in the file: steps must increase, evaluations may not go back
+	dropped  int   // records removed by Open
+	err      error // a failed write may have left half a line: later writes would follow it
+}
+
+// Open opens the log at path for appending, creating it if needed. Records with a step above
+// keepThroughStep are removed first, and so is a final line cut short by a kill: a resumed run
+// passes the step of the checkpoint it resumes from, a fresh run 0 (which empties the file).
+// The removal writes the kept lines, byte for byte, to a temporary file in the same folder,
+// syncs it and renames it over the log, so a crash at any point leaves either the old or the
+// new file. A malformed line other than the last is an error and leaves the file as it is.
+func Open(path string, keepThroughStep int) (*Writer, error) {
+	if keepThroughStep < 0 {
+		return nil, fmt.Errorf("trainlog: keep-through step %d, want >= 0", keepThroughStep)
+	}
+	data, err := os.ReadFile(path)
+	existed := err == nil
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	recs, torn, err := parseLog(path, data)
+	if err != nil {
+		return nil, fmt.Errorf("resume log: %w", err)
+	}
+	w := &Writer{path: path}
+	var kept [][]byte
+	for _, r := range recs {
+		if r.step > keepThroughStep {
+			w.dropped++
+			continue
+		}
+		kept = append(kept, r.raw)
+		w.lastStep = max(w.lastStep, r.step)
+	}
+	if w.dropped > 0 || torn {
+		if err := replaceFile(path, kept); err != nil {
+			return nil, fmt.Errorf("resume log %s: %w", path, err)
+		}
+	}
+	if w.f, err = os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644); err != nil {
+		return nil, err
+	}
+	if !existed {
+		// The new name must survive a crash as well as the lines written under it.
+		if err := syncDir(filepath.Dir(path)); err != nil {
+			w.f.Close()
+			return nil, err
+		}
+	}
+	return w, nil
+}
+
+// LastStep returns the highest step in the log: after Open, the last one kept.
+func (w *Writer) LastStep() int { return w.lastStep }
+
+// Dropped returns how many records Open removed (a torn final line is not counted).
+func (w *Writer) Dropped() int { return w.dropped }
+
+// WriteStep appends one step record. Steps must increase; non-finite values are written as null.
+func (w *Writer) WriteStep(s Step) error {
+	if s.Step <= w.lastStep {
+		return fmt.Errorf("trainlog: step %d written after step %d", s.Step, w.lastStep)
+	}
+	line, err := json.Marshal(s)
+	if err != nil {
+		return fmt.Errorf("trainlog: step %d: %w", s.Step, err)
+	}
+	if err := w.writeLine(line); err != nil {
+		return err
+	}
+	w.lastStep = s.Step
+	return nil
+}
+
+// WriteEval appends one evaluation record. Its metric keys are written in lower case; the
+// metrics must be finite and the step must not be below the last step written.
+func (w *Writer) WriteEval(e Eval) error {
+	if e.Step < w.lastStep {
+		return fmt.Errorf("trainlog: evaluation at step %d written after step %d", e.Step, w.lastStep)
+	}
+	if math.IsNaN(e.ElapsedS) || math.IsInf(e.ElapsedS, 0) {
+		return fmt.Errorf("trainlog: evaluation at step %d: elapsed_s %v", e.Step, e.ElapsedS)
+	}
+	metrics := make(map[string]float64, len(e.Metrics))
+	for k, v := range e.Metrics {
+		lower := strings.ToLower(k)
+		if _, dup := metrics[lower]; dup {
+			return fmt.Errorf("trainlog: evaluation at step %d: metric %q given twice", e.Step, lower)
+		}
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return fmt.Errorf("trainlog: evaluation at step %d: metric %s = %v", e.Step, k, v)
+		}
+		metrics[lower] = v
+	}
+	e.Kind, e.Metrics = KindEval, metrics
+	line, err := json.Marshal(e)
+	if err != nil {
+		return fmt.Errorf("trainlog: evaluation at step %d: %w", e.Step, err)
+	}
+	if err := w.writeLine(line); err != nil {
+		return err
+	}
+	w.lastStep = max(w.lastStep, e.Step)
+	return nil
+}
+
+// writeLine appends line and '\n' in one write and syncs: a kill leaves at most one torn
+// final line, which Open and Read know to drop.
+func (w *Writer) writeLine(line []byte) error {
+	if w.err != nil {
+		return w.err
+	}
+	if w.f == nil {
+		return fmt.Errorf("trainlog: %s: write after Close", w.path)
+	}
+	if _, err := w.f.Write(append(line, '\n')); err != nil {
+		w.err = fmt.Errorf("trainlog: write %s: %w", w.path, err)
+		return w.err
+	}
+	if err := w.f.Sync(); err != nil {
+		w.err = fmt.Errorf("trainlog: sync %s: %w", w.path, err)
+		return w.err
+	}
+	return nil
+}
+
+// Close closes the file; closing twice is a no-op.
+func (w *Writer) Close() error {
+	if w.f == nil {
+		return nil
+	}
+	err := w.f.Close()
+	w.f = nil
+	return err
+}
+
+// replaceFile atomically replaces path by the concatenation of lines, keeping path's mode.
+func replaceFile(path string, lines [][]byte) error {
+	mode := fs.FileMode(0o644)
+	if st, err := os.Stat(path); err == nil {
+		mode = st.Mode().Perm()
+	}
+	return writeAtomic(path, mode, func(f *os.File) error {
+		for _, l := range lines {
+			if _, err := f.Write(l); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// writeAtomic writes a temporary file next to path with fill, syncs it, renames it to path
+// and syncs the folder, so that path holds either its old or its complete new content.
+func writeAtomic(path string, mode fs.FileMode, fill func(*os.File) error) (err error) {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if err = fill(tmp); err != nil {
+		return err
+	}
+	if err = tmp.Chmod(mode); err != nil {
+		return err
+	}
+	if err = tmp.Sync(); err != nil {
+		return err
+	}
+	if err = tmp.Close(); err != nil {
+		return err
+	}
+	if err = os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
+// syncDir makes a rename or creation in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync folder %s: %w", dir, err)
+	}
+	return nil
+}
