@@ -3,6 +3,7 @@ package decode
 import (
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 )
 
@@ -221,231 +222,307 @@ func normalise(sum float64, n int, lp float64) float64 {
 	return sum / math.Pow(float64(n), lp)
 }
 
+// beamSearch is the state of one batched search: the users (prompts) and the rows of the
+// scorer call in progress. Each decoding step follows BeamSearchScorer's order: score every
+// (beam, token) pair and keep the top 2B (rankCandidates), walk them to finish hypotheses and
+// pick the next beams (selectBeams), then apply the stop test (stopTest).
+type beamSearch struct {
+	t       Trie
+	cfg     Config
+	beams   int // B
+	ret     int // hypotheses returned per prompt
+	eos     int
+	eosOnly []int
+	users   []*userState
+	cands   [][]int // candidate tokens of each row of the current scorer call
+	lp      []float64
+	parents []int // rows of the next Step: parent row and token
+	toks    []int
+}
+
 func search(sc Scorer, t Trie, ix *Index, prompts [][]int, targets []int, cfg Config) ([]Result, error) {
-	B := cfg.Beams
-	if B < 1 {
-		return nil, fmt.Errorf("decode: %d beams", B)
+	if cfg.Beams < 1 {
+		return nil, fmt.Errorf("decode: %d beams", cfg.Beams)
 	}
-	ret := cfg.Return
-	if ret <= 0 || ret > B {
-		ret = B
-	}
-	eos := t.EOS()
-	eosOnly := []int{eos}
-	users := make([]*userState, len(prompts))
-	cands := make([][]int, len(prompts))
-	root := t.Root()
-	for i := range users {
-		u := &userState{worst: 1e9, top: make([]cand, 0, 2*B)}
-		u.beams = []beamRow{{node: root, hist: -1}}
-		if targets != nil {
-			u.trace = &Trace{Target: targets[i]}
-			if p, ok := ix.Path(targets[i]); ok {
-				u.target = append(u.target, root)
-				n := root
-				for _, tok := range p {
-					n, _ = t.Next(n, tok)
-					u.target = append(u.target, n)
-				}
-				u.tgtLive = true
-			} else {
-				u.trace.How = NotInTrie
-			}
-		}
-		u.row0 = i
-		users[i] = u
-		cands[i] = allowed(t, root, eosOnly)
-	}
+	s := newBeamSearch(t, ix, prompts, targets, cfg)
 	if len(prompts) == 0 {
 		return nil, nil
 	}
-	scores, err := sc.Start(prompts, cands)
+	scores, err := sc.Start(prompts, s.cands)
 	if err != nil {
 		return nil, fmt.Errorf("decode: start: %w", err)
 	}
 	if len(scores) != len(prompts) {
 		return nil, fmt.Errorf("decode: start returned %d rows for %d prompts", len(scores), len(prompts))
 	}
-	var (
-		lp      []float64
-		parents []int
-		toks    []int
-		rowC    [][]int
-	)
 	for step := 1; ; step++ {
-		parents, toks, rowC = parents[:0], toks[:0], rowC[:0]
-		for _, u := range users {
+		s.parents, s.toks = s.parents[:0], s.toks[:0]
+		for _, u := range s.users {
 			if u.done {
 				continue
 			}
-			u.steps = step
-			// top 2B (beam, token) pairs by accumulated score
-			u.top = u.top[:0]
-			k := 2 * B
-			for slot, b := range u.beams {
-				r := u.row0 + slot
-				cs := cands[r]
-				if len(scores[r].Logits) != len(cs) {
-					return nil, fmt.Errorf("decode: row %d: %d logits for %d candidates", r, len(scores[r].Logits), len(cs))
-				}
-				lp = logProbs(lp, scores[r], cfg.Mode)
-				for j, tok := range cs {
-					c := cand{score: b.sum + lp[j], slot: int32(slot), j: int32(j), tok: int32(tok)}
-					if math.IsNaN(c.score) || math.IsInf(c.score, -1) {
-						continue
-					}
-					if len(u.top) == k && !better(&c, &u.top[k-1]) {
-						continue
-					}
-					pos := len(u.top)
-					if pos < k {
-						u.top = append(u.top, c)
-					} else {
-						pos = k - 1
-					}
-					for pos > 0 && better(&c, &u.top[pos-1]) {
-						u.top[pos] = u.top[pos-1]
-						pos--
-					}
-					u.top[pos] = c
-				}
-			}
-			// EOS among the first B ranks finishes a hypothesis; the first B others continue
-			u.next = u.next[:0]
-			tgtNext := false
-			for rank := range u.top {
-				c := &u.top[rank]
-				b := &u.beams[c.slot]
-				if int(c.tok) == eos {
-					if rank >= B {
-						continue
-					}
-					u.hist = append(u.hist, histEntry{tok: c.tok, parent: b.hist})
-					f := finished{hist: int32(len(u.hist) - 1), node: endNode(t, b.node), sum: c.score, n: step}
-					f.score = normalise(f.sum, step, cfg.LengthPenalty)
-					kept, removed := u.add(f, B)
-					if u.target != nil {
-						isT := step == len(u.target)-1 && b.node == u.target[step-1]
-						if isT {
-							if kept {
-								u.tgtHyp = true
-							} else {
-								u.trace.How, u.trace.Step = Rejected, step
-							}
-						} else if u.tgtHyp && removed >= 0 && removed == u.target[len(u.target)-1] {
-							u.tgtHyp = false
-							u.trace.How, u.trace.Step = Displaced, step
-						}
-					}
-				} else {
-					child, ok := t.Next(b.node, int(c.tok))
-					if !ok {
-						return nil, fmt.Errorf("decode: token %d not in the trie below node %d", c.tok, b.node)
-					}
-					u.hist = append(u.hist, histEntry{tok: c.tok, parent: b.hist})
-					u.next = append(u.next, beamRow{node: child, sum: c.score, hist: int32(len(u.hist) - 1)})
-					if u.target != nil && step < len(u.target) && child == u.target[step] {
-						tgtNext = true
-					}
-					parents = append(parents, u.row0+int(c.slot))
-					toks = append(toks, int(c.tok))
-					if len(u.next) == B {
-						break
-					}
-				}
-			}
-			if u.target != nil && u.tgtLive {
-				u.tgtLive = tgtNext
-				if !tgtNext && !u.tgtHyp && u.trace.How == Kept {
-					u.trace.How, u.trace.Step = PrunedBeam, step
-				}
-			}
-			u.beams, u.next = u.next, u.beams
-			// early_stopping=False heuristic
-			if len(u.hyps) >= B && len(u.top) > 0 {
-				best := u.top[0].score
-				if cfg.Stop == StopVectorized {
-					best = math.Inf(-1)
-					if len(u.beams) > 0 {
-						best = u.beams[0].sum
-					}
-				}
-				if u.worst >= normalise(best, step, cfg.LengthPenalty) {
-					u.done = true
-				}
-			}
-			if !u.done && cfg.MaxNewTokens > 0 && step >= cfg.MaxNewTokens {
-				for _, b := range u.beams { // HF finalize: open beams join the hypotheses
-					f := finished{hist: b.hist, node: b.node, sum: b.sum, n: step}
-					f.score = normalise(b.sum, step, cfg.LengthPenalty)
-					u.add(f, B)
-				}
-				u.done = true
-			}
-			if len(u.beams) == 0 {
-				u.done = true
-			}
-			if u.done {
-				parents = parents[:len(parents)-len(u.beams)]
-				toks = toks[:len(toks)-len(u.beams)]
-				if u.target != nil && u.tgtLive && u.trace.How == Kept {
-					u.trace.How, u.trace.Step = Stopped, step
-				}
-				u.beams = u.beams[:0]
+			if err := s.advance(u, step, scores); err != nil {
+				return nil, err
 			}
 		}
-		if len(parents) == 0 {
+		if len(s.parents) == 0 {
 			break
 		}
-		// candidates of the new rows, in user order
-		row := 0
-		for _, u := range users {
-			if u.done {
-				continue
-			}
-			u.row0 = row
-			for _, b := range u.beams {
-				rowC = append(rowC, allowed(t, b.node, eosOnly))
-			}
-			row += len(u.beams)
-		}
-		cands = rowC
-		rowC = nil
-		scores, err = sc.Step(parents, toks, cands)
+		s.cands = s.nextCandidates()
+		scores, err = sc.Step(s.parents, s.toks, s.cands)
 		if err != nil {
 			return nil, fmt.Errorf("decode: step %d: %w", step+1, err)
 		}
-		if len(scores) != len(parents) {
-			return nil, fmt.Errorf("decode: step %d returned %d rows for %d", step+1, len(scores), len(parents))
+		if len(scores) != len(s.parents) {
+			return nil, fmt.Errorf("decode: step %d returned %d rows for %d", step+1, len(scores), len(s.parents))
 		}
 	}
-	out := make([]Result, len(users))
-	for i, u := range users {
-		// HF: sorted(beams, key=score) then pop from the end
-		idx := make([]int, len(u.hyps))
-		for k := range idx {
-			idx[k] = k
+	return s.results(), nil
+}
+
+// newBeamSearch opens one beam at the trie's root per prompt and, with targets, the target's
+// node path for tracing.
+func newBeamSearch(t Trie, ix *Index, prompts [][]int, targets []int, cfg Config) *beamSearch {
+	B := cfg.Beams
+	ret := cfg.Return
+	if ret <= 0 || ret > B {
+		ret = B
+	}
+	eos := t.EOS()
+	s := &beamSearch{t: t, cfg: cfg, beams: B, ret: ret, eos: eos, eosOnly: []int{eos},
+		users: make([]*userState, len(prompts)), cands: make([][]int, len(prompts))}
+	root := t.Root()
+	for i := range s.users {
+		u := &userState{worst: 1e9, top: make([]cand, 0, 2*B)}
+		u.beams = []beamRow{{node: root, hist: -1}}
+		if targets != nil {
+			u.startTrace(t, ix, targets[i])
 		}
-		sort.SliceStable(idx, func(a, b int) bool { return u.hyps[idx[a]].score < u.hyps[idx[b]].score })
-		n := min(ret, len(idx))
-		hs := make([]Hypothesis, n)
-		for k := 0; k < n; k++ {
-			f := u.hyps[idx[len(idx)-1-k]]
-			hs[k] = Hypothesis{Tokens: u.tokens(f.hist), Node: f.node, Items: t.ItemsAt(f.node), SumLogProb: f.sum, Score: f.score}
+		u.row0 = i
+		s.users[i] = u
+		s.cands[i] = allowed(t, root, s.eosOnly)
+	}
+	return s
+}
+
+// startTrace records the node path of the target item (NotInTrie when it has none).
+func (u *userState) startTrace(t Trie, ix *Index, target int) {
+	u.trace = &Trace{Target: target}
+	p, ok := ix.Path(target)
+	if !ok {
+		u.trace.How = NotInTrie
+		return
+	}
+	n := t.Root()
+	u.target = append(u.target, n)
+	for _, tok := range p {
+		n, _ = t.Next(n, tok)
+		u.target = append(u.target, n)
+	}
+	u.tgtLive = true
+}
+
+// advance runs decoding step `step` for one unfinished user, appending its continued beams
+// to the next Step's rows.
+func (s *beamSearch) advance(u *userState, step int, scores []Scores) error {
+	u.steps = step
+	if err := s.rankCandidates(u, scores); err != nil {
+		return err
+	}
+	if err := s.selectBeams(u, step); err != nil {
+		return err
+	}
+	s.stopTest(u, step)
+	return nil
+}
+
+// rankCandidates keeps the top 2B (beam, token) pairs by accumulated log-probability in
+// u.top, best first (HF: next_token_scores + beam scores, then topk(2B)).
+func (s *beamSearch) rankCandidates(u *userState, scores []Scores) error {
+	u.top = u.top[:0]
+	k := 2 * s.beams
+	for slot, b := range u.beams {
+		r := u.row0 + slot
+		cs := s.cands[r]
+		if len(scores[r].Logits) != len(cs) {
+			return fmt.Errorf("decode: row %d: %d logits for %d candidates", r, len(scores[r].Logits), len(cs))
 		}
+		s.lp = logProbs(s.lp, scores[r], s.cfg.Mode)
+		for j, tok := range cs {
+			c := cand{score: b.sum + s.lp[j], slot: int32(slot), j: int32(j), tok: int32(tok)}
+			if math.IsNaN(c.score) || math.IsInf(c.score, -1) {
+				continue
+			}
+			u.offer(c, k)
+		}
+	}
+	return nil
+}
+
+// offer inserts c into the sorted top-k list u.top if it ranks there.
+func (u *userState) offer(c cand, k int) {
+	if len(u.top) == k && !better(&c, &u.top[k-1]) {
+		return
+	}
+	pos := len(u.top)
+	if pos < k {
+		u.top = append(u.top, c)
+	} else {
+		pos = k - 1
+	}
+	for pos > 0 && better(&c, &u.top[pos-1]) {
+		u.top[pos] = u.top[pos-1]
+		pos--
+	}
+	u.top[pos] = c
+}
+
+// selectBeams walks u.top in rank order (BeamSearchScorer.process): an EOS pair within the
+// first B ranks is offered to the finished hypotheses, one at rank >= B is skipped, and the
+// first B other pairs become the next beams.
+func (s *beamSearch) selectBeams(u *userState, step int) error {
+	u.next = u.next[:0]
+	tgtNext := false
+	for rank := range u.top {
+		c := &u.top[rank]
+		b := &u.beams[c.slot]
+		if int(c.tok) == s.eos {
+			if rank < s.beams {
+				s.finishHypothesis(u, c, b, step)
+			}
+			continue
+		}
+		child, ok := s.t.Next(b.node, int(c.tok))
+		if !ok {
+			return fmt.Errorf("decode: token %d not in the trie below node %d", c.tok, b.node)
+		}
+		u.hist = append(u.hist, histEntry{tok: c.tok, parent: b.hist})
+		u.next = append(u.next, beamRow{node: child, sum: c.score, hist: int32(len(u.hist) - 1)})
+		if u.target != nil && step < len(u.target) && child == u.target[step] {
+			tgtNext = true
+		}
+		s.parents = append(s.parents, u.row0+int(c.slot))
+		s.toks = append(s.toks, int(c.tok))
+		if len(u.next) == s.beams {
+			break
+		}
+	}
+	if u.target != nil && u.tgtLive {
+		u.tgtLive = tgtNext
+		if !tgtNext && !u.tgtHyp && u.trace.How == Kept {
+			u.trace.How, u.trace.Step = PrunedBeam, step
+		}
+	}
+	u.beams, u.next = u.next, u.beams
+	return nil
+}
+
+// finishHypothesis offers beam b ended by the EOS candidate c to the finished hypotheses
+// (BeamHypotheses.add) and notes whether that kept, rejected or displaced the target.
+func (s *beamSearch) finishHypothesis(u *userState, c *cand, b *beamRow, step int) {
+	u.hist = append(u.hist, histEntry{tok: c.tok, parent: b.hist})
+	f := finished{hist: int32(len(u.hist) - 1), node: endNode(s.t, b.node), sum: c.score, n: step}
+	f.score = normalise(f.sum, step, s.cfg.LengthPenalty)
+	kept, removed := u.add(f, s.beams)
+	if u.target == nil {
+		return
+	}
+	if step == len(u.target)-1 && b.node == u.target[step-1] {
+		if kept {
+			u.tgtHyp = true
+		} else {
+			u.trace.How, u.trace.Step = Rejected, step
+		}
+	} else if u.tgtHyp && removed >= 0 && removed == u.target[len(u.target)-1] {
+		u.tgtHyp = false
+		u.trace.How, u.trace.Step = Displaced, step
+	}
+}
+
+// stopTest ends a user's search after this step when the early_stopping=False heuristic
+// says so, when MaxNewTokens is reached (open beams finalised as HF's finalize does), or
+// when no beam is left; a done user's rows are taken out of the next Step.
+func (s *beamSearch) stopTest(u *userState, step int) {
+	if len(u.hyps) >= s.beams && len(u.top) > 0 {
+		best := u.top[0].score
+		if s.cfg.Stop == StopVectorized {
+			best = math.Inf(-1)
+			if len(u.beams) > 0 {
+				best = u.beams[0].sum
+			}
+		}
+		if u.worst >= normalise(best, step, s.cfg.LengthPenalty) {
+			u.done = true
+		}
+	}
+	if !u.done && s.cfg.MaxNewTokens > 0 && step >= s.cfg.MaxNewTokens {
+		for _, b := range u.beams { // HF finalize: open beams join the hypotheses
+			f := finished{hist: b.hist, node: b.node, sum: b.sum, n: step}
+			f.score = normalise(b.sum, step, s.cfg.LengthPenalty)
+			u.add(f, s.beams)
+		}
+		u.done = true
+	}
+	if len(u.beams) == 0 {
+		u.done = true
+	}
+	if u.done {
+		s.parents = s.parents[:len(s.parents)-len(u.beams)]
+		s.toks = s.toks[:len(s.toks)-len(u.beams)]
+		if u.target != nil && u.tgtLive && u.trace.How == Kept {
+			u.trace.How, u.trace.Step = Stopped, step
+		}
+		u.beams = u.beams[:0]
+	}
+}
+
+// nextCandidates numbers the rows of the next Step (unfinished users in order, their beams
+// in order) and returns each row's allowed tokens.
+func (s *beamSearch) nextCandidates() [][]int {
+	var rowC [][]int
+	row := 0
+	for _, u := range s.users {
+		if u.done {
+			continue
+		}
+		u.row0 = row
+		for _, b := range u.beams {
+			rowC = append(rowC, allowed(s.t, b.node, s.eosOnly))
+		}
+		row += len(u.beams)
+	}
+	return rowC
+}
+
+// results returns each user's finished hypotheses, best first, cut to Return.
+func (s *beamSearch) results() []Result {
+	out := make([]Result, len(s.users))
+	for i, u := range s.users {
+		hs := u.returned(s.t, s.ret)
 		out[i] = Result{Hyps: hs, Steps: u.steps, Trace: u.trace}
 		if u.tgtHyp {
-			found := false
 			end := u.target[len(u.target)-1]
-			for _, h := range hs {
-				if h.Node == end {
-					found = true
-				}
-			}
-			if !found {
+			if !slices.ContainsFunc(hs, func(h Hypothesis) bool { return h.Node == end }) {
 				u.trace.How, u.trace.Step = NotReturned, u.steps
 			}
 		}
 	}
-	return out, nil
+	return out
+}
+
+// returned orders the finished hypotheses as HF does (sorted by score, then popped from the
+// end, so the later-added of equal scores comes first) and keeps the first ret.
+func (u *userState) returned(t Trie, ret int) []Hypothesis {
+	idx := make([]int, len(u.hyps))
+	for k := range idx {
+		idx[k] = k
+	}
+	sort.SliceStable(idx, func(a, b int) bool { return u.hyps[idx[a]].score < u.hyps[idx[b]].score })
+	n := min(ret, len(idx))
+	hs := make([]Hypothesis, n)
+	for k := 0; k < n; k++ {
+		f := u.hyps[idx[len(idx)-1-k]]
+		hs[k] = Hypothesis{Tokens: u.tokens(f.hist), Node: f.node, Items: t.ItemsAt(f.node), SumLogProb: f.sum, Score: f.score}
+	}
+	return hs
 }

@@ -10,7 +10,7 @@
 //	res, err := decode.Search(scorer, trie, prompts, decode.DefaultConfig())
 //	// res[i].Hyps: best first, each with Tokens (EOS included), Node, Items and Score
 //	ranks[i] = decode.Rank(res[i].Hyps, targetItem[i])   // -1: not found
-//	m := decode.Evaluate(ranks, nil)                      // NDCG@1/5/10, HR@1/5/10
+//	m := decode.RankMetrics(ranks, nil)                   // NDCG@1/5/10, HR@1/5/10
 //
 // For --official-match, decode each hypothesis' tokens with the tokenizer (skip special tokens),
 // apply OfficialResponse if the text includes the prompt, and use RankOfTitles(predicted,
@@ -149,7 +149,7 @@
 // Rank is the 0-based position of the first hypothesis whose Items contain the target id, -1
 // if none (item identity; the official script matches strings: RankOfTitles, which cuts the
 // first and last character of every predicted and target string like Python's s[1:-1] and
-// takes the first equal one). Evaluate: NDCG@K = mean over prompts of 1/log2(rank+2) where
+// takes the first equal one). RankMetrics: NDCG@K = mean over prompts of 1/log2(rank+2) where
 // 0 <= rank < K, else 0; HR@K = share of prompts with 0 <= rank < K; K in {1, 5, 10}.
 //
 // # Cost

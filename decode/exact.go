@@ -72,140 +72,199 @@ func ExactTopB(sc Scorer, ix *Index, prompts [][]int, floors []float64, cfg Exac
 	if len(prompts) == 0 {
 		return nil, nil
 	}
+	s := newExactSearch(ix, len(prompts), floors, cfg)
+	scores, err := sc.Start(prompts, s.cands)
+	if err != nil {
+		return nil, fmt.Errorf("decode: exact start: %w", err)
+	}
+	for depth := 1; ; depth++ {
+		if err := s.level(depth, scores); err != nil {
+			return nil, err
+		}
+		if len(s.parents) == 0 {
+			break
+		}
+		scores, err = sc.Step(s.parents, s.toks, s.cands)
+		if err != nil {
+			return nil, fmt.Errorf("decode: exact depth %d: %w", depth+1, err)
+		}
+		if len(scores) != len(s.parents) {
+			return nil, fmt.Errorf("decode: exact depth %d returned %d rows for %d", depth+1, len(scores), len(s.parents))
+		}
+	}
+	return s.results(), nil
+}
+
+// exactSearch is the state of one ExactTopB run: the users (prompts) and the rows of the
+// scorer call in progress.
+type exactSearch struct {
+	ix      *Index
+	t       Trie
+	cfg     ExactConfig
+	eos     int
+	eosOnly []int
+	users   []*exactUser
+	cands   [][]int // candidate tokens of each row of the current scorer call
+	lp      []float64
+	next    []openPrefix // the current user's prefixes one token deeper
+	parents []int        // rows of the next Step: parent row and token
+	toks    []int
+}
+
+// newExactSearch opens the root prefix of every prompt.
+func newExactSearch(ix *Index, prompts int, floors []float64, cfg ExactConfig) *exactSearch {
 	t := ix.Trie
 	eos := t.EOS()
-	eosOnly := []int{eos}
+	s := &exactSearch{ix: ix, t: t, cfg: cfg, eos: eos, eosOnly: []int{eos},
+		users: make([]*exactUser, prompts), cands: make([][]int, prompts)}
 	root := t.Root()
-	users := make([]*exactUser, len(prompts))
-	cands := make([][]int, len(prompts))
-	for i := range users {
+	for i := range s.users {
 		u := &exactUser{floor: math.Inf(-1), row0: i}
 		if floors != nil {
 			u.floor = floors[i]
 		}
 		u.open = []openPrefix{{node: root, hist: -1}}
 		u.res.Expanded = 1
-		users[i] = u
-		cands[i] = allowed(t, root, eosOnly)
+		s.users[i] = u
+		s.cands[i] = allowed(t, root, s.eosOnly)
 	}
-	scores, err := sc.Start(prompts, cands)
-	if err != nil {
-		return nil, fmt.Errorf("decode: exact start: %w", err)
-	}
-	var (
-		lp      []float64
-		next    []openPrefix
-		parents []int
-		toks    []int
-	)
-	for depth := 1; ; depth++ {
-		parents, toks = parents[:0], toks[:0]
-		var newC [][]int
-		row := 0
-		for _, u := range users {
-			next = next[:0]
-			for slot, o := range u.open {
-				r := u.row0 + slot
-				if len(scores[r].Logits) != len(cands[r]) {
-					return nil, fmt.Errorf("decode: exact row %d: %d logits for %d candidates", r, len(scores[r].Logits), len(cands[r]))
-				}
-				lp = logProbs(lp, scores[r], cfg.Mode)
-				for j, tok := range cands[r] {
-					s := o.sum + lp[j]
-					if math.IsNaN(s) || math.IsInf(s, -1) {
-						continue
-					}
-					if tok == eos {
-						f := finished{node: endNode(t, o.node), sum: s, n: depth, score: normalise(s, depth, cfg.LengthPenalty)}
-						if len(u.best) == cfg.K && f.score <= u.best[cfg.K-1].score {
-							continue
-						}
-						u.hist = append(u.hist, histEntry{tok: int32(tok), parent: o.hist})
-						f.hist = int32(len(u.hist) - 1)
-						pos := sort.Search(len(u.best), func(i int) bool { return u.best[i].score < f.score })
-						u.best = append(u.best, finished{})
-						copy(u.best[pos+1:], u.best[pos:])
-						u.best[pos] = f
-						if len(u.best) > cfg.K {
-							u.best = u.best[:cfg.K]
-						}
-						continue
-					}
-					child, ok := t.Next(o.node, tok)
-					if !ok {
-						return nil, fmt.Errorf("decode: token %d not in the trie below node %d", tok, o.node)
-					}
-					lo, hi := ix.remaining(child)
-					b := bound(s, depth, lo, hi, cfg.LengthPenalty)
-					if b < u.threshold(cfg.K) {
-						continue
-					}
-					u.hist = append(u.hist, histEntry{tok: int32(tok), parent: o.hist})
-					next = append(next, openPrefix{node: child, sum: s, hist: int32(len(u.hist) - 1), bound: b})
-					parents = append(parents, r)
-					toks = append(toks, tok)
-				}
-			}
-			// drop what the threshold found during this level rules out, then apply the cap
-			th := u.threshold(cfg.K)
-			first := len(parents) - len(next)
-			kept := 0
-			for i, o := range next {
-				if o.bound >= th {
-					next[kept] = o
-					parents[first+kept] = parents[first+i]
-					toks[first+kept] = toks[first+i]
-					kept++
-				}
-			}
-			next = next[:kept]
-			parents, toks = parents[:first+kept], toks[:first+kept]
-			if cfg.MaxFrontier > 0 && len(next) > cfg.MaxFrontier {
-				ord := make([]int, len(next))
-				for i := range ord {
-					ord[i] = i
-				}
-				sort.SliceStable(ord, func(a, b int) bool { return next[ord[a]].bound > next[ord[b]].bound })
-				ord = ord[:cfg.MaxFrontier]
-				sort.Ints(ord)
-				np := make([]openPrefix, len(ord))
-				pp := make([]int, len(ord))
-				tt := make([]int, len(ord))
-				for i, k := range ord {
-					np[i], pp[i], tt[i] = next[k], parents[first+k], toks[first+k]
-				}
-				next = append(next[:0], np...)
-				parents = append(parents[:first], pp...)
-				toks = append(toks[:first], tt...)
-				u.res.Truncated = true
-			}
-			u.open = append(u.open[:0], next...)
-			u.row0 = row
-			row += len(u.open)
-			u.res.Expanded += len(u.open)
-			for _, o := range u.open {
-				newC = append(newC, allowed(t, o.node, eosOnly))
-			}
+	return s
+}
+
+// level extends every user's open prefixes by one token (depth = their new length), keeps
+// the ones whose bound still qualifies as the users' new open prefixes, and sets the rows
+// (parents, toks, cands) of the next Step.
+func (s *exactSearch) level(depth int, scores []Scores) error {
+	s.parents, s.toks = s.parents[:0], s.toks[:0]
+	var newC [][]int
+	row := 0
+	for _, u := range s.users {
+		s.next = s.next[:0]
+		if err := s.expand(u, depth, scores); err != nil {
+			return err
 		}
-		if len(parents) == 0 {
-			break
-		}
-		cands = newC
-		scores, err = sc.Step(parents, toks, cands)
-		if err != nil {
-			return nil, fmt.Errorf("decode: exact depth %d: %w", depth+1, err)
-		}
-		if len(scores) != len(parents) {
-			return nil, fmt.Errorf("decode: exact depth %d returned %d rows for %d", depth+1, len(scores), len(parents))
+		first := len(s.parents) - len(s.next)
+		s.dropBelowThreshold(u, first)
+		s.capFrontier(u, first)
+		u.open = append(u.open[:0], s.next...)
+		u.row0 = row
+		row += len(u.open)
+		u.res.Expanded += len(u.open)
+		for _, o := range u.open {
+			newC = append(newC, allowed(s.t, o.node, s.eosOnly))
 		}
 	}
-	out := make([]Exact, len(users))
-	for i, u := range users {
+	s.cands = newC
+	return nil
+}
+
+// expand scores the continuations of u's open prefixes: EOS finishes a sequence (kept if it
+// ranks among the K best), any other token opens a prefix of depth `depth` if its bound
+// reaches the current threshold.
+func (s *exactSearch) expand(u *exactUser, depth int, scores []Scores) error {
+	for slot, o := range u.open {
+		r := u.row0 + slot
+		if len(scores[r].Logits) != len(s.cands[r]) {
+			return fmt.Errorf("decode: exact row %d: %d logits for %d candidates", r, len(scores[r].Logits), len(s.cands[r]))
+		}
+		s.lp = logProbs(s.lp, scores[r], s.cfg.Mode)
+		for j, tok := range s.cands[r] {
+			sum := o.sum + s.lp[j]
+			if math.IsNaN(sum) || math.IsInf(sum, -1) {
+				continue
+			}
+			if tok == s.eos {
+				f := finished{node: endNode(s.t, o.node), sum: sum, n: depth, score: normalise(sum, depth, s.cfg.LengthPenalty)}
+				u.offerFinished(f, o.hist, tok, s.cfg.K)
+				continue
+			}
+			child, ok := s.t.Next(o.node, tok)
+			if !ok {
+				return fmt.Errorf("decode: token %d not in the trie below node %d", tok, o.node)
+			}
+			lo, hi := s.ix.remaining(child)
+			b := bound(sum, depth, lo, hi, s.cfg.LengthPenalty)
+			if b < u.threshold(s.cfg.K) {
+				continue
+			}
+			u.hist = append(u.hist, histEntry{tok: int32(tok), parent: o.hist})
+			s.next = append(s.next, openPrefix{node: child, sum: sum, hist: int32(len(u.hist) - 1), bound: b})
+			s.parents = append(s.parents, r)
+			s.toks = append(s.toks, tok)
+		}
+	}
+	return nil
+}
+
+// offerFinished inserts the finished sequence f (its last token tok after the history entry
+// parent) into u.best, sorted best first and cut to k, if it ranks there.
+func (u *exactUser) offerFinished(f finished, parent int32, tok, k int) {
+	if len(u.best) == k && f.score <= u.best[k-1].score {
+		return
+	}
+	u.hist = append(u.hist, histEntry{tok: int32(tok), parent: parent})
+	f.hist = int32(len(u.hist) - 1)
+	pos := sort.Search(len(u.best), func(i int) bool { return u.best[i].score < f.score })
+	u.best = append(u.best, finished{})
+	copy(u.best[pos+1:], u.best[pos:])
+	u.best[pos] = f
+	if len(u.best) > k {
+		u.best = u.best[:k]
+	}
+}
+
+// dropBelowThreshold removes the new prefixes (and their rows from first on) that the
+// sequences finished during this level rule out.
+func (s *exactSearch) dropBelowThreshold(u *exactUser, first int) {
+	th := u.threshold(s.cfg.K)
+	kept := 0
+	for i, o := range s.next {
+		if o.bound >= th {
+			s.next[kept] = o
+			s.parents[first+kept] = s.parents[first+i]
+			s.toks[first+kept] = s.toks[first+i]
+			kept++
+		}
+	}
+	s.next = s.next[:kept]
+	s.parents, s.toks = s.parents[:first+kept], s.toks[:first+kept]
+}
+
+// capFrontier keeps the MaxFrontier new prefixes with the highest bounds (in their original
+// order) and marks the result Truncated when it drops any.
+func (s *exactSearch) capFrontier(u *exactUser, first int) {
+	if s.cfg.MaxFrontier <= 0 || len(s.next) <= s.cfg.MaxFrontier {
+		return
+	}
+	next := s.next
+	ord := make([]int, len(next))
+	for i := range ord {
+		ord[i] = i
+	}
+	sort.SliceStable(ord, func(a, b int) bool { return next[ord[a]].bound > next[ord[b]].bound })
+	ord = ord[:s.cfg.MaxFrontier]
+	sort.Ints(ord)
+	np := make([]openPrefix, len(ord))
+	pp := make([]int, len(ord))
+	tt := make([]int, len(ord))
+	for i, k := range ord {
+		np[i], pp[i], tt[i] = next[k], s.parents[first+k], s.toks[first+k]
+	}
+	s.next = append(next[:0], np...)
+	s.parents = append(s.parents[:first], pp...)
+	s.toks = append(s.toks[:first], tt...)
+	u.res.Truncated = true
+}
+
+// results turns each user's best finished sequences into hypotheses.
+func (s *exactSearch) results() []Exact {
+	out := make([]Exact, len(s.users))
+	for i, u := range s.users {
 		tmp := userState{hist: u.hist}
 		for _, f := range u.best {
-			u.res.Hyps = append(u.res.Hyps, Hypothesis{Tokens: tmp.tokens(f.hist), Node: f.node, Items: t.ItemsAt(f.node), SumLogProb: f.sum, Score: f.score})
+			u.res.Hyps = append(u.res.Hyps, Hypothesis{Tokens: tmp.tokens(f.hist), Node: f.node, Items: s.t.ItemsAt(f.node), SumLogProb: f.sum, Score: f.score})
 		}
 		out[i] = u.res
 	}
-	return out, nil
+	return out
 }

@@ -62,9 +62,10 @@ type Metrics struct {
 	N    int // number of ranks averaged
 }
 
-// Evaluate computes the official metrics from 0-based ranks (-1: not found): NDCG@K = mean of
-// 1/log2(rank+2) over ranks < K (0 otherwise), HR@K = share of ranks < K. ks nil means Ks.
-func Evaluate(ranks []int, ks []int) Metrics {
+// RankMetrics computes the official ranking metrics from 0-based ranks (-1: not found):
+// NDCG@K = mean of 1/log2(rank+2) over ranks < K (0 otherwise), HR@K = share of ranks < K.
+// ks nil means Ks.
+func RankMetrics(ranks []int, ks []int) Metrics {
 	if ks == nil {
 		ks = Ks
 	}

@@ -25,7 +25,7 @@ func TestEvaluateOfficialFormulas(t *testing.T) {
 			[]float64{0, 2.0 / 3, 1}},
 	}
 	for _, tc := range tests {
-		m := Evaluate(tc.ranks, nil)
+		m := RankMetrics(tc.ranks, nil)
 		for i := range Ks {
 			if math.Abs(m.NDCG[i]-tc.ndcg[i]) > 1e-15 || math.Abs(m.HR[i]-tc.hr[i]) > 1e-15 {
 				t.Errorf("%s @%d: NDCG %v HR %v, want %v %v", tc.name, Ks[i], m.NDCG[i], m.HR[i], tc.ndcg[i], tc.hr[i])
@@ -36,13 +36,13 @@ func TestEvaluateOfficialFormulas(t *testing.T) {
 			t.Errorf("%s: map %v", tc.name, mp)
 		}
 	}
-	if s := Evaluate([]int{0, -1}, nil).String(); s != "NDCG@1 0.500000  NDCG@5 0.500000  NDCG@10 0.500000  HR@1 0.500000  HR@5 0.500000  HR@10 0.500000" {
+	if s := RankMetrics([]int{0, -1}, nil).String(); s != "NDCG@1 0.500000  NDCG@5 0.500000  NDCG@10 0.500000  HR@1 0.500000  HR@5 0.500000  HR@10 0.500000" {
 		t.Errorf("String: %q", s)
 	}
-	if m := Evaluate(nil, nil); m.N != 0 || m.HR[0] != 0 {
+	if m := RankMetrics(nil, nil); m.N != 0 || m.HR[0] != 0 {
 		t.Error("empty")
 	}
-	if m := Evaluate([]int{0, 3}, []int{1, 5}); len(m.NDCG) != 2 || m.HR[1] != 1 {
+	if m := RankMetrics([]int{0, 3}, []int{1, 5}); len(m.NDCG) != 2 || m.HR[1] != 1 {
 		t.Errorf("custom ks: %+v", m)
 	}
 }

@@ -40,9 +40,9 @@ const (
 	benchAllowed   = 3000
 )
 
-func benchBatch(sizes []int, seed uint64) Batch[float32] {
+func benchBatch(sizes []int, seed uint64) LogitSlices[float32] {
 	rng := rand.New(rand.NewPCG(seed, 7))
-	var b Batch[float32]
+	var b LogitSlices[float32]
 	total := 0
 	for _, n := range sizes {
 		total += n
@@ -92,7 +92,7 @@ func parallelCopy(dst, src []float32) {
 
 // benchLoss runs the baseline copies and the losses on the same batch. SetBytes counts
 // the logits read plus the gradients written, so MB/s compare directly with the copies.
-func benchLoss(b *testing.B, b32 Batch[float32], kinds ...Kind) {
+func benchLoss(b *testing.B, b32 LogitSlices[float32], kinds ...Kind) {
 	grad := make([]float32, len(b32.Logits))
 	bytes := int64(8 * len(b32.Logits))
 	b.Run("copy", func(b *testing.B) {
@@ -105,7 +105,7 @@ func benchLoss(b *testing.B, b32 Batch[float32], kinds ...Kind) {
 	})
 	for _, kind := range kinds {
 		b.Run(kind.String(), func(b *testing.B) {
-			e, err := New[float32](DefaultConfig(kind))
+			e, err := NewObjective[float32](DefaultConfig(kind))
 			if err != nil {
 				b.Fatal(err)
 			}

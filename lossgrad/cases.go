@@ -16,7 +16,7 @@ import (
 // Absent tau, xi, lambda and k take DefaultConfig's values.
 type Case struct {
 	Config Config
-	Batch  Batch[float64]
+	Slices LogitSlices[float64]
 }
 
 // CaseOutput is the JSON result of a case.
@@ -98,7 +98,7 @@ func DecodeCase(name string, r io.Reader) (*Case, error) {
 		return nil, fmt.Errorf("%s: positions: missing", name)
 	}
 	c := &Case{Config: cfg}
-	c.Batch.Offsets = append(c.Batch.Offsets, 0)
+	c.Slices.Offsets = append(c.Slices.Offsets, 0)
 	for i, raw := range cj.Positions {
 		field := fmt.Sprintf("positions[%d]", i)
 		var pj positionJSON
@@ -114,19 +114,19 @@ func DecodeCase(name string, r io.Reader) (*Case, error) {
 		if t := *pj.Target; t < 0 || t >= len(pj.Logits) {
 			return nil, fmt.Errorf("%s: %s.target %d out of range [0,%d)", name, field, t, len(pj.Logits))
 		}
-		c.Batch.Logits = append(c.Batch.Logits, pj.Logits...)
-		c.Batch.Offsets = append(c.Batch.Offsets, len(c.Batch.Logits))
-		c.Batch.Targets = append(c.Batch.Targets, *pj.Target)
+		c.Slices.Logits = append(c.Slices.Logits, pj.Logits...)
+		c.Slices.Offsets = append(c.Slices.Offsets, len(c.Slices.Logits))
+		c.Slices.Targets = append(c.Slices.Targets, *pj.Target)
 	}
 	return c, nil
 }
 
 // Run evaluates the case in float64.
 func (c *Case) Run() (CaseOutput, error) {
-	n := len(c.Batch.Targets)
-	grad := make([]float64, len(c.Batch.Logits))
+	n := len(c.Slices.Targets)
+	grad := make([]float64, len(c.Slices.Logits))
 	diag := make([]Position, n)
-	res, err := Evaluate(c.Config, c.Batch, grad, diag)
+	res, err := ComputeOnce(c.Config, c.Slices, grad, diag)
 	if err != nil {
 		return CaseOutput{}, err
 	}
@@ -139,7 +139,7 @@ func (c *Case) Run() (CaseOutput, error) {
 		WeightSum:      res.WeightSum,
 	}
 	for i := range diag {
-		out.Grads[i] = grad[c.Batch.Offsets[i]:c.Batch.Offsets[i+1]]
+		out.Grads[i] = grad[c.Slices.Offsets[i]:c.Slices.Offsets[i+1]]
 		d := diag[i]
 		out.Positions[i] = PositionOutput{LogP: d.LogP, LogBeta: d.LogBeta, Margin: d.Margin, InTopK: d.InTopK, Weight: d.Weight, NLL: d.NLL}
 	}

@@ -2,24 +2,24 @@
 // gradients with respect to the logits, plus the beam-pruning diagnostics of the BEAR
 // paper (arXiv 2601.22925). It is pure Go over slices and imports nothing of the project:
 // the trainer runs the forward graph, hands the logits at the supervised positions to an
-// Evaluator, and feeds the gradient it writes to the backward graph.
+// Objective, and feeds the gradient it writes to the backward graph.
 //
 // # Layout
 //
-// A Batch holds the supervised positions of one micro-batch back to back: position i owns
+// LogitSlices holds the supervised positions of one micro-batch back to back: position i owns
 // Logits[Offsets[i]:Offsets[i+1]] and its positive token is element Targets[i] of that
 // slice. For MSL and BEAR the slice holds the logits of the tokens the item trie allows at
 // that position (in any order; the trie's order is natural); for LML it holds the whole
 // vocabulary. The gradient is written into a caller-provided slice of the same layout.
 // Tokens that are not in a position's slice have gradient 0 (the official code sets their
-// logits to -inf, so their softmax weight and their gradient are exactly 0). DenseBatch
+// logits to -inf, so their softmax weight and their gradient are exactly 0). DenseLogitSlices
 // wraps a dense [positions, vocab] matrix (LML); GatherAllowed and ScatterAllowed move
 // between that dense form and the allowed-token layout given the trie's token ids.
 //
-// Use New[float32] once for the logits coming from ONNX Runtime (accumulation is float64
-// internally) and call Compute per micro-batch; it does not allocate once warm and shares
-// the positions between GOMAXPROCS goroutines. New[float64] (or Evaluate) serves the
-// finite-difference tests, the goldens and `bear loss`.
+// Use NewObjective[float32] once for the logits coming from ONNX Runtime (accumulation is
+// float64 internally) and call Compute per micro-batch; it does not allocate once warm and
+// shares the positions between GOMAXPROCS goroutines. NewObjective[float64] (or ComputeOnce)
+// serves the finite-difference tests, the goldens and `bear loss`.
 //
 // # Formulas
 //
@@ -71,7 +71,7 @@
 //
 //   - Positions whose label is -100 (the prompt, and padding; the collator pads the trie
 //     mask with all-allowed rows on the left) are removed before anything else. They count
-//     neither in MSL's or LML's mean nor in BEAR's weight normalisation; a Batch must
+//     neither in MSL's or LML's mean nor in BEAR's weight normalisation; a LogitSlices must
 //     therefore hold exactly the supervised positions (the response tokens and EOS).
 //   - MSL's mean is over all supervised positions, including those with a single allowed
 //     token, whose loss is 0 (so they dilute the mean).

@@ -203,18 +203,18 @@ func TestGoldensFloat32(t *testing.T) {
 			t.Fatal(err)
 		}
 		var big bool
-		for _, v := range c.Batch.Logits {
+		for _, v := range c.Slices.Logits {
 			big = big || math.Abs(v) > 50
 		}
 		if big {
 			continue // float32 rounding of |z| > 50 moves log-probabilities by > 1e-6
 		}
-		b := Batch[float32]{Logits: make([]float32, len(c.Batch.Logits)), Offsets: c.Batch.Offsets, Targets: c.Batch.Targets}
-		for i, v := range c.Batch.Logits {
+		b := LogitSlices[float32]{Logits: make([]float32, len(c.Slices.Logits)), Offsets: c.Slices.Offsets, Targets: c.Slices.Targets}
+		for i, v := range c.Slices.Logits {
 			b.Logits[i] = float32(v)
 		}
 		grad := make([]float32, len(b.Logits))
-		res, err := Evaluate(c.Config, b, grad, nil)
+		res, err := ComputeOnce(c.Config, b, grad, nil)
 		if err != nil {
 			t.Fatalf("%s: %v", gc.Name, err)
 		}

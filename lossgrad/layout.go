@@ -7,31 +7,31 @@ type TokenID interface {
 	~int | ~int32 | ~int64 | ~uint16 | ~uint32
 }
 
-// DenseBatch describes rows of a dense [positions, vocab] logits matrix as a Batch (the
-// LML layout: every position holds the whole vocabulary). offsets is reused when its
+// DenseLogitSlices describes rows of a dense [positions, vocab] logits matrix as LogitSlices
+// (the LML layout: every position holds the whole vocabulary). offsets is reused when its
 // capacity allows; targetIDs are the positives' token ids.
-func DenseBatch[F Float, T TokenID](logits []F, vocab int, targetIDs []T, offsets []int, targets []int) (Batch[F], error) {
+func DenseLogitSlices[F Float, T TokenID](logits []F, vocab int, targetIDs []T, offsets []int, targets []int) (LogitSlices[F], error) {
 	n := len(targetIDs)
 	if vocab < 1 || len(logits) != n*vocab {
-		return Batch[F]{}, fmt.Errorf("dense logits: %d values for %d positions of vocabulary %d", len(logits), n, vocab)
+		return LogitSlices[F]{}, fmt.Errorf("dense logits: %d values for %d positions of vocabulary %d", len(logits), n, vocab)
 	}
 	offsets, targets = offsets[:0], targets[:0]
 	for i, id := range targetIDs {
 		if int(id) < 0 || int(id) >= vocab {
-			return Batch[F]{}, fmt.Errorf("position %d: target token %d out of range [0,%d)", i, int(id), vocab)
+			return LogitSlices[F]{}, fmt.Errorf("position %d: target token %d out of range [0,%d)", i, int(id), vocab)
 		}
 		offsets = append(offsets, i*vocab)
 		targets = append(targets, int(id))
 	}
 	offsets = append(offsets, n*vocab)
-	return Batch[F]{Logits: logits, Offsets: offsets, Targets: targets}, nil
+	return LogitSlices[F]{Logits: logits, Offsets: offsets, Targets: targets}, nil
 }
 
 // GatherAllowed builds the MSL/BEAR layout from dense [positions, vocab] logits: position i
 // keeps the logits of allowed[i] (the trie's valid next tokens, in that order) and its
 // target is the index of targetIDs[i] in allowed[i]. b's slices are reused when their
 // capacity allows.
-func GatherAllowed[F Float, T TokenID](dense []F, vocab int, allowed [][]T, targetIDs []T, b *Batch[F]) error {
+func GatherAllowed[F Float, T TokenID](dense []F, vocab int, allowed [][]T, targetIDs []T, b *LogitSlices[F]) error {
 	n := len(allowed)
 	if len(targetIDs) != n {
 		return fmt.Errorf("%d allowed sets for %d targets", n, len(targetIDs))
@@ -61,7 +61,7 @@ func GatherAllowed[F Float, T TokenID](dense []F, vocab int, allowed [][]T, targ
 	return nil
 }
 
-// ScatterAllowed writes the gradient of a GatherAllowed batch back into dense
+// ScatterAllowed writes the gradient of GatherAllowed's slices back into dense
 // [positions, vocab] form: zero everywhere except at the allowed tokens.
 func ScatterAllowed[F Float, T TokenID](grad []F, allowed [][]T, vocab int, dense []F) error {
 	if len(dense) != len(allowed)*vocab {

@@ -16,7 +16,7 @@ func TestGatherScatter(t *testing.T) {
 	}
 	allowed := [][]int32{{1, 3, 5}, {0, 2, 3, 6}}
 	targets := []int32{3, 6}
-	var b Batch[float32]
+	var b LogitSlices[float32]
 	if err := GatherAllowed(dense, vocab, allowed, targets, &b); err != nil {
 		t.Fatal(err)
 	}
@@ -24,7 +24,7 @@ func TestGatherScatter(t *testing.T) {
 		t.Fatalf("gathered %+v", b)
 	}
 	grad := make([]float32, len(b.Logits))
-	r, err := Evaluate(DefaultConfig(MSL), b, grad, nil)
+	r, err := ComputeOnce(DefaultConfig(MSL), b, grad, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,12 +41,12 @@ func TestGatherScatter(t *testing.T) {
 			masked[i*vocab+int(id)] = float64(dense[i*vocab+int(id)])
 		}
 	}
-	db, err := DenseBatch(masked, vocab, targets, nil, nil)
+	db, err := DenseLogitSlices(masked, vocab, targets, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	g64 := make([]float64, len(masked))
-	r64, err := Evaluate(DefaultConfig(LML), db, g64, nil)
+	r64, err := ComputeOnce(DefaultConfig(LML), db, g64, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +61,7 @@ func TestGatherScatter(t *testing.T) {
 	if err := GatherAllowed(dense, vocab, allowed, []int32{3, 1}, &b); err == nil || !strings.Contains(err.Error(), "position 1: target token 1 is not among") {
 		t.Errorf("target outside the allowed set: %v", err)
 	}
-	if _, err := DenseBatch(dense, vocab, []int32{3, 7}, nil, nil); err == nil || !strings.Contains(err.Error(), "position 1: target token 7 out of range") {
+	if _, err := DenseLogitSlices(dense, vocab, []int32{3, 7}, nil, nil); err == nil || !strings.Contains(err.Error(), "position 1: target token 7 out of range") {
 		t.Errorf("dense target out of range: %v", err)
 	}
 }

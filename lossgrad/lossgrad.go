@@ -97,11 +97,11 @@ func (c Config) Validate() error {
 // Float is the element type of logits and gradients.
 type Float interface{ ~float32 | ~float64 }
 
-// Batch is one micro-batch of supervised positions in a flat layout: position i owns
-// Logits[Offsets[i]:Offsets[i+1]] (the logits of its allowed tokens, or of the whole
+// LogitSlices holds the supervised positions of one micro-batch in a flat layout: position
+// i owns Logits[Offsets[i]:Offsets[i+1]] (the logits of its allowed tokens, or of the whole
 // vocabulary for LML) and its positive token is the element Targets[i] of that slice.
 // Offsets has len(Targets)+1 entries, starts at 0 and ends at len(Logits).
-type Batch[F Float] struct {
+type LogitSlices[F Float] struct {
 	Logits  []F
 	Offsets []int
 	Targets []int
@@ -139,10 +139,11 @@ type Result struct {
 	MeanNLL   float64 // mean of -log p_t over all positions
 }
 
-// Evaluator computes one loss for successive batches. It keeps its scratch space and, when
-// Workers > 1, a small pool of goroutines, so that Compute does not allocate once warm.
-// An Evaluator is not safe for concurrent use; Close releases its goroutines.
-type Evaluator[F Float] struct {
+// Objective computes one loss and its gradient for successive micro-batches. It keeps its
+// scratch space and, when Workers > 1, a small pool of goroutines, so that Compute does not
+// allocate once warm. An Objective is not safe for concurrent use; Close releases its
+// goroutines.
+type Objective[F Float] struct {
 	cfg     Config
 	workers int
 	invTau  float64
@@ -150,7 +151,7 @@ type Evaluator[F Float] struct {
 	scratch []Position
 
 	// state of the call in progress, read by the pool
-	b     Batch[F]
+	b     LogitSlices[F]
 	grad  []F
 	pos   []Position
 	coef  float64 // LML/MSL: 1/N; BEAR: 1/(sum w + eps)
@@ -163,8 +164,8 @@ type Evaluator[F Float] struct {
 	wg        sync.WaitGroup
 }
 
-// New returns an evaluator for cfg.
-func New[F Float](cfg Config) (*Evaluator[F], error) {
+// NewObjective returns an objective for cfg.
+func NewObjective[F Float](cfg Config) (*Objective[F], error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -172,14 +173,14 @@ func New[F Float](cfg Config) (*Evaluator[F], error) {
 	if w == 0 {
 		w = runtime.GOMAXPROCS(0)
 	}
-	return &Evaluator[F]{cfg: cfg, workers: w, invTau: 1 / cfg.Tau}, nil
+	return &Objective[F]{cfg: cfg, workers: w, invTau: 1 / cfg.Tau}, nil
 }
 
-// Config returns the evaluator's configuration.
-func (e *Evaluator[F]) Config() Config { return e.cfg }
+// Config returns the objective's configuration.
+func (e *Objective[F]) Config() Config { return e.cfg }
 
-// Close stops the evaluator's goroutines. The evaluator must not be used afterwards.
-func (e *Evaluator[F]) Close() {
+// Close stops the objective's goroutines. The objective must not be used afterwards.
+func (e *Objective[F]) Close() {
 	e.closeOnce.Do(func() {
 		if e.work != nil {
 			close(e.work)
@@ -187,9 +188,9 @@ func (e *Evaluator[F]) Close() {
 	})
 }
 
-// Evaluate is a one-shot Compute with a temporary evaluator.
-func Evaluate[F Float](cfg Config, b Batch[F], grad []F, diag []Position) (Result, error) {
-	e, err := New[F](cfg)
+// ComputeOnce is a one-shot Compute with a temporary objective.
+func ComputeOnce[F Float](cfg Config, b LogitSlices[F], grad []F, diag []Position) (Result, error) {
+	e, err := NewObjective[F](cfg)
 	if err != nil {
 		return Result{}, err
 	}
@@ -198,7 +199,7 @@ func Evaluate[F Float](cfg Config, b Batch[F], grad []F, diag []Position) (Resul
 }
 
 // Validate checks the layout of b.
-func (b Batch[F]) Validate() error {
+func (b LogitSlices[F]) Validate() error {
 	n := len(b.Targets)
 	if len(b.Offsets) != n+1 {
 		return fmt.Errorf("offsets: have %d entries, want len(targets)+1 = %d", len(b.Offsets), n+1)
@@ -225,10 +226,10 @@ func (b Batch[F]) Validate() error {
 // (NaN or +Inf logits, or a positive token whose logit is -Inf).
 var ErrNonFinite = errors.New("non-finite loss")
 
-// Compute evaluates the loss of batch b, writes dL/dlogits into grad (same layout as
-// b.Logits, len(grad) == len(b.Logits)) and, when diag is not nil (len(diag) >= positions),
-// the per-position diagnostics. Accumulation is in float64 whatever F is.
-func (e *Evaluator[F]) Compute(b Batch[F], grad []F, diag []Position) (Result, error) {
+// Compute computes the loss of the micro-batch b holds, writes dL/dlogits into grad (same
+// layout as b.Logits, len(grad) == len(b.Logits)) and, when diag is not nil (len(diag) >=
+// positions), the per-position diagnostics. Accumulation is in float64 whatever F is.
+func (e *Objective[F]) Compute(b LogitSlices[F], grad []F, diag []Position) (Result, error) {
 	if err := b.Validate(); err != nil {
 		return Result{}, err
 	}
@@ -251,7 +252,7 @@ func (e *Evaluator[F]) Compute(b Batch[F], grad []F, diag []Position) (Result, e
 	}
 	pos = pos[:n]
 	e.b, e.grad, e.pos = b, grad, pos
-	defer func() { e.b, e.grad, e.pos = Batch[F]{}, nil, nil }()
+	defer func() { e.b, e.grad, e.pos = LogitSlices[F]{}, nil, nil }()
 	e.errAt.Store(0)
 
 	if e.cfg.Kind == BEAR {
@@ -299,7 +300,7 @@ func (e *Evaluator[F]) Compute(b Batch[F], grad []F, diag []Position) (Result, e
 
 // run executes one phase over all positions, sharing them dynamically between the caller
 // and workers-1 pool goroutines.
-func (e *Evaluator[F]) run(phase int) {
+func (e *Objective[F]) run(phase int) {
 	e.next.Store(0)
 	helpers := e.workers - 1
 	if n := len(e.pos); helpers > n-1 {
@@ -328,7 +329,7 @@ func (e *Evaluator[F]) run(phase int) {
 	}
 }
 
-func (e *Evaluator[F]) loop(phase int) {
+func (e *Objective[F]) loop(phase int) {
 	n := int64(len(e.pos))
 	for {
 		i := e.next.Add(1) - 1
@@ -346,7 +347,7 @@ func (e *Evaluator[F]) loop(phase int) {
 
 // position computes the statistics of position i and leaves exp((z-max)/tau) in grad;
 // with finish it also scales the gradient (LML, MSL).
-func (e *Evaluator[F]) position(i int, finish bool) {
+func (e *Objective[F]) position(i int, finish bool) {
 	o0, o1 := e.b.Offsets[i], e.b.Offsets[i+1]
 	x := e.b.Logits[o0:o1]
 	g := e.grad[o0:o1]
@@ -432,7 +433,7 @@ func (e *Evaluator[F]) position(i int, finish bool) {
 }
 
 // scale turns the exponentials of position i into c*(softmax - onehot)/tau.
-func (e *Evaluator[F]) scale(i int) {
+func (e *Objective[F]) scale(i int) {
 	o0, o1 := e.b.Offsets[i], e.b.Offsets[i+1]
 	g := e.grad[o0:o1]
 	p := &e.pos[i]
@@ -448,7 +449,7 @@ func (e *Evaluator[F]) scale(i int) {
 	scaleSub(g, c/p.sum, e.b.Targets[i], c)
 }
 
-func (e *Evaluator[F]) fail(i int, g []F) {
+func (e *Objective[F]) fail(i int, g []F) {
 	for j := range g {
 		g[j] = F(math.NaN())
 	}

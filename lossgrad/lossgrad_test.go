@@ -9,8 +9,8 @@ import (
 )
 
 // randBatch builds a float64 batch with the given allowed-set sizes; logits ~ scale*N(0,1).
-func randBatch(rng *rand.Rand, sizes []int, scale float64) Batch[float64] {
-	var b Batch[float64]
+func randBatch(rng *rand.Rand, sizes []int, scale float64) LogitSlices[float64] {
+	var b LogitSlices[float64]
 	b.Offsets = append(b.Offsets, 0)
 	for _, n := range sizes {
 		for j := 0; j < n; j++ {
@@ -37,7 +37,7 @@ func naiveNLL(z []float64, t int, tau float64) float64 {
 
 // fixedLoss is sum_i coef_i * NLL_i: the batch loss with the coefficients (1/N, or BEAR's
 // normalised weights) held constant, which is what autograd differentiates.
-func fixedLoss(b Batch[float64], coef []float64, tau float64) float64 {
+func fixedLoss(b LogitSlices[float64], coef []float64, tau float64) float64 {
 	var l float64
 	for i := range b.Targets {
 		l += coef[i] * naiveNLL(b.Logits[b.Offsets[i]:b.Offsets[i+1]], b.Targets[i], tau)
@@ -46,7 +46,7 @@ func fixedLoss(b Batch[float64], coef []float64, tau float64) float64 {
 }
 
 // fdGrad is a fourth-order central finite difference of f at b.Logits.
-func fdGrad(b Batch[float64], f func() float64) []float64 {
+func fdGrad(b LogitSlices[float64], f func() float64) []float64 {
 	g := make([]float64, len(b.Logits))
 	for j := range b.Logits {
 		x0 := b.Logits[j]
@@ -97,7 +97,7 @@ func TestFiniteDifferences(t *testing.T) {
 			b := randBatch(rng, sizes, 1+3*rng.Float64())
 			grad := make([]float64, len(b.Logits))
 			diag := make([]Position, npos)
-			res, err := Evaluate(cfg, b, grad, diag)
+			res, err := ComputeOnce(cfg, b, grad, diag)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -114,7 +114,7 @@ func TestFiniteDifferences(t *testing.T) {
 			} else {
 				// LML and MSL: differentiate the package's own loss, nothing held fixed.
 				fd = fdGrad(b, func() float64 {
-					r, err := Evaluate(cfg, b, make([]float64, len(b.Logits)), nil)
+					r, err := ComputeOnce(cfg, b, make([]float64, len(b.Logits)), nil)
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -135,14 +135,14 @@ func TestFiniteDifferences(t *testing.T) {
 func TestBEARWeights(t *testing.T) {
 	cfg := DefaultConfig(BEAR)
 	cfg.K = 2
-	b := Batch[float64]{
+	b := LogitSlices[float64]{
 		Logits:  []float64{1, 2, 3, 5, 0, 0.5},
 		Offsets: []int{0, 3, 4, 6},
 		Targets: []int{0, 0, 1},
 	}
 	grad := make([]float64, 6)
 	diag := make([]Position, 3)
-	res, err := Evaluate(cfg, b, grad, diag)
+	res, err := ComputeOnce(cfg, b, grad, diag)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,13 +184,13 @@ func TestBEARWeights(t *testing.T) {
 func TestFewerThanKAndTies(t *testing.T) {
 	cfg := DefaultConfig(MSL)
 	cfg.K = 3
-	b := Batch[float64]{
+	b := LogitSlices[float64]{
 		Logits:  []float64{4, -1, 2, 7, 7, 7, 7, 1},
 		Offsets: []int{0, 3, 8},
 		Targets: []int{1, 2},
 	}
 	diag := make([]Position, 2)
-	if _, err := Evaluate(cfg, b, make([]float64, 8), diag); err != nil {
+	if _, err := ComputeOnce(cfg, b, make([]float64, 8), diag); err != nil {
 		t.Fatal(err)
 	}
 	if d := diag[0]; d.Margin != 0 || !d.InTopK || d.LogBeta != d.LogP {
@@ -207,11 +207,11 @@ func TestLargeLogits(t *testing.T) {
 	for _, kind := range []Kind{LML, MSL, BEAR} {
 		cfg := DefaultConfig(kind)
 		cfg.Tau = 0.5
-		base := Batch[float64]{Logits: []float64{1, 2, 3, 0.5}, Offsets: []int{0, 4}, Targets: []int{2}}
-		big := Batch[float64]{Logits: []float64{1e5 + 1, 1e5 + 2, 1e5 + 3, 1e5 + 0.5}, Offsets: []int{0, 4}, Targets: []int{2}}
+		base := LogitSlices[float64]{Logits: []float64{1, 2, 3, 0.5}, Offsets: []int{0, 4}, Targets: []int{2}}
+		big := LogitSlices[float64]{Logits: []float64{1e5 + 1, 1e5 + 2, 1e5 + 3, 1e5 + 0.5}, Offsets: []int{0, 4}, Targets: []int{2}}
 		g0, g1 := make([]float64, 4), make([]float64, 4)
-		r0, err0 := Evaluate(cfg, base, g0, nil)
-		r1, err1 := Evaluate(cfg, big, g1, nil)
+		r0, err0 := ComputeOnce(cfg, base, g0, nil)
+		r1, err1 := ComputeOnce(cfg, big, g1, nil)
 		if err0 != nil || err1 != nil {
 			t.Fatal(err0, err1)
 		}
@@ -219,9 +219,9 @@ func TestLargeLogits(t *testing.T) {
 			t.Errorf("%v: shifted by 1e5: loss %v vs %v, grads %v vs %v", kind, r1.Loss, r0.Loss, g1, g0)
 		}
 		// float32 too (exp(88) already overflows float32 without the max)
-		b32 := Batch[float32]{Logits: []float32{300, 301, 299, 250}, Offsets: []int{0, 4}, Targets: []int{0}}
+		b32 := LogitSlices[float32]{Logits: []float32{300, 301, 299, 250}, Offsets: []int{0, 4}, Targets: []int{0}}
 		g32 := make([]float32, 4)
-		r, err := Evaluate(cfg, b32, g32, nil)
+		r, err := ComputeOnce(cfg, b32, g32, nil)
 		if err != nil || math.IsNaN(r.Loss) || math.IsInf(r.Loss, 0) {
 			t.Errorf("%v float32 large logits: %v %v", kind, r.Loss, err)
 		}
@@ -231,27 +231,27 @@ func TestLargeLogits(t *testing.T) {
 func TestErrors(t *testing.T) {
 	cfg := DefaultConfig(MSL)
 	for _, tc := range []struct {
-		b    Batch[float64]
+		b    LogitSlices[float64]
 		want string
 	}{
-		{Batch[float64]{Logits: []float64{1, 2}, Offsets: []int{0, 2}, Targets: []int{2}}, "target 2 out of range [0,2)"},
-		{Batch[float64]{Logits: []float64{1, 2}, Offsets: []int{0, 2, 2}, Targets: []int{0, 0}}, "position 1: 0 logits"},
-		{Batch[float64]{Logits: []float64{1, 2}, Offsets: []int{0, 1}, Targets: []int{0}}, "offsets[1] is 1"},
-		{Batch[float64]{Logits: []float64{1, 2}, Offsets: []int{0}, Targets: []int{0}}, "offsets: have 1 entries"},
+		{LogitSlices[float64]{Logits: []float64{1, 2}, Offsets: []int{0, 2}, Targets: []int{2}}, "target 2 out of range [0,2)"},
+		{LogitSlices[float64]{Logits: []float64{1, 2}, Offsets: []int{0, 2, 2}, Targets: []int{0, 0}}, "position 1: 0 logits"},
+		{LogitSlices[float64]{Logits: []float64{1, 2}, Offsets: []int{0, 1}, Targets: []int{0}}, "offsets[1] is 1"},
+		{LogitSlices[float64]{Logits: []float64{1, 2}, Offsets: []int{0}, Targets: []int{0}}, "offsets: have 1 entries"},
 	} {
-		_, err := Evaluate(cfg, tc.b, make([]float64, len(tc.b.Logits)), nil)
+		_, err := ComputeOnce(cfg, tc.b, make([]float64, len(tc.b.Logits)), nil)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("error %v, want %q", err, tc.want)
 		}
 	}
-	nan := Batch[float64]{Logits: []float64{1, math.NaN(), 3, 1, 1}, Offsets: []int{0, 2, 5}, Targets: []int{0, 1}}
-	if _, err := Evaluate(cfg, nan, make([]float64, 5), nil); !errors.Is(err, ErrNonFinite) || !strings.Contains(err.Error(), "position 0") {
+	nan := LogitSlices[float64]{Logits: []float64{1, math.NaN(), 3, 1, 1}, Offsets: []int{0, 2, 5}, Targets: []int{0, 1}}
+	if _, err := ComputeOnce(cfg, nan, make([]float64, 5), nil); !errors.Is(err, ErrNonFinite) || !strings.Contains(err.Error(), "position 0") {
 		t.Errorf("NaN logits: %v", err)
 	}
-	if _, err := New[float32](Config{Kind: BEAR, Tau: 1, K: 10}); err == nil || !strings.Contains(err.Error(), "xi") {
+	if _, err := NewObjective[float32](Config{Kind: BEAR, Tau: 1, K: 10}); err == nil || !strings.Contains(err.Error(), "xi") {
 		t.Errorf("xi 0 accepted: %v", err)
 	}
-	if r, err := Evaluate(cfg, Batch[float64]{Offsets: []int{0}}, nil, nil); err != nil || r.Loss != 0 {
+	if r, err := ComputeOnce(cfg, LogitSlices[float64]{Offsets: []int{0}}, nil, nil); err != nil || r.Loss != 0 {
 		t.Errorf("empty batch: %v %v", r, err)
 	}
 }
@@ -280,21 +280,21 @@ func testFloat32MatchesFloat64(t *testing.T) {
 			cfg := DefaultConfig(kind)
 			cfg.Workers = workers
 			cfg.Tau = 0.8
-			e32, _ := New[float32](cfg)
+			e32, _ := NewObjective[float32](cfg)
 			for rep := 0; rep < 3; rep++ {
 				sizes := make([]int, 1+rng.IntN(40))
 				for i := range sizes {
 					sizes[i] = 1 + rng.IntN(3000)
 				}
 				b := randBatch(rng, sizes, 4)
-				b32 := Batch[float32]{Logits: make([]float32, len(b.Logits)), Offsets: b.Offsets, Targets: b.Targets}
+				b32 := LogitSlices[float32]{Logits: make([]float32, len(b.Logits)), Offsets: b.Offsets, Targets: b.Targets}
 				for i, v := range b.Logits {
 					b32.Logits[i] = float32(v)
 					b.Logits[i] = float64(b32.Logits[i])
 				}
 				g64 := make([]float64, len(b.Logits))
 				g32 := make([]float32, len(b.Logits))
-				r64, err := Evaluate(cfg, b, g64, nil)
+				r64, err := ComputeOnce(cfg, b, g64, nil)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -347,12 +347,12 @@ func TestFastExp(t *testing.T) {
 func TestComputeDoesNotAllocate(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	b := randBatch(rng, []int{300, 2, 1, 3000, 40, 700}, 2)
-	b32 := Batch[float32]{Logits: make([]float32, len(b.Logits)), Offsets: b.Offsets, Targets: b.Targets}
+	b32 := LogitSlices[float32]{Logits: make([]float32, len(b.Logits)), Offsets: b.Offsets, Targets: b.Targets}
 	for i, v := range b.Logits {
 		b32.Logits[i] = float32(v)
 	}
 	g := make([]float32, len(b.Logits))
-	e, _ := New[float32](DefaultConfig(BEAR))
+	e, _ := NewObjective[float32](DefaultConfig(BEAR))
 	defer e.Close()
 	e.Compute(b32, g, nil)
 	if n := testing.AllocsPerRun(20, func() { e.Compute(b32, g, nil) }); n != 0 {
@@ -450,7 +450,7 @@ func TestFusedLongSlices(t *testing.T) {
 	rng := rand.New(rand.NewPCG(9, 10))
 	sizes := []int{fuseMin, 20000, 40001, 128256, 300000}
 	for _, kind := range []Kind{LML, MSL} {
-		var b Batch[float64]
+		var b LogitSlices[float64]
 		b.Offsets = []int{0}
 		for pi, n := range sizes {
 			for j := 0; j < n; j++ {
@@ -469,7 +469,7 @@ func TestFusedLongSlices(t *testing.T) {
 			b.Offsets = append(b.Offsets, len(b.Logits))
 			b.Targets = append(b.Targets, rng.IntN(n))
 		}
-		b32 := Batch[float32]{Logits: make([]float32, len(b.Logits)), Offsets: b.Offsets, Targets: b.Targets}
+		b32 := LogitSlices[float32]{Logits: make([]float32, len(b.Logits)), Offsets: b.Offsets, Targets: b.Targets}
 		for i, v := range b.Logits {
 			b32.Logits[i] = float32(v)
 		}
@@ -479,11 +479,11 @@ func TestFusedLongSlices(t *testing.T) {
 		g32 := make([]float32, len(b.Logits))
 		d64 := make([]Position, len(sizes))
 		d32 := make([]Position, len(sizes))
-		r64, err := Evaluate(cfg, b, g64, d64)
+		r64, err := ComputeOnce(cfg, b, g64, d64)
 		if err != nil {
 			t.Fatal(err)
 		}
-		r32, err := Evaluate(cfg, b32, g32, d32)
+		r32, err := ComputeOnce(cfg, b32, g32, d32)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -507,7 +507,7 @@ func TestFusedLongSlices(t *testing.T) {
 	// NaN inside a long slice is still reported
 	x := make([]float32, 50000)
 	x[33333] = float32(math.NaN())
-	_, err := Evaluate(DefaultConfig(LML), Batch[float32]{Logits: x, Offsets: []int{0, len(x)}, Targets: []int{0}}, make([]float32, len(x)), nil)
+	_, err := ComputeOnce(DefaultConfig(LML), LogitSlices[float32]{Logits: x, Offsets: []int{0, len(x)}, Targets: []int{0}}, make([]float32, len(x)), nil)
 	if !errors.Is(err, ErrNonFinite) {
 		t.Errorf("NaN in a fused slice: %v", err)
 	}

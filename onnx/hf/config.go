@@ -90,16 +90,35 @@ func ParseConfig(data []byte) (Config, error) {
 	if err := json.Unmarshal(data, &r); err != nil {
 		return Config{}, fmt.Errorf("malformed JSON: %w", err)
 	}
-	if r.ModelType != "" && r.ModelType != "llama" {
-		return Config{}, fmt.Errorf("model_type %q: only llama is supported", r.ModelType)
-	}
-	if r.HiddenAct != "" && r.HiddenAct != "silu" {
-		return Config{}, fmt.Errorf("hidden_act %q: only silu is supported", r.HiddenAct)
-	}
-	if r.AttentionBias || r.MLPBias {
-		return Config{}, fmt.Errorf("attention_bias/mlp_bias: biases are not supported (Llama-3.2 has none)")
+	if err := r.checkSupported(); err != nil {
+		return Config{}, err
 	}
 	var c Config
+	steps := []func(*Config) error{r.sizes, r.heads, r.norm, r.rope, r.weights, r.specialTokens}
+	for _, step := range steps {
+		if err := step(&c); err != nil {
+			return Config{}, err
+		}
+	}
+	return c, nil
+}
+
+// checkSupported rejects architectures other than a bias-free SiLU Llama.
+func (r *rawConfig) checkSupported() error {
+	if r.ModelType != "" && r.ModelType != "llama" {
+		return fmt.Errorf("model_type %q: only llama is supported", r.ModelType)
+	}
+	if r.HiddenAct != "" && r.HiddenAct != "silu" {
+		return fmt.Errorf("hidden_act %q: only silu is supported", r.HiddenAct)
+	}
+	if r.AttentionBias || r.MLPBias {
+		return fmt.Errorf("attention_bias/mlp_bias: biases are not supported (Llama-3.2 has none)")
+	}
+	return nil
+}
+
+// sizes copies the required positive sizes.
+func (r *rawConfig) sizes(c *Config) error {
 	need := []struct {
 		name string
 		src  *int
@@ -113,19 +132,25 @@ func ParseConfig(data []byte) (Config, error) {
 	}
 	for _, f := range need {
 		if f.src == nil {
-			return Config{}, fmt.Errorf("field %s is missing", f.name)
+			return fmt.Errorf("field %s is missing", f.name)
 		}
 		if *f.src <= 0 {
-			return Config{}, fmt.Errorf("field %s = %d, want > 0", f.name, *f.src)
+			return fmt.Errorf("field %s = %d, want > 0", f.name, *f.src)
 		}
 		*f.dst = *f.src
 	}
+	return nil
+}
+
+// heads sets the key/value head count (default: one per query head, as without GQA) and
+// head_dim (default hidden_size / num_attention_heads; even, for the half-split RoPE).
+func (r *rawConfig) heads(c *Config) error {
 	c.NumKVHeads = c.NumHeads
 	if r.NumKVHeads != nil {
 		c.NumKVHeads = *r.NumKVHeads
 	}
 	if c.NumKVHeads <= 0 || c.NumHeads%c.NumKVHeads != 0 {
-		return Config{}, fmt.Errorf("field num_key_value_heads = %d must be > 0 and divide num_attention_heads = %d", c.NumKVHeads, c.NumHeads)
+		return fmt.Errorf("field num_key_value_heads = %d must be > 0 and divide num_attention_heads = %d", c.NumKVHeads, c.NumHeads)
 	}
 	if r.HeadDim != nil {
 		c.HeadDim = *r.HeadDim
@@ -133,20 +158,32 @@ func ParseConfig(data []byte) (Config, error) {
 		c.HeadDim = c.HiddenSize / c.NumHeads
 	}
 	if c.HeadDim <= 0 || c.HeadDim%2 != 0 {
-		return Config{}, fmt.Errorf("field head_dim = %d, want a positive even number", c.HeadDim)
+		return fmt.Errorf("field head_dim = %d, want a positive even number", c.HeadDim)
 	}
-	c.RMSNormEps = 1e-6 // transformers' LlamaConfig default
+	return nil
+}
+
+// norm sets rms_norm_eps (transformers' LlamaConfig default 1e-6).
+func (r *rawConfig) norm(c *Config) error {
+	c.RMSNormEps = 1e-6
 	if r.RMSNormEps != nil {
 		c.RMSNormEps = *r.RMSNormEps
 	}
 	if !(c.RMSNormEps > 0) {
-		return Config{}, fmt.Errorf("field rms_norm_eps = %g, want > 0", c.RMSNormEps)
+		return fmt.Errorf("field rms_norm_eps = %g, want > 0", c.RMSNormEps)
 	}
-	c.RopeTheta = 10000 // transformers' default
+	return nil
+}
+
+// rope sets rope_theta (transformers' default 10000), the llama3 scaling and
+// max_position_embeddings. Newer transformers write rope_parameters (theta inside it);
+// older ones rope_scaling.
+func (r *rawConfig) rope(c *Config) error {
+	c.MaxPositions = r.MaxPositions
+	c.RopeTheta = 10000
 	if r.RopeTheta != nil {
 		c.RopeTheta = *r.RopeTheta
 	}
-	// Newer transformers write rope_parameters (theta inside it); older ones rope_scaling.
 	ropeField, ropeRaw := "rope_scaling", r.RopeScaling
 	if !isNull(r.RopeParameters) {
 		ropeField, ropeRaw = "rope_parameters", r.RopeParameters
@@ -154,7 +191,7 @@ func ParseConfig(data []byte) (Config, error) {
 	if !isNull(ropeRaw) {
 		s, theta, err := parseRope(ropeRaw)
 		if err != nil {
-			return Config{}, fmt.Errorf("field %s: %w", ropeField, err)
+			return fmt.Errorf("field %s: %w", ropeField, err)
 		}
 		c.RopeScaling = s
 		if theta != nil {
@@ -162,8 +199,14 @@ func ParseConfig(data []byte) (Config, error) {
 		}
 	}
 	if !(c.RopeTheta > 0) {
-		return Config{}, fmt.Errorf("field rope_theta = %g, want > 0", c.RopeTheta)
+		return fmt.Errorf("field rope_theta = %g, want > 0", c.RopeTheta)
 	}
+	return nil
+}
+
+// weights sets the embedding tying and the dtype the weights are stored in (dtype, or the
+// older torch_dtype; float32 when absent).
+func (r *rawConfig) weights(c *Config) error {
 	if r.TieWordEmbeddings != nil {
 		c.TieWordEmbeddings = *r.TieWordEmbeddings
 	}
@@ -175,11 +218,15 @@ func ParseConfig(data []byte) (Config, error) {
 	if dt != "" {
 		d, err := ParseTorchDType(dt)
 		if err != nil {
-			return Config{}, fmt.Errorf("field torch_dtype: %w", err)
+			return fmt.Errorf("field torch_dtype: %w", err)
 		}
 		c.DType = d
 	}
-	c.MaxPositions = r.MaxPositions
+	return nil
+}
+
+// specialTokens sets the BOS id (-1 when absent) and the EOS ids (an int or a list of ints).
+func (r *rawConfig) specialTokens(c *Config) error {
 	c.BOSTokenID = -1
 	if r.BOSTokenID != nil {
 		c.BOSTokenID = *r.BOSTokenID
@@ -189,10 +236,10 @@ func ParseConfig(data []byte) (Config, error) {
 		if err := json.Unmarshal(r.EOSTokenID, &one); err == nil {
 			c.EOSTokenIDs = []int{one}
 		} else if err := json.Unmarshal(r.EOSTokenID, &c.EOSTokenIDs); err != nil {
-			return Config{}, fmt.Errorf("field eos_token_id: want an int or a list of ints")
+			return fmt.Errorf("field eos_token_id: want an int or a list of ints")
 		}
 	}
-	return c, nil
+	return nil
 }
 
 func isNull(m json.RawMessage) bool { return len(m) == 0 || string(m) == "null" }

@@ -56,7 +56,7 @@
 // "official_match": {...}, "primary": "item_match"|"official_match", "users": N, "pruning":
 // {...} (with --pruning), "catalogue": {items, distinct_titles, cleanup_changed_titles,
 // cleanup_changed_items}, "config": {...}, "timing": {...}}. The metrics are computed as the
-// official evaluate script does (decode.Evaluate: NDCG@K = mean of 1/log2(rank+2) over ranks
+// official evaluate script does (decode.RankMetrics: NDCG@K = mean of 1/log2(rank+2) over ranks
 // < K; HR@K = share of ranks < K); with fewer than 10 beams the @10 values equal the largest
 // cut-off's (the official script would omit them). "config" identifies the run: dataset, split
 // file name and sha256, catalogue and tokenizer sha256, a fingerprint of the checkpoint

@@ -169,10 +169,10 @@ func checkRun(t *testing.T, dir string, d *Data, users int) (*Metrics, []Record)
 		}
 		item[i], off[i] = r.Rank, r.OfficialRank
 	}
-	if got, want := m.ItemMatch, decode.Evaluate(item, nil).Map(); !reflect.DeepEqual(got, want) {
+	if got, want := m.ItemMatch, decode.RankMetrics(item, nil).Map(); !reflect.DeepEqual(got, want) {
 		t.Errorf("item_match %v, want %v", got, want)
 	}
-	if got, want := m.OfficialMatch, decode.Evaluate(off, nil).Map(); !reflect.DeepEqual(got, want) {
+	if got, want := m.OfficialMatch, decode.RankMetrics(off, nil).Map(); !reflect.DeepEqual(got, want) {
 		t.Errorf("official_match %v, want %v", got, want)
 	}
 	return m, recs

@@ -231,7 +231,7 @@ func Compute(recs []Record, cfg Config, official bool) *Metrics {
 				Pruned: p.Pruned, Trace: decode.Trace{Target: r.TargetItem, How: hows[p.How], Step: p.Step}, Truncated: p.Truncated})
 		}
 	}
-	m := &Metrics{ItemMatch: decode.Evaluate(item, nil).Map(), OfficialMatch: decode.Evaluate(off, nil).Map(), Primary: "item_match", Users: len(recs), Config: cfg}
+	m := &Metrics{ItemMatch: decode.RankMetrics(item, nil).Map(), OfficialMatch: decode.RankMetrics(off, nil).Map(), Primary: "item_match", Users: len(recs), Config: cfg}
 	if official {
 		m.Primary = "official_match"
 	}

@@ -1,0 +1,41 @@
+package archtest
+
+// rules is the import table: for each project package (its path relative to the module
+// root), the project packages it may import. Patterns: "x" is the package x only, "x/..."
+// is x and every package below it, "..." is every project package. A package takes the
+// entry that names it exactly, else the longest "x/..." entry that covers it. Whatever the
+// entry says, only packages under tools/ may import tools/... (checked separately).
+//
+// Packages that do not exist yet may have entries; a package that exists and has none fails
+// TestImportDirection.
+var rules = []rule{
+	// Pure leaves: functions over slices and files, no project imports.
+	{"lossgrad", nil},
+	{"decode", nil},
+	{"optim", nil},
+	{"trainlog", nil},
+
+	// Text side: the tokenizer (with its internal checkers) and the training set built on it.
+	{"tokenize/...", []string{"tokenize/..."}},
+	{"trainset", []string{"tokenize"}},
+
+	// Graph side: checkpoints, builder, exporter, autodiff, adapters; no ONNX Runtime.
+	{"onnx/...", []string{"onnx/..."}},
+
+	// ONNX Runtime front-ends and the jobs that drive them.
+	{"runtime", []string{"onnx/...", "decode"}},
+	{"runtime/evaluate", []string{"runtime", "onnx/...", "decode", "tokenize"}},
+	{"runtime/train", []string{"runtime", "runtime/evaluate", "onnx/...", "lossgrad", "optim", "trainset", "trainlog", "tokenize", "decode"}},
+
+	// Benchmarks of whole jobs, and their leaf helper reading the process's CPU time and RSS.
+	{"internal/bench", []string{"runtime", "onnx/...", "lossgrad", "decode", "tokenize", "trainset", "optim", "internal/procstat"}},
+	{"internal/procstat", nil},
+
+	// Test helpers and this package: anything but tools.
+	{"internal/forwardcases", []string{"..."}},
+	{"internal/testdeps", []string{"..."}},
+	{"internal/archtest", []string{"..."}},
+
+	// The command line and generators: anything.
+	{"tools/...", []string{"..."}},
+}
