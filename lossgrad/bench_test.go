@@ -5,31 +5,21 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
-)
 
-// cpuTime is the CPU time (user + system) of the process so far. Benchmarks report it per
-// operation as cpu-ms/op: on a shared machine it is steadier than the wall time, and on an
-// idle one wall ≈ cpu/2 for the two-goroutine loss and ≈ cpu for the plain copy.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
+	"github.com/bearrec/bear/internal/procstat"
+)
 
 // measure runs f b.N times and reports cpu-ms/op.
 func measure(b *testing.B, f func()) {
 	b.ResetTimer()
-	c0 := cpuTime()
+	c0 := procstat.CPUTime()
 	for i := 0; i < b.N; i++ {
 		f()
 	}
 	b.StopTimer()
-	b.ReportMetric(float64(cpuTime()-c0)/float64(time.Millisecond)/float64(b.N), "cpu-ms/op")
+	b.ReportMetric(float64(procstat.CPUTime()-c0)/float64(time.Millisecond)/float64(b.N), "cpu-ms/op")
 }
 
 // Realistic micro-batch: 16 sequences x 20 supervised positions.

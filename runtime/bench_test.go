@@ -1,7 +1,6 @@
 package runtime
 
 import (
-	"github.com/bearrec/bear/onnx/autodiff"
 	"os"
 	"path/filepath"
 	"testing"
@@ -45,7 +44,7 @@ func benchmarkForward(b *testing.B, preset string, batch, seq, threads int) {
 			seqs[i][t] = int64((i*7919 + t*104729) % p.Config.VocabSize)
 		}
 	}
-	bt := NewBatch(seqs)
+	bt := NewTokenBatch(seqs)
 	index := make([]int64, batch)
 	for i := range index {
 		index[i] = bt.Index(i, seq-1)
@@ -60,30 +59,4 @@ func benchmarkForward(b *testing.B, preset string, batch, seq, threads int) {
 		}
 	}
 	b.ReportMetric(float64(batch*seq*b.N)/b.Elapsed().Seconds(), "tokens/s")
-}
-
-// BenchmarkTrainStep: one LoRA (q_proj, v_proj, r 8) training step on the `small` preset,
-// batch 8 × 256, full-vocabulary logits at the last 20 tokens of each sequence, one thread.
-// Reports forward and backward milliseconds; `bear bench step` adds FLOP rates and peak RSS.
-//
-//	go test ./runtime -run '^$' -bench TrainStep -benchtime 3x
-func BenchmarkTrainStep(b *testing.B) {
-	for _, policy := range []autodiff.Policy{autodiff.Stash, autodiff.Recompute} {
-		b.Run(policy.String(), func(b *testing.B) {
-			p, _ := hf.LookupPreset("small")
-			dir := filepath.Join(b.TempDir(), "small")
-			if err := hf.WriteRandom(dir, p.Config, hf.InitOptions{Seed: 1}); err != nil {
-				b.Fatal(err)
-			}
-			o := TrainOptions{Policy: policy, Model: ModelOptions{CacheDir: b.TempDir(), Session: SessionOptions{Threads: 1},
-				LoRA: &llama.LoRASpec{Targets: []string{"q_proj", "v_proj"}, Rank: 8, Alpha: 16}}}
-			r, err := BenchmarkStep(dir, o, 8, 256, 20, b.N)
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.ReportMetric(r.ForwardSeconds*1e3, "fwd-ms")
-			b.ReportMetric(r.BackwardSeconds*1e3, "bwd-ms")
-			b.ReportMetric(r.ShareOfGemmRate, "of-gemm-rate")
-		})
-	}
 }

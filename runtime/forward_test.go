@@ -11,6 +11,7 @@ import (
 	"github.com/bearrec/bear/internal/forwardcases"
 	"github.com/bearrec/bear/onnx/hf"
 	"github.com/bearrec/bear/onnx/llama"
+	"github.com/bearrec/bear/onnx/peft"
 )
 
 type goldenCase = forwardcases.Case
@@ -43,8 +44,8 @@ func fileSHA256(t testing.TB, path string) string {
 }
 
 // caseBatch lays the sequences out as the reference does, with the case's position offset.
-func caseBatch(c goldenCase) (Batch, []int64) {
-	b := NewBatch(c.Sequences)
+func caseBatch(c goldenCase) (TokenBatch, []int64) {
+	b := NewTokenBatch(c.Sequences)
 	for k := range b.Pos {
 		if b.Mask[k] == 1 {
 			b.Pos[k] += c.PositionOffset
@@ -62,13 +63,13 @@ func caseBatch(c goldenCase) (Batch, []int64) {
 func loadCase(t testing.TB, c goldenCase, dir string, dt hf.DType, mode llama.LogitsMode) *Model {
 	t.Helper()
 	o := ModelOptions{DType: dt, Logits: mode, CacheDir: filepath.Join(t.TempDir(), "cache"), Session: SessionOptions{Threads: 2}}
-	var ad *Adapter
+	var ad *peft.Adapter
 	if c.LoRA != nil {
 		cfg, err := hf.ReadConfig(dir)
 		if err != nil {
 			t.Fatal(err)
 		}
-		ad, err = ReadAdapter(filepath.Join("../testdata/forward", c.LoRA.Dir), cfg)
+		ad, err = peft.ReadAdapter(filepath.Join("../testdata/forward", c.LoRA.Dir), cfg)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -63,14 +63,7 @@ func newKVScorer(dir string, mo ModelOptions, o ScorerOptions) (Scorer, error) {
 func (s *kvScorer) Close() error { return s.sess.Close() }
 
 func (s *kvScorer) Start(prompts [][]int, cands [][]int) ([]decode.Scores, error) {
-	seqs := make([][]int64, len(prompts))
-	for i, p := range prompts {
-		seqs[i] = make([]int64, len(p))
-		for j, id := range p {
-			seqs[i][j] = int64(id)
-		}
-	}
-	b := NewBatch(seqs)
+	b := NewTokenBatch(prompts)
 	parents := make([]int64, b.B)
 	s.nextPos = make([]int64, b.B)
 	for i := range parents {

@@ -56,6 +56,14 @@ func names(specs []IOSpec) []string {
 	return out
 }
 
+// TrainMode says what a pair of training graphs differentiates.
+type TrainMode string
+
+const (
+	TrainLoRA TrainMode = "lora" // the LoRA matrices only; base weights stay inside ONNX Runtime
+	TrainFull TrainMode = "full" // every base weight (held in Go), and the LoRA matrices if any
+)
+
 // Manifest describes a pair of training graphs: where they came from and how to feed them.
 type Manifest struct {
 	Format           string                `json:"format"`
@@ -63,8 +71,8 @@ type Manifest struct {
 	CheckpointSHA256 map[string]string     `json:"checkpoint_sha256,omitempty"`
 	DType            string                `json:"dtype"`
 	Policy           string                `json:"policy"`
-	Train            string                `json:"train"`  // lora or full
-	Logits           string                `json:"logits"` // full or candidates
+	Train            TrainMode             `json:"train"`
+	Logits           llama.LogitsMode      `json:"logits"`
 	LoRA             *llama.LoRASpec       `json:"lora,omitempty"`
 	LoRAInputs       []llama.LoRAInputInfo `json:"lora_inputs,omitempty"`
 	Trainable        []string              `json:"trainable"`
@@ -151,7 +159,7 @@ func ReadArtifacts(dir string) (*TrainGraphs, error) {
 }
 
 // LoadTrainer creates a Trainer from an artifact folder.
-func LoadTrainer[T Float](dir string, so SessionOptions) (*Trainer[T], error) {
+func LoadTrainer[T ComputeFloat](dir string, so SessionOptions) (*Trainer[T], error) {
 	tg, err := ReadArtifacts(dir)
 	if err != nil {
 		return nil, err

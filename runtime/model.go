@@ -9,6 +9,7 @@ import (
 
 	"github.com/bearrec/bear/onnx/hf"
 	"github.com/bearrec/bear/onnx/llama"
+	"github.com/bearrec/bear/onnx/peft"
 )
 
 // ModelOptions configure Load.
@@ -86,39 +87,15 @@ func defaultCacheDir(dir string) (string, error) {
 func (m *Model) Close() error { return m.sess.Close() }
 
 // SetAdapter copies an adapter's matrices into the model; its spec must match the graph's.
-func (m *Model) SetAdapter(a *Adapter) error {
-	if m.Options.LoRA == nil {
-		return fmt.Errorf("model was loaded without LoRA inputs")
+func (m *Model) SetAdapter(a *peft.Adapter) error {
+	if m.Options.DType == hf.F64 {
+		return copyAdapter(m.lora64, m.lora, m.Options.LoRA, a)
 	}
-	if err := sameSpec(a.Spec, *m.Options.LoRA); err != nil {
-		return err
-	}
-	for _, in := range m.lora {
-		src := a.Weights[in.Name]
-		if len(src) != in.Rows*in.Cols {
-			return fmt.Errorf("adapter matrix %s has %d values, want %d", in.Name, len(src), in.Rows*in.Cols)
-		}
-		if m.Options.DType == hf.F64 {
-			for i, v := range src {
-				m.lora64[in.Name][i] = float64(v)
-			}
-		} else {
-			copy(m.lora32[in.Name], src)
-		}
-	}
-	return nil
+	return copyAdapter(m.lora32, m.lora, m.Options.LoRA, a)
 }
 
-func sameSpec(s, t llama.LoRASpec) error {
-	if s.Rank != t.Rank || s.Alpha != t.Alpha || s.RSLoRA != t.RSLoRA || fmt.Sprint(s.Targets) != fmt.Sprint(t.Targets) {
-		return fmt.Errorf("adapter (r %d, alpha %g, targets %v) does not match the graph (r %d, alpha %g, targets %v)",
-			s.Rank, s.Alpha, s.Targets, t.Rank, t.Alpha, t.Targets)
-	}
-	return nil
-}
-
-// Batch is a left-padded batch of token sequences in the graph's input layout.
-type Batch struct {
+// TokenBatch is a left-padded batch of token sequences in the graph's input layout.
+type TokenBatch struct {
 	B, T           int
 	IDs, Mask, Pos []int64 // [B·T] each
 	Lengths        []int
@@ -130,8 +107,8 @@ const PadID = 0
 
 // NewBatch left-pads sequences to the longest. Position ids count real tokens from 0 and are 1
 // on padding, as transformers' generate computes them from the attention mask.
-func NewBatch(seqs [][]int64) Batch {
-	b := Batch{B: len(seqs)}
+func NewTokenBatch[I int | int64](seqs [][]I) TokenBatch {
+	b := TokenBatch{B: len(seqs)}
 	for _, s := range seqs {
 		b.T = max(b.T, len(s))
 		b.Lengths = append(b.Lengths, len(s))
@@ -146,7 +123,7 @@ func NewBatch(seqs [][]int64) Batch {
 				b.IDs[k], b.Pos[k] = PadID, 1
 				continue
 			}
-			b.IDs[k], b.Mask[k], b.Pos[k] = s[t-pad], 1, int64(t-pad)
+			b.IDs[k], b.Mask[k], b.Pos[k] = int64(s[t-pad]), 1, int64(t-pad)
 		}
 	}
 	return b
@@ -154,9 +131,9 @@ func NewBatch(seqs [][]int64) Batch {
 
 // Index is the flat logit index of token t (counted from the sequence's first real token) of
 // sequence i.
-func (b Batch) Index(i, t int) int64 { return int64(i*b.T + b.T - b.Lengths[i] + t) }
+func (b TokenBatch) Index(i, t int) int64 { return int64(i*b.T + b.T - b.Lengths[i] + t) }
 
-func (m *Model) check(b Batch, index []int64, cands []int64, c int) error {
+func (m *Model) check(b TokenBatch, index []int64, cands []int64, c int) error {
 	if b.B == 0 || b.T == 0 {
 		return fmt.Errorf("empty batch")
 	}
@@ -189,7 +166,7 @@ func (m *Model) check(b Batch, index []int64, cands []int64, c int) error {
 
 // Logits runs the forward pass and returns the logits at the flat positions index: [n, vocab]
 // for a full-vocabulary graph, [n, c] for a candidates graph (cands is [n, c], row-major).
-func (m *Model) Logits(b Batch, index []int64, cands []int64, c int) ([]float32, error) {
+func (m *Model) Logits(b TokenBatch, index []int64, cands []int64, c int) ([]float32, error) {
 	if m.Options.DType != hf.F32 {
 		return nil, fmt.Errorf("Logits needs an F32 model; this one computes in %s", m.Options.DType)
 	}
@@ -197,14 +174,14 @@ func (m *Model) Logits(b Batch, index []int64, cands []int64, c int) ([]float32,
 }
 
 // Logits64 is Logits for an F64 model.
-func (m *Model) Logits64(b Batch, index []int64, cands []int64, c int) ([]float64, error) {
+func (m *Model) Logits64(b TokenBatch, index []int64, cands []int64, c int) ([]float64, error) {
 	if m.Options.DType != hf.F64 {
 		return nil, fmt.Errorf("Logits64 needs an F64 model; this one computes in %s", m.Options.DType)
 	}
 	return run(m, b, index, cands, c, m.lora64)
 }
 
-func run[T float32 | float64](m *Model, b Batch, index []int64, cands []int64, c int, lora map[string][]T) ([]T, error) {
+func run[T float32 | float64](m *Model, b TokenBatch, index []int64, cands []int64, c int, lora map[string][]T) ([]T, error) {
 	if err := m.check(b, index, cands, c); err != nil {
 		return nil, err
 	}
@@ -225,7 +202,7 @@ func run[T float32 | float64](m *Model, b Batch, index []int64, cands []int64, c
 
 // batchInputs is a batch's graph inputs: ids, mask and positions [B, T], the flat logit index
 // [n], and the candidates [n, c] when given.
-func batchInputs(b Batch, index, cands []int64, c int) map[string]Tensor {
+func batchInputs(b TokenBatch, index, cands []int64, c int) map[string]Tensor {
 	bt := []int64{int64(b.B), int64(b.T)}
 	in := map[string]Tensor{
 		llama.InputIDs: {bt, b.IDs}, llama.AttentionMask: {bt, b.Mask}, llama.PositionIDs: {bt, b.Pos},

@@ -10,6 +10,7 @@ import (
 	"github.com/bearrec/bear/internal/forwardcases"
 	"github.com/bearrec/bear/onnx/hf"
 	"github.com/bearrec/bear/onnx/llama"
+	"github.com/bearrec/bear/onnx/peft"
 )
 
 func firstCase(t *testing.T, name string) goldenCase {
@@ -20,7 +21,7 @@ func firstCase(t *testing.T, name string) goldenCase {
 	return c
 }
 
-func logits(t *testing.T, m *Model, b Batch, index []int64) []float32 {
+func logits(t *testing.T, m *Model, b TokenBatch, index []int64) []float32 {
 	t.Helper()
 	out, err := m.Logits(b, index, nil, 0)
 	if err != nil {
@@ -148,11 +149,11 @@ func TestConversionIsReused(t *testing.T) {
 func TestInputErrors(t *testing.T) {
 	c := firstCase(t, "untied_mha_plain_rope")
 	m := loadCase(t, c, writeCase(t, c, ""), hf.F32, llama.LogitsFullVocab)
-	b := NewBatch([][]int64{{1, 2, 320}})
+	b := NewTokenBatch([][]int64{{1, 2, 320}})
 	if _, err := m.Logits(b, []int64{0}, nil, 0); err == nil || !strings.Contains(err.Error(), "token id 320") {
 		t.Errorf("out-of-vocabulary id: %v", err)
 	}
-	b = NewBatch([][]int64{{1, 2, 3}})
+	b = NewTokenBatch([][]int64{{1, 2, 3}})
 	if _, err := m.Logits(b, []int64{3}, nil, 0); err == nil || !strings.Contains(err.Error(), "logit index 3") {
 		t.Errorf("index past the batch: %v", err)
 	}
@@ -187,15 +188,15 @@ func TestAdapterRoundTripAndErrors(t *testing.T) {
 	dir := writeCase(t, c, "")
 	cfg, _ := hf.ReadConfig(dir)
 	src := filepath.Join("../testdata/forward", c.LoRA.Dir)
-	a, err := ReadAdapter(src, cfg)
+	a, err := peft.ReadAdapter(src, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	out := t.TempDir()
-	if err := WriteAdapter(out, a, cfg, dir); err != nil {
+	if err := peft.WriteAdapter(out, a, cfg, dir); err != nil {
 		t.Fatal(err)
 	}
-	back, err := ReadAdapter(out, cfg)
+	back, err := peft.ReadAdapter(out, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,12 +211,12 @@ func TestAdapterRoundTripAndErrors(t *testing.T) {
 	// A model of another width rejects the adapter, naming the tensor.
 	other := cfg
 	other.HiddenSize = 32
-	if _, err := ReadAdapter(src, other); err == nil || !strings.Contains(err.Error(), "lora_A.weight") {
+	if _, err := peft.ReadAdapter(src, other); err == nil || !strings.Contains(err.Error(), "lora_A.weight") {
 		t.Errorf("shape mismatch: %v", err)
 	}
 	bad := t.TempDir()
 	os.WriteFile(filepath.Join(bad, "adapter_config.json"), []byte(`{"r":8,"lora_alpha":16,"target_modules":["q_proj","wq"]}`), 0o644)
-	if _, err := ReadAdapter(bad, cfg); err == nil || !strings.Contains(err.Error(), `"wq"`) {
+	if _, err := peft.ReadAdapter(bad, cfg); err == nil || !strings.Contains(err.Error(), `"wq"`) {
 		t.Errorf("unknown target: %v", err)
 	}
 }
@@ -228,12 +229,12 @@ func TestMergeAdapter(t *testing.T) {
 	b, index := caseBatch(c)
 	withAdapter := logits(t, loadCase(t, c, dir, hf.F32, llama.LogitsFullVocab), b, index)
 	cfg, _ := hf.ReadConfig(dir)
-	ad, err := ReadAdapter(filepath.Join("../testdata/forward", c.LoRA.Dir), cfg)
+	ad, err := peft.ReadAdapter(filepath.Join("../testdata/forward", c.LoRA.Dir), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	merged := filepath.Join(t.TempDir(), "merged")
-	if err := MergeAdapter(dir, merged, ad, hf.F32); err != nil {
+	if err := peft.MergeAdapter(dir, merged, ad, hf.F32); err != nil {
 		t.Fatal(err)
 	}
 	plain := c

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/bearrec/bear/decode"
+	"github.com/bearrec/bear/onnx/peft"
 	"github.com/bearrec/bear/tokenize"
 )
 
@@ -47,7 +48,7 @@ func TestKVCacheMatchesFullRecompute(t *testing.T) {
 	c := firstCase(t, "lora_q_v")
 	dir := writeCase(t, c, "")
 	cfg, _ := ReadModelConfig(dir)
-	ad, err := ReadAdapter(filepath.Join("../testdata/forward", c.LoRA.Dir), cfg)
+	ad, err := peft.ReadAdapter(filepath.Join("../testdata/forward", c.LoRA.Dir), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

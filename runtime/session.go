@@ -55,7 +55,7 @@ func NewSession(model []byte, externalDir string, inputs, outputs []string, o Se
 		threads = goruntime.NumCPU()
 	}
 	entries := [][2]string{
-		// Tiny attention-gradient values made a layer about 2× slower without this (DESIGN.md).
+		// Tiny attention-gradient values made a layer about 2× slower without this (docs/design.md).
 		{"session.set_denormal_as_zero", "1"},
 		// The model is loaded from bytes, so ORT must be told where its external data live.
 		{"session.model_external_initializers_file_folder_path", externalDir},

@@ -9,6 +9,7 @@ import (
 	"github.com/bearrec/bear/onnx/builder"
 	"github.com/bearrec/bear/onnx/hf"
 	"github.com/bearrec/bear/onnx/llama"
+	"github.com/bearrec/bear/onnx/peft"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -76,13 +77,10 @@ func BuildTrainGraphs(dir string, o TrainOptions) (*TrainGraphs, error) {
 	abs, _ := filepath.Abs(dir)
 	m := &Manifest{
 		Format: ManifestFormat, Checkpoint: abs, DType: string(mo.DType), Policy: o.Policy.String(),
-		Train: "lora", Logits: "full", LoRA: mo.LoRA, LoRAInputs: bt.LoRAInputs, Trainable: wrt,
+		Train: TrainLoRA, Logits: mo.Logits, LoRA: mo.LoRA, LoRAInputs: bt.LoRAInputs, Trainable: wrt,
 	}
 	if o.Full {
-		m.Train = "full"
-	}
-	if mo.Logits == llama.LogitsCandidates {
-		m.Logits = "candidates"
+		m.Train = TrainFull
 	}
 	if b != nil {
 		m.ExternalDataDir = b.Dir
@@ -108,13 +106,13 @@ func BuildTrainGraphs(dir string, o TrainOptions) (*TrainGraphs, error) {
 	return &TrainGraphs{Forward: fwd, Backward: bwd, Manifest: m}, nil
 }
 
-// Float is the compute element type of a Trainer.
-type Float interface{ float32 | float64 }
+// ComputeFloat is the compute element type of a Trainer.
+type ComputeFloat interface{ float32 | float64 }
 
 // Trainer runs one training step's forward and backward passes on ONNX Runtime. Trainable
 // values (LoRA matrices, and every weight with Full) live in Go buffers that ORT reads in place;
 // under Stash the residuals do too.
-type Trainer[T Float] struct {
+type Trainer[T ComputeFloat] struct {
 	Manifest *Manifest
 	Config   hf.Config
 	fwd, bwd *Session
@@ -128,7 +126,7 @@ type Trainer[T Float] struct {
 
 // NewTrainer builds the graphs from a checkpoint and creates both sessions. LoRA matrices start
 // at zero (load an adapter with SetAdapter); with Full, the weights are read from the checkpoint.
-func NewTrainer[T Float](dir string, o TrainOptions) (*Trainer[T], error) {
+func NewTrainer[T ComputeFloat](dir string, o TrainOptions) (*Trainer[T], error) {
 	if o.Model.DType == "" {
 		o.Model.DType = dtypeOf[T]()
 	}
@@ -139,7 +137,7 @@ func NewTrainer[T Float](dir string, o TrainOptions) (*Trainer[T], error) {
 	return newTrainer[T](tg, o.Model.Session)
 }
 
-func dtypeOf[T Float]() hf.DType {
+func dtypeOf[T ComputeFloat]() hf.DType {
 	var zero T
 	if any(zero) == any(float64(0)) {
 		return hf.F64
@@ -147,7 +145,7 @@ func dtypeOf[T Float]() hf.DType {
 	return hf.F32
 }
 
-func newTrainer[T Float](tg *TrainGraphs, so SessionOptions) (*Trainer[T], error) {
+func newTrainer[T ComputeFloat](tg *TrainGraphs, so SessionOptions) (*Trainer[T], error) {
 	m := tg.Manifest
 	if hf.DType(m.DType) != dtypeOf[T]() {
 		return nil, fmt.Errorf("graphs compute in %s, trainer holds %s", m.DType, dtypeOf[T]())
@@ -170,7 +168,7 @@ func newTrainer[T Float](tg *TrainGraphs, so SessionOptions) (*Trainer[T], error
 		t.Params[in.Name] = make([]T, in.Rows*in.Cols)
 		t.shapes[in.Name] = []int64{int64(in.Rows), int64(in.Cols)}
 	}
-	if m.Train == "full" {
+	if m.Train == TrainFull {
 		ck, err := hf.Open(m.Checkpoint)
 		if err != nil {
 			t.Close()
@@ -192,7 +190,7 @@ func newTrainer[T Float](tg *TrainGraphs, so SessionOptions) (*Trainer[T], error
 	return t, nil
 }
 
-func readAs[T Float](w hf.TensorInfo) ([]T, error) {
+func readAs[T ComputeFloat](w hf.TensorInfo) ([]T, error) {
 	var zero T
 	if any(zero) == any(float64(0)) {
 		v, err := w.ReadFloat64()
@@ -211,10 +209,10 @@ func (t *Trainer[T]) Close() {
 // Forward runs the forward pass and returns the logits at index ([n, vocab], or [n, c] with
 // candidates). Under Stash it also fills the residual buffers the next Backward reads. The
 // returned slice is reused by the next Forward of the same shape.
-func (t *Trainer[T]) Forward(b Batch, index []int64, cands []int64, c int) ([]T, error) {
+func (t *Trainer[T]) Forward(b TokenBatch, index []int64, cands []int64, c int) ([]T, error) {
 	n := len(index)
 	syms := map[string]int64{"batch": int64(b.B), "seq": int64(b.T), "n": int64(n), "c": int64(c)}
-	if t.Manifest.Logits == "candidates" && (c <= 0 || len(cands) != n*c) {
+	if t.Manifest.Logits == llama.LogitsCandidates && (c <= 0 || len(cands) != n*c) {
 		return nil, fmt.Errorf("candidates: %d ids for %d positions × %d", len(cands), n, c)
 	}
 	t.inputs = batchInputs(b, index, cands, c)
@@ -270,23 +268,8 @@ func (t *Trainer[T]) Backward(cotangent []T) (map[string][]T, error) {
 }
 
 // SetAdapter copies an adapter's matrices into the trainable LoRA buffers.
-func (t *Trainer[T]) SetAdapter(a *Adapter) error {
-	if t.Manifest.LoRA == nil {
-		return fmt.Errorf("trainer has no LoRA inputs")
-	}
-	if err := sameSpec(a.Spec, *t.Manifest.LoRA); err != nil {
-		return err
-	}
-	for _, in := range t.Manifest.LoRAInputs {
-		src, dst := a.Weights[in.Name], t.Params[in.Name]
-		if len(src) != len(dst) {
-			return fmt.Errorf("adapter matrix %s has %d values, want %d", in.Name, len(src), len(dst))
-		}
-		for i, v := range src {
-			dst[i] = T(v)
-		}
-	}
-	return nil
+func (t *Trainer[T]) SetAdapter(a *peft.Adapter) error {
+	return copyAdapter(t.Params, t.Manifest.LoRAInputs, t.Manifest.LoRA, a)
 }
 
 func newTensorOfType(dt builder.DType, shape []int64) Tensor {

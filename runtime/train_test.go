@@ -13,6 +13,7 @@ import (
 	"github.com/bearrec/bear/onnx/hf"
 	"github.com/bearrec/bear/onnx/llama"
 	"github.com/bearrec/bear/onnx/onnxpb"
+	"github.com/bearrec/bear/onnx/peft"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -30,8 +31,8 @@ func tinyCheckpoint(t testing.TB) string {
 
 var qvLoRA = &llama.LoRASpec{Targets: []string{"q_proj", "v_proj"}, Rank: 4, Alpha: 8}
 
-func trainBatch() (Batch, []int64) {
-	b := NewBatch([][]int64{{128000, 791, 3938, 315, 9822}, {128000, 40, 1093, 279, 5030, 13, 128001}})
+func trainBatch() (TokenBatch, []int64) {
+	b := NewTokenBatch([][]int64{{128000, 791, 3938, 315, 9822}, {128000, 40, 1093, 279, 5030, 13, 128001}})
 	var index []int64
 	for i, n := range b.Lengths {
 		for t := 1; t < n; t++ {
@@ -51,7 +52,7 @@ func randomize(params map[string][]float64, rng *rand.Rand, std float64) {
 }
 
 // directionalCheck compares Σ grad·d with the central difference of L = <logits, w> along d.
-func directionalCheck(t *testing.T, tr *Trainer[float64], b Batch, index []int64, seed uint64) (float64, map[string][]float64) {
+func directionalCheck(t *testing.T, tr *Trainer[float64], b TokenBatch, index []int64, seed uint64) (float64, map[string][]float64) {
 	t.Helper()
 	rng := rand.New(rand.NewPCG(seed, 3))
 	logits, err := tr.Forward(b, index, nil, 0)
@@ -221,7 +222,7 @@ func TestLoRAGradientsMatchPyTorch(t *testing.T) {
 	}
 	dir := writeCase(t, c, "")
 	cfg, _ := hf.ReadConfig(dir)
-	ad, err := ReadAdapter(filepath.Join("../testdata/forward", c.LoRA.Dir), cfg)
+	ad, err := peft.ReadAdapter(filepath.Join("../testdata/forward", c.LoRA.Dir), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -250,9 +251,9 @@ func TestLoRAGradientsMatchPyTorch(t *testing.T) {
 		}
 		worst := 0.0
 		for _, in := range tr.Manifest.LoRAInputs {
-			ref := want[PEFTKey(in.Layer, in.Module, in.Which)]
+			ref := want[peft.Key(in.Layer, in.Module, in.Which)]
 			if ref == nil {
-				t.Fatalf("golden has no gradient for %s", PEFTKey(in.Layer, in.Module, in.Which))
+				t.Fatalf("golden has no gradient for %s", peft.Key(in.Layer, in.Module, in.Which))
 			}
 			got := grads[in.Name]
 			scale, diff := 0.0, 0.0

@@ -154,39 +154,79 @@ func parseIDList(s string) ([]int, error) {
 	return out, nil
 }
 
-// Dataset is one Amazon dataset folder: its prompt strings, catalogue and split files.
+// Dataset is one Amazon dataset folder: its prompt strings and catalogue; its split files are
+// read on demand (ReadSplit), since a job needs one of them.
 type Dataset struct {
 	Name      string
+	Dir       string
 	Prompt    Prompt
 	Catalogue *Catalogue
-	// Train and Test are the rows of train_10000.csv and test_5000.csv (nil where the file is
-	// absent, as Toy's training file is).
-	Train, Test []Row
 }
 
-// ReadDataset reads dir/id2name4Rec.json, dir/train_10000.csv and dir/test_5000.csv (each
-// split optional) with the prompt of the dataset called name (see DatasetPrompt).
-func ReadDataset(dir, name string) (*Dataset, error) {
+// OpenDataset reads dir/id2name4Rec.json (which must list items) with the prompt of the dataset
+// called name (see DatasetPrompt); an empty name is inferred from the folder's name.
+func OpenDataset(dir, name string) (*Dataset, error) {
+	if name == "" {
+		var err error
+		if name, err = InferDataset(dir); err != nil {
+			return nil, err
+		}
+	}
 	p, err := DatasetPrompt(name)
 	if err != nil {
 		return nil, err
 	}
-	cat, err := ReadCatalogue(filepath.Join(dir, "id2name4Rec.json"))
+	catPath := filepath.Join(dir, "id2name4Rec.json")
+	cat, err := ReadCatalogue(catPath)
 	if err != nil {
 		return nil, err
 	}
-	d := &Dataset{Name: name, Prompt: p, Catalogue: cat}
-	for _, s := range []struct {
-		file string
-		rows *[]Row
-	}{{"train_10000.csv", &d.Train}, {"test_5000.csv", &d.Test}} {
-		path := filepath.Join(dir, s.file)
-		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-			continue
-		}
-		if *s.rows, err = ReadSplit(path, cat); err != nil {
-			return nil, err
+	if len(cat.IDs) == 0 {
+		return nil, fmt.Errorf("catalogue %s: no items", catPath)
+	}
+	return &Dataset{Name: name, Dir: dir, Prompt: p, Catalogue: cat}, nil
+}
+
+// ReadSplit resolves a split (see SplitPath) and reads its rows; an empty split is an error.
+func (d *Dataset) ReadSplit(split string) (path string, rows []Row, err error) {
+	if path, err = SplitPath(d.Dir, split); err != nil {
+		return "", nil, err
+	}
+	if rows, err = ReadSplit(path, d.Catalogue); err != nil {
+		return "", nil, err
+	}
+	if len(rows) == 0 {
+		return "", nil, fmt.Errorf("split %s: no rows (empty split)", path)
+	}
+	return path, rows, nil
+}
+
+// InferDataset maps a data folder's base name to a dataset of DatasetPrompt (case-insensitive:
+// "office" is Office).
+func InferDataset(dir string) (string, error) {
+	base := filepath.Base(filepath.Clean(dir))
+	for _, n := range append(Datasets(), "Amazon_Books", "amazon_game") {
+		if strings.EqualFold(n, base) {
+			return n, nil
 		}
 	}
-	return d, nil
+	return "", fmt.Errorf("cannot tell the dataset from the folder name %q (known: %s): pass --dataset", base, strings.Join(Datasets(), ", "))
+}
+
+// SplitPath resolves a split name: an existing file (as given, or inside dir), else the unique
+// NAME_*.csv in dir (test -> test_5000.csv, train -> train_10000.csv).
+func SplitPath(dir, split string) (string, error) {
+	for _, p := range []string{filepath.Join(dir, split), split} {
+		if st, err := os.Stat(p); err == nil && !st.IsDir() {
+			return p, nil
+		}
+	}
+	m, _ := filepath.Glob(filepath.Join(dir, split+"_*.csv"))
+	switch len(m) {
+	case 1:
+		return m[0], nil
+	case 0:
+		return "", fmt.Errorf("split %q: no file %s nor %s_*.csv in %s", split, split, split, dir)
+	}
+	return "", fmt.Errorf("split %q: several files match in %s (%s): name one", split, dir, strings.Join(m, ", "))
 }

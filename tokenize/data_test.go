@@ -56,19 +56,33 @@ func TestReadSplit(t *testing.T) {
 	}
 }
 
-func TestReadDataset(t *testing.T) {
-	d, err := ReadDataset(mini, "Office")
+func TestOpenDataset(t *testing.T) {
+	d, err := OpenDataset(mini, "Office")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(d.Train) != 3 || len(d.Test) != 2 || len(d.Catalogue.IDs) != 7 || d.Prompt != datasetPrompts["Office"] {
-		t.Errorf("dataset: %d train, %d test, %d items, %+v", len(d.Train), len(d.Test), len(d.Catalogue.IDs), d.Prompt)
+	_, train, err := d.ReadSplit("train")
+	if err != nil {
+		t.Fatal(err)
 	}
-	if _, err := ReadDataset(mini, "Unknown"); err == nil {
-		t.Error("unknown dataset name: no error")
+	_, test, err := d.ReadSplit("test")
+	if err != nil {
+		t.Fatal(err)
 	}
-	if _, err := ReadDataset(t.TempDir(), "Toy"); err == nil {
-		t.Error("missing catalogue: no error")
+	if len(train) != 3 || len(test) != 2 || len(d.Catalogue.IDs) != 7 || d.Prompt != datasetPrompts["Office"] {
+		t.Errorf("dataset: %d train, %d test, %d items, %+v", len(train), len(test), len(d.Catalogue.IDs), d.Prompt)
+	}
+	if _, _, err := d.ReadSplit("valid"); err == nil || !strings.Contains(err.Error(), "valid") {
+		t.Errorf("missing split: %v", err)
+	}
+	if _, err := OpenDataset(mini, "Unknown"); err == nil {
+		t.Error("unknown dataset accepted")
+	}
+	if _, err := OpenDataset(t.TempDir(), "Toy"); err == nil {
+		t.Error("folder without a catalogue accepted")
+	}
+	if _, err := OpenDataset(mini, ""); err == nil || !strings.Contains(err.Error(), "--dataset") {
+		t.Errorf("dataset name not inferable from %q: %v", mini, err)
 	}
 }
 
@@ -107,51 +121,6 @@ func TestPrompt(t *testing.T) {
 	custom := Prompt{Instruction: "I", HistoryPrefix: "H: "}
 	if got := custom.Input(nil); got != "H: \n " {
 		t.Errorf("empty history input %q", got)
-	}
-}
-
-func TestTrainExample(t *testing.T) {
-	tok := llama3(t)
-	cat := readMini(t)
-	rows, err := ReadSplit(filepath.Join(mini, "train_10000.csv"), cat)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, _ := DatasetPrompt("Office")
-	for _, r := range rows {
-		ex := tok.TrainExample(p, r.History, r.Target, 0)
-		if ex.IDs[0] != 128000 || ex.IDs[len(ex.IDs)-1] != 128001 || len(ex.Labels) != len(ex.IDs) {
-			t.Fatalf("example %v", ex.IDs)
-		}
-		if !slices.Equal(ex.IDs[ex.ResponseStart-3:ex.ResponseStart], []int{14711, 6075, 512}) {
-			t.Errorf("response start %d in %v", ex.ResponseStart, ex.IDs)
-		}
-		for i, l := range ex.Labels {
-			want := ex.IDs[i]
-			if i < ex.ResponseStart {
-				want = IgnoreLabel
-			}
-			if l != want {
-				t.Fatalf("label %d = %d, want %d", i, l, want)
-			}
-		}
-		resp, _ := tok.Decode(ex.IDs[ex.ResponseStart:])
-		if resp != Quote(r.Target)+EOSToken {
-			t.Errorf("response %q", resp)
-		}
-		full, _ := tok.Decode(ex.IDs)
-		if full != BOSToken+p.Train(r.History, r.Target)+EOSToken {
-			t.Errorf("decoded example %q", full)
-		}
-		inf := tok.InferenceIDs(p, r.History)
-		if ResponseStart(inf) != len(inf) {
-			t.Errorf("inference ids do not end with the separator: %v", inf[len(inf)-5:])
-		}
-		// Truncated: no EOS appended at the cut-off.
-		cut := tok.TrainExample(p, r.History, r.Target, 20)
-		if len(cut.IDs) != 20 || cut.IDs[19] == 128001 || cut.ResponseStart != -1 || cut.Labels[19] != IgnoreLabel {
-			t.Errorf("truncated example %v %v", cut.IDs, cut.Labels)
-		}
 	}
 }
 

@@ -6,7 +6,7 @@ import (
 	"strings"
 )
 
-// The official templates (../shared/prompts.md). They differ by one space after "request.":
+// The official templates (train_*.py and inference.py of the official repository). They differ by one space after "request.":
 // one in the training template, two in the inference template.
 const (
 	trainHeader = "Below is an instruction that describes a task, paired with an input that provides further context. Write a response that appropriately completes the request. \n\n"

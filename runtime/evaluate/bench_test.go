@@ -1,10 +1,11 @@
 package evaluate
 
 import (
-	"github.com/bearrec/bear/internal/testdeps"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/bearrec/bear/internal/testdeps"
 
 	"github.com/bearrec/bear/onnx/hf"
 	"github.com/bearrec/bear/runtime"
@@ -45,13 +46,13 @@ func BenchmarkEval(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer sc.Close()
-			ev := &Evaluator{Data: d, Scorer: sc, Search: o.SearchConfig()}
+			ev := &BatchDecoder{Data: d, Scorer: sc, Search: o.SearchConfig()}
 			var wall time.Duration
 			ort0 := runtime.ORTTime()
 			b.ResetTimer()
 			for range b.N {
 				t0 := time.Now()
-				if _, err := ev.Batch(d.Rows, d.RowIndex); err != nil {
+				if _, err := ev.Decode(d.Rows, d.RowIndex); err != nil {
 					b.Fatal(err)
 				}
 				wall += time.Since(t0)

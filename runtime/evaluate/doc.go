@@ -5,10 +5,10 @@
 //
 // # The pipeline
 //
-//	LoadData: tokenizer.json, DIR/id2name4Rec.json, the split file (tokenize.ReadSplit: columns
+//	LoadData: tokenizer.json, tokenize.OpenDataset (DIR/id2name4Rec.json), the split file (ReadSplit: columns
 //	          by header name; ids missing from the catalogue dropped, last id = target), --limit,
 //	          the shard's rows, the item trie (tokenize.NewItemSet: in-context ### Response:\n"TITLE")
-//	Evaluator.Batch: prompt ids = BOS + Prompt.Inference(history) (the official script calls
+//	BatchDecoder.Decode: prompt ids = Tokenizer.InferenceIDs: BOS + Prompt.Inference(history) (the official script calls
 //	          tokenizer(prompts, padding=True) with the default add_special_tokens and left
 //	          padding: BOS in front, the padding hidden by the attention mask), then decode.Search
 //	          (or decode.AnalysePruning with --pruning) over --batch users at once, the scorer

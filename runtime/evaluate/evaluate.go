@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/bearrec/bear/decode"
+	"github.com/bearrec/bear/onnx/peft"
 	"github.com/bearrec/bear/runtime"
 	"github.com/bearrec/bear/tokenize"
 )
@@ -97,36 +98,6 @@ func (o Options) SearchConfig() decode.Config {
 	return c
 }
 
-// InferDataset maps a data folder's base name to a dataset of tokenize.DatasetPrompt
-// (case-insensitive: "office" is Office).
-func InferDataset(dir string) (string, error) {
-	base := filepath.Base(filepath.Clean(dir))
-	for _, n := range append(tokenize.Datasets(), "Amazon_Books", "amazon_game") {
-		if strings.EqualFold(n, base) {
-			return n, nil
-		}
-	}
-	return "", fmt.Errorf("cannot tell the dataset from the folder name %q (known: %s): pass --dataset", base, strings.Join(tokenize.Datasets(), ", "))
-}
-
-// SplitPath resolves a split name: an existing file (as given, or inside dir), else the unique
-// NAME_*.csv in dir (test -> test_5000.csv).
-func SplitPath(dir, split string) (string, error) {
-	for _, p := range []string{filepath.Join(dir, split), split} {
-		if st, err := os.Stat(p); err == nil && !st.IsDir() {
-			return p, nil
-		}
-	}
-	m, _ := filepath.Glob(filepath.Join(dir, split+"_*.csv"))
-	switch len(m) {
-	case 1:
-		return m[0], nil
-	case 0:
-		return "", fmt.Errorf("split %q: no file %s nor %s_*.csv in %s", split, split, split, dir)
-	}
-	return "", fmt.Errorf("split %q: several files match in %s (%s): name one", split, dir, strings.Join(m, ", "))
-}
-
 // Data is a dataset prepared for evaluation: prompt strings, catalogue, items, selected rows.
 type Data struct {
 	Name      string
@@ -146,35 +117,13 @@ type Data struct {
 // LoadData reads the tokenizer, catalogue and split of o and selects the shard's rows.
 func LoadData(o Options) (*Data, error) {
 	o.defaults()
-	name := o.Dataset
-	if name == "" {
-		var err error
-		if name, err = InferDataset(o.Data); err != nil {
-			return nil, err
-		}
-	}
-	p, err := tokenize.DatasetPrompt(name)
-	if err != nil {
-		return nil, fmt.Errorf("--dataset: %w", err)
-	}
-	catPath := filepath.Join(o.Data, "id2name4Rec.json")
-	cat, err := tokenize.ReadCatalogue(catPath)
+	ds, err := tokenize.OpenDataset(o.Data, o.Dataset)
 	if err != nil {
 		return nil, err
 	}
-	if len(cat.IDs) == 0 {
-		return nil, fmt.Errorf("catalogue %s: no items", catPath)
-	}
-	splitPath, err := SplitPath(o.Data, o.Split)
+	splitPath, rows, err := ds.ReadSplit(o.Split)
 	if err != nil {
 		return nil, err
-	}
-	rows, err := tokenize.ReadSplit(splitPath, cat)
-	if err != nil {
-		return nil, err
-	}
-	if len(rows) == 0 {
-		return nil, fmt.Errorf("split %s: no rows (empty split)", splitPath)
 	}
 	if o.Limit > 0 && o.Limit < len(rows) {
 		rows = rows[:o.Limit]
@@ -183,11 +132,11 @@ func LoadData(o Options) (*Data, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tokenizer: %w", err)
 	}
-	items, err := tokenize.NewItemSet(tok, cat)
+	items, err := tokenize.NewItemSet(tok, ds.Catalogue)
 	if err != nil {
 		return nil, err
 	}
-	d := &Data{Name: name, Prompt: p, Catalogue: cat, Items: items, Index: decode.NewIndex(items.Trie()), Tok: tok, SplitFile: splitPath, Selected: len(rows)}
+	d := &Data{Name: ds.Name, Prompt: ds.Prompt, Catalogue: ds.Catalogue, Items: items, Index: decode.NewIndex(items.Trie()), Tok: tok, SplitFile: splitPath, Selected: len(rows)}
 	for i, r := range rows {
 		if i%o.Shard.count() == o.Shard.Index {
 			if _, ok := d.Index.Path(r.TargetID); !ok {
@@ -201,13 +150,6 @@ func LoadData(o Options) (*Data, error) {
 		return nil, fmt.Errorf("split %s: shard %s of %d rows has no users", splitPath, o.Shard, len(rows))
 	}
 	return d, nil
-}
-
-// InferencePrompt is a row's prompt ids: BOS + the official inference template, as the
-// official script's tokenizer(prompt) gives them (add_special_tokens on; its left padding only
-// aligns the batch, the attention mask hiding it).
-func (d *Data) InferencePrompt(r tokenize.Row) []int {
-	return d.Tok.EncodeSpecial(d.Prompt.Inference(r.History))
 }
 
 // PruneInfo is the pruning analysis of one user (decode.PruneCase).
@@ -238,8 +180,8 @@ type Record struct {
 	Pruning      *PruneInfo `json:"bear_pruning,omitempty"` // with --pruning
 }
 
-// Evaluator decodes batches of users with one scorer.
-type Evaluator struct {
+// BatchDecoder decodes batches of users with one scorer.
+type BatchDecoder struct {
 	Data   *Data
 	Scorer decode.Scorer
 	Search decode.Config
@@ -266,13 +208,14 @@ func (t timedScorer) Step(p []int, tok []int, c [][]int) ([]decode.Scores, error
 	return t.s.Step(p, tok, c)
 }
 
-// Batch evaluates rows (rowIndex gives their positions in the split file).
-func (e *Evaluator) Batch(rows []tokenize.Row, rowIndex []int) ([]Record, error) {
+// Decode searches the rows' users at once and ranks each target (rowIndex gives their positions
+// in the split file).
+func (e *BatchDecoder) Decode(rows []tokenize.Row, rowIndex []int) ([]Record, error) {
 	sc := timedScorer{e.Scorer, &e.ScorerTime}
 	prompts := make([][]int, len(rows))
 	targets := make([]int, len(rows))
 	for i, r := range rows {
-		prompts[i] = e.Data.InferencePrompt(r)
+		prompts[i] = e.Data.Tok.InferenceIDs(e.Data.Prompt, r.History)
 		targets[i] = r.TargetID
 	}
 	var res []decode.Result
@@ -329,7 +272,7 @@ func NewScorer(o Options) (runtime.Scorer, error) {
 		if err != nil {
 			return nil, err
 		}
-		if so.Adapter, err = runtime.ReadAdapter(o.Adapter, cfg); err != nil {
+		if so.Adapter, err = peft.ReadAdapter(o.Adapter, cfg); err != nil {
 			return nil, err
 		}
 	}
@@ -342,6 +285,44 @@ func NewScorer(o Options) (runtime.Scorer, error) {
 		return nil, fmt.Errorf("%s scorer for %s: %w", kind, o.Model, err)
 	}
 	return sc, nil
+}
+
+// pendingUsers lists the shard's users (indices into d.Rows) that the journal does not hold.
+func pendingUsers(d *Data, done map[int]Record) []int {
+	var pending []int
+	for i, row := range d.RowIndex {
+		if _, ok := done[row]; !ok {
+			pending = append(pending, i)
+		}
+	}
+	return pending
+}
+
+// decodePending decodes the pending users o.Batch at a time, appending each batch to the journal
+// before it counts as done.
+func decodePending(o Options, ev *BatchDecoder, d *Data, pending []int, j *journal, done map[int]Record) error {
+	for lo := 0; lo < len(pending); lo += o.Batch {
+		idx := pending[lo:min(lo+o.Batch, len(pending))]
+		rows := make([]tokenize.Row, len(idx))
+		rowIndex := make([]int, len(idx))
+		for k, i := range idx {
+			rows[k], rowIndex[k] = d.Rows[i], d.RowIndex[i]
+		}
+		recs, err := ev.Decode(rows, rowIndex)
+		if err != nil {
+			return fmt.Errorf("users %d..%d of the shard: %w", lo, lo+len(idx)-1, err)
+		}
+		if err := j.Append(recs); err != nil {
+			return err
+		}
+		for _, r := range recs {
+			done[r.Row] = r
+		}
+		if o.Progress != nil {
+			o.Progress(len(done), len(d.Rows))
+		}
+	}
+	return nil
 }
 
 // Run evaluates the shard of o and writes Out/predictions.json and Out/metrics.json. Finished
@@ -377,13 +358,8 @@ func Run(o Options) (*Metrics, error) {
 	if len(done) > 0 {
 		o.Log("resuming: %d of %d users already evaluated (journal %s)", len(done), len(d.Rows), j.path)
 	}
-	var pending []int
-	for i, row := range d.RowIndex {
-		if _, ok := done[row]; !ok {
-			pending = append(pending, i)
-		}
-	}
-	ev := &Evaluator{Data: d, Search: o.SearchConfig()}
+	pending := pendingUsers(d, done)
+	ev := &BatchDecoder{Data: d, Search: o.SearchConfig()}
 	if o.Pruning {
 		pc := decode.PruneConfig{Beam: ev.Search, ExactLengthPenalty: o.ExactLengthPenalty, MaxFrontier: o.MaxFrontier}
 		ev.Prune = &pc
@@ -404,26 +380,8 @@ func Run(o Options) (*Metrics, error) {
 	if o.Progress != nil {
 		o.Progress(len(done), len(d.Rows))
 	}
-	for lo := 0; lo < len(pending); lo += o.Batch {
-		idx := pending[lo:min(lo+o.Batch, len(pending))]
-		rows := make([]tokenize.Row, len(idx))
-		rowIndex := make([]int, len(idx))
-		for k, i := range idx {
-			rows[k], rowIndex[k] = d.Rows[i], d.RowIndex[i]
-		}
-		recs, err := ev.Batch(rows, rowIndex)
-		if err != nil {
-			return nil, fmt.Errorf("users %d..%d of the shard: %w", lo, lo+len(idx)-1, err)
-		}
-		if err := j.Append(recs); err != nil {
-			return nil, err
-		}
-		for _, r := range recs {
-			done[r.Row] = r
-		}
-		if o.Progress != nil {
-			o.Progress(len(done), len(d.Rows))
-		}
+	if err := decodePending(o, ev, d, pending, j, done); err != nil {
+		return nil, err
 	}
 	searchTime := time.Since(tSearch)
 	ortTime := runtime.ORTTime() - ort0

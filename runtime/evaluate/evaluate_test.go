@@ -2,7 +2,6 @@ package evaluate
 
 import (
 	"encoding/json"
-	"github.com/bearrec/bear/internal/testdeps"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -12,8 +11,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/bearrec/bear/internal/testdeps"
+
 	"github.com/bearrec/bear/decode"
 	"github.com/bearrec/bear/onnx/llama"
+	"github.com/bearrec/bear/onnx/peft"
 	"github.com/bearrec/bear/runtime"
 	"github.com/bearrec/bear/tokenize"
 )
@@ -351,10 +353,10 @@ func TestKVCacheMatchesNoCache(t *testing.T) {
 			t.Fatalf("KV cache %v: %v\n(the KV-cache scorer is runtime.NewScorer with ScorerOptions{KVCache: true}; this test passes once it exists and matches the no-cache path)", kv, err)
 		}
 		defer sc.Close()
-		ev := &Evaluator{Data: d, Scorer: sc, Search: o.SearchConfig()}
+		ev := &BatchDecoder{Data: d, Scorer: sc, Search: o.SearchConfig()}
 		var out []Record
 		for lo := 0; lo < n; lo += 4 {
-			recs, err := ev.Batch(d.Rows[lo:lo+4], d.RowIndex[lo:lo+4])
+			recs, err := ev.Decode(d.Rows[lo:lo+4], d.RowIndex[lo:lo+4])
 			if err != nil {
 				t.Fatalf("KV cache %v: %v", kv, err)
 			}
@@ -384,7 +386,7 @@ func TestAdapter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := &runtime.Adapter{Spec: llama.LoRASpec{Targets: []string{"q_proj", "v_proj"}, Rank: 4, Alpha: 8}, Weights: map[string][]float32{}}
+	a := &peft.Adapter{Spec: llama.LoRASpec{Targets: []string{"q_proj", "v_proj"}, Rank: 4, Alpha: 8}, Weights: map[string][]float32{}}
 	rng := rand.New(rand.NewPCG(1, 2))
 	for _, in := range a.Spec.Inputs(cfg) {
 		w := make([]float32, in.Rows*in.Cols)
@@ -394,7 +396,7 @@ func TestAdapter(t *testing.T) {
 		a.Weights[in.Name] = w
 	}
 	adir := filepath.Join(t.TempDir(), "adapter")
-	if err := runtime.WriteAdapter(adir, a, cfg, tinyDir); err != nil {
+	if err := peft.WriteAdapter(adir, a, cfg, tinyDir); err != nil {
 		t.Fatal(err)
 	}
 	base := tinyOptions(t, filepath.Join(t.TempDir(), "base"), 4)

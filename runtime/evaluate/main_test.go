@@ -2,11 +2,12 @@ package evaluate
 
 import (
 	"fmt"
-	"github.com/bearrec/bear/internal/testdeps"
 	"os"
 	"path/filepath"
 	"runtime/debug"
 	"testing"
+
+	"github.com/bearrec/bear/internal/testdeps"
 
 	"github.com/bearrec/bear/onnx/hf"
 	"github.com/bearrec/bear/runtime"

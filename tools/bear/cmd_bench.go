@@ -8,6 +8,8 @@ import (
 	goruntime "runtime"
 	"time"
 
+	"github.com/bearrec/bear/internal/bench"
+	"github.com/bearrec/bear/internal/procstat"
 	"github.com/bearrec/bear/runtime"
 )
 
@@ -65,7 +67,7 @@ func benchForward(args []string, stdout io.Writer) error {
 			seqs[i][t] = int64((i*7919 + t*104729) % m.Config.VocabSize)
 		}
 	}
-	b := runtime.NewBatch(seqs)
+	b := runtime.NewTokenBatch(seqs)
 	index := make([]int64, *batch)
 	for i := range index {
 		index[i] = b.Index(i, *seq-1)
@@ -85,7 +87,7 @@ func benchForward(args []string, stdout io.Writer) error {
 		"load_seconds":       load.Seconds(),
 		"forward_seconds":    per.Seconds(),
 		"tokens_per_second":  float64(*batch**seq) / per.Seconds(),
-		"peak_rss_mib":       runtime.PeakRSSMiB(),
+		"peak_rss_mib":       procstat.PeakRSSMiB(),
 		"go_heap_after_load": float64(ms.HeapInuse) / (1 << 20),
 	}
 	js, _ := json.MarshalIndent(out, "", "  ")
@@ -121,7 +123,7 @@ func benchStep(args []string, stdout io.Writer) error {
 	if o.Full {
 		return fmt.Errorf("bench step measures LoRA steps; --train full is not benchmarked")
 	}
-	r, err := runtime.BenchmarkStep(*model, o, *batch, *seq, *positions, *iters)
+	r, err := bench.BenchmarkStep(*model, o, *batch, *seq, *positions, *iters)
 	if err != nil {
 		return err
 	}

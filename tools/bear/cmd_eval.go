@@ -1,6 +1,7 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -34,126 +35,168 @@ discards it). --shard i/n takes rows i, i+n, i+2n, ... of the split (after --lim
 
 flags:`
 
+// evalFlags are the flags of `bear eval`, defined on one flag set.
+type evalFlags struct {
+	model, adapter, tokenizer, data, dataset, split, constrain, shard, out *string
+	limit, beams, maxNew, batch, maxRows, maxFrontier                      *int
+	exactLP                                                                *float64
+	noKV, pruning, official, fresh, merge, noProgress                      *bool
+	ort                                                                    ortFlags
+}
+
+func defineEvalFlags(fs *flag.FlagSet) *evalFlags {
+	return &evalFlags{
+		model:       fs.String("model", "", "checkpoint folder in the HF layout (required)"),
+		adapter:     fs.String("adapter", "", "PEFT LoRA adapter folder (default: the base model)"),
+		tokenizer:   fs.String("tokenizer", "", "tokenizer.json (default: MODEL/tokenizer.json, else $BEAR_TOKENIZER)"),
+		data:        fs.String("data", "", "dataset folder with id2name4Rec.json and the split files (required)"),
+		dataset:     fs.String("dataset", "", "prompt strings: Office, Book, Clothing, Toy, Beauty, Electronic, Game, Music (default: the data folder's name)"),
+		split:       fs.String("split", "test", "split: NAME (the file NAME_*.csv in --data, e.g. test_5000.csv), a file name in --data, or a path"),
+		limit:       fs.Int("limit", 0, "evaluate only the first N rows of the split (0: all)"),
+		beams:       fs.Int("beams", 10, "beams, and sequences returned per user (the official run: 10)"),
+		constrain:   fs.String("constrain", "after", "where the trie constraint applies: after = log-softmax over the whole vocabulary, then disallowed tokens dropped (HF prefix_allowed_tokens_fn; official --constrained_before_softmax False); before = softmax over the allowed tokens only (the official custom CBS, --constrained_before_softmax True)"),
+		maxNew:      fs.Int("max-new-tokens", 0, "HF max_new_tokens (0: none; the trie bounds every title, the official 128 never bites)"),
+		batch:       fs.Int("batch", 8, "users per beam-search batch (results do not depend on it)"),
+		shard:       fs.String("shard", "", "evaluate shard i of n: rows i, i+n, i+2n, ... (format i/n)"),
+		noKV:        fs.Bool("no-kv-cache", false, "rerun the whole sequence at every step instead of keeping a KV cache (the slow reference path)"),
+		maxRows:     fs.Int("max-rows", 0, "rows per ONNX Runtime call (0: the scorer's default)"),
+		pruning:     fs.Bool("pruning", false, "pruning analysis: the exact top-B items by full-sequence score over the whole catalogue, and whether beam search pruned a target that was in it (incorrect pruning), with the step it fell out"),
+		exactLP:     fs.Float64("exact-length-penalty", 1, "--pruning: the exact top-B ranks by sum(log p)/len^P: 1 = the beam search's own final score (length-normalised, as HF), 0 = the plain sequence log-probability"),
+		maxFrontier: fs.Int("max-frontier", 0, "--pruning: cap on open prefixes per user and depth of the exact search (0: none, exact; capped users are counted in metrics.json)"),
+		official:    fs.Bool("official-match", false, "headline metrics from the official string comparison (decoded titles after transformers' space cleanup, [1:-1], first equal) instead of item identity; metrics.json holds both"),
+		out:         fs.String("out", "", "output folder (required)"),
+		fresh:       fs.Bool("fresh", false, "discard the journal of an interrupted run in --out instead of resuming it"),
+		merge:       fs.Bool("merge", false, "merge the shard folders given as arguments into --out"),
+		noProgress:  fs.Bool("no-progress", false, "no progress bar"),
+		ort:         addORTFlags(fs),
+	}
+}
+
 func evalMain(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("eval", evalUsage)
 	fs.SetOutput(stderr)
-	model := fs.String("model", "", "checkpoint folder in the HF layout (required)")
-	adapter := fs.String("adapter", "", "PEFT LoRA adapter folder (default: the base model)")
-	tokPath := fs.String("tokenizer", "", "tokenizer.json (default: MODEL/tokenizer.json, else $BEAR_TOKENIZER)")
-	data := fs.String("data", "", "dataset folder with id2name4Rec.json and the split files (required)")
-	dataset := fs.String("dataset", "", "prompt strings: Office, Book, Clothing, Toy, Beauty, Electronic, Game, Music (default: the data folder's name)")
-	split := fs.String("split", "test", "split: NAME (the file NAME_*.csv in --data, e.g. test_5000.csv), a file name in --data, or a path")
-	limit := fs.Int("limit", 0, "evaluate only the first N rows of the split (0: all)")
-	beams := fs.Int("beams", 10, "beams, and sequences returned per user (the official run: 10)")
-	constrain := fs.String("constrain", "after", "where the trie constraint applies: after = log-softmax over the whole vocabulary, then disallowed tokens dropped (HF prefix_allowed_tokens_fn; official --constrained_before_softmax False); before = softmax over the allowed tokens only (the official custom CBS, --constrained_before_softmax True)")
-	maxNew := fs.Int("max-new-tokens", 0, "HF max_new_tokens (0: none; the trie bounds every title, the official 128 never bites)")
-	batch := fs.Int("batch", 8, "users per beam-search batch (results do not depend on it)")
-	shardFlag := fs.String("shard", "", "evaluate shard i of n: rows i, i+n, i+2n, ... (format i/n)")
-	noKV := fs.Bool("no-kv-cache", false, "rerun the whole sequence at every step instead of keeping a KV cache (the slow reference path)")
-	maxRows := fs.Int("max-rows", 0, "rows per ONNX Runtime call (0: the scorer's default)")
-	pruning := fs.Bool("pruning", false, "pruning analysis: the exact top-B items by full-sequence score over the whole catalogue, and whether beam search pruned a target that was in it (incorrect pruning), with the step it fell out")
-	exactLP := fs.Float64("exact-length-penalty", 1, "--pruning: the exact top-B ranks by sum(log p)/len^P: 1 = the beam search's own final score (length-normalised, as HF), 0 = the plain sequence log-probability")
-	maxFrontier := fs.Int("max-frontier", 0, "--pruning: cap on open prefixes per user and depth of the exact search (0: none, exact; capped users are counted in metrics.json)")
-	official := fs.Bool("official-match", false, "headline metrics from the official string comparison (decoded titles after transformers' space cleanup, [1:-1], first equal) instead of item identity; metrics.json holds both")
-	out := fs.String("out", "", "output folder (required)")
-	fresh := fs.Bool("fresh", false, "discard the journal of an interrupted run in --out instead of resuming it")
-	merge := fs.Bool("merge", false, "merge the shard folders given as arguments into --out")
-	noProgress := fs.Bool("no-progress", false, "no progress bar")
-	of := addORTFlags(fs)
+	f := defineEvalFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *out == "" {
+	if *f.out == "" {
 		return fmt.Errorf("--out is required")
 	}
-	if *merge {
+	if *f.merge {
 		if fs.NArg() == 0 {
 			return fmt.Errorf("--merge: give the shard folders as arguments")
 		}
-		m, err := evaluate.Merge(fs.Args(), *out)
+		m, err := evaluate.Merge(fs.Args(), *f.out)
 		if err != nil {
 			return err
 		}
-		printMetrics(stdout, m, *out)
+		printMetrics(stdout, m, *f.out)
 		return nil
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q (shard folders go with --merge)", fs.Args())
 	}
-	if *model == "" || *data == "" {
-		return fmt.Errorf("--model and --data are required")
+	o, err := f.options()
+	if err != nil {
+		return err
+	}
+	o.Log = func(format string, a ...any) { fmt.Fprintf(stderr, "bear eval: "+format+"\n", a...) }
+	var finish func()
+	if !*f.noProgress {
+		o.Progress, finish = evalProgress(stderr)
+	}
+	m, err := evaluate.Run(o)
+	if finish != nil {
+		finish()
+	}
+	if err != nil {
+		return err
+	}
+	printMetrics(stdout, m, *f.out)
+	return nil
+}
+
+// options validates the flags of an evaluation run and turns them into evaluate.Options.
+func (f *evalFlags) options() (evaluate.Options, error) {
+	if *f.model == "" || *f.data == "" {
+		return evaluate.Options{}, fmt.Errorf("--model and --data are required")
 	}
 	o := evaluate.Options{
-		Model: *model, Adapter: *adapter, Tokenizer: *tokPath, Data: *data, Dataset: *dataset, Split: *split,
-		Limit: *limit, Beams: *beams, MaxNewTokens: *maxNew, Batch: *batch, KVCache: !*noKV, MaxRows: *maxRows,
-		Pruning: *pruning, ExactLengthPenalty: *exactLP, MaxFrontier: *maxFrontier, OfficialMatch: *official,
-		Out: *out, Fresh: *fresh,
+		Model: *f.model, Adapter: *f.adapter, Data: *f.data, Dataset: *f.dataset, Split: *f.split,
+		Limit: *f.limit, Beams: *f.beams, MaxNewTokens: *f.maxNew, Batch: *f.batch, KVCache: !*f.noKV, MaxRows: *f.maxRows,
+		Pruning: *f.pruning, ExactLengthPenalty: *f.exactLP, MaxFrontier: *f.maxFrontier, OfficialMatch: *f.official,
+		Out: *f.out, Fresh: *f.fresh,
 	}
-	switch *constrain {
+	switch *f.constrain {
 	case "after":
 		o.Mode = decode.AfterSoftmax
 	case "before":
 		o.Mode = decode.BeforeSoftmax
 	default:
-		return fmt.Errorf("--constrain %q: want after or before", *constrain)
+		return o, fmt.Errorf("--constrain %q: want after or before", *f.constrain)
 	}
-	if *beams < 1 || *batch < 1 || *limit < 0 || *maxNew < 0 || *maxFrontier < 0 {
-		return fmt.Errorf("--beams and --batch must be positive, --limit, --max-new-tokens and --max-frontier not negative")
+	if *f.beams < 1 || *f.batch < 1 || *f.limit < 0 || *f.maxNew < 0 || *f.maxFrontier < 0 {
+		return o, fmt.Errorf("--beams and --batch must be positive, --limit, --max-new-tokens and --max-frontier not negative")
 	}
-	if *shardFlag != "" {
-		sh, err := evaluate.ParseShard(*shardFlag)
+	if *f.shard != "" {
+		sh, err := evaluate.ParseShard(*f.shard)
 		if err != nil {
-			return fmt.Errorf("--shard: %w", err)
+			return o, fmt.Errorf("--shard: %w", err)
 		}
 		o.Shard = sh
 	}
-	if o.Tokenizer == "" {
-		o.Tokenizer = filepath.Join(*model, "tokenizer.json")
-		if _, err := os.Stat(o.Tokenizer); err != nil {
-			if env := os.Getenv("BEAR_TOKENIZER"); env != "" {
-				o.Tokenizer = env
-			} else {
-				return fmt.Errorf("no tokenizer: %s is missing and $BEAR_TOKENIZER is not set (pass --tokenizer)", o.Tokenizer)
-			}
-		}
+	var err error
+	if o.Tokenizer, err = resolveTokenizer(*f.tokenizer, *f.model); err != nil {
+		return o, err
 	}
-	mo, err := of.modelOptions()
-	if err != nil {
-		return err
+	o.Session, err = f.ort.modelOptions()
+	return o, err
+}
+
+// resolveTokenizer is --tokenizer when given, else MODEL/tokenizer.json, else $BEAR_TOKENIZER.
+func resolveTokenizer(explicit, model string) (string, error) {
+	if explicit != "" {
+		return explicit, nil
 	}
-	o.Session = mo
-	o.Log = func(format string, a ...any) { fmt.Fprintf(stderr, "bear eval: "+format+"\n", a...) }
+	path := filepath.Join(model, "tokenizer.json")
+	if _, err := os.Stat(path); err == nil {
+		return path, nil
+	}
+	if env := os.Getenv("BEAR_TOKENIZER"); env != "" {
+		return env, nil
+	}
+	return "", fmt.Errorf("no tokenizer: %s is missing and $BEAR_TOKENIZER is not set (pass --tokenizer)", path)
+}
+
+// evalProgress returns the progress callback of an evaluation (a bar of users whose clock starts
+// at the first batch, resumed users excluded) and the function that closes the bar.
+func evalProgress(stderr io.Writer) (progress func(done, total int), finish func()) {
 	var bar *progressbar.ProgressBar
 	start := 0
-	if !*noProgress {
-		o.Progress = func(done, total int) {
-			if bar == nil {
-				start = done
-				desc := "eval"
-				if done > 0 {
-					desc = fmt.Sprintf("eval (%d resumed)", done)
-				}
-				bar = progressbar.NewOptions(total-start,
-					progressbar.OptionSetWriter(stderr), progressbar.OptionSetDescription(desc),
-					progressbar.OptionShowCount(), progressbar.OptionShowIts(), progressbar.OptionSetItsString("users"),
-					progressbar.OptionSetPredictTime(true), progressbar.OptionSetElapsedTime(true),
-					progressbar.OptionSetWidth(30), progressbar.OptionThrottle(250*time.Millisecond),
-					progressbar.OptionSetRenderBlankState(true), // starts the clock now: users/s counts the first batch
-					progressbar.OptionOnCompletion(func() { fmt.Fprintln(stderr) }))
-				return
+	progress = func(done, total int) {
+		if bar == nil {
+			start = done
+			desc := "eval"
+			if done > 0 {
+				desc = fmt.Sprintf("eval (%d resumed)", done)
 			}
-			bar.Set(done - start)
+			bar = progressbar.NewOptions(total-start,
+				progressbar.OptionSetWriter(stderr), progressbar.OptionSetDescription(desc),
+				progressbar.OptionShowCount(), progressbar.OptionShowIts(), progressbar.OptionSetItsString("users"),
+				progressbar.OptionSetPredictTime(true), progressbar.OptionSetElapsedTime(true),
+				progressbar.OptionSetWidth(30), progressbar.OptionThrottle(250*time.Millisecond),
+				progressbar.OptionSetRenderBlankState(true), // starts the clock now: users/s counts the first batch
+				progressbar.OptionOnCompletion(func() { fmt.Fprintln(stderr) }))
+			return
+		}
+		bar.Set(done - start)
+	}
+	finish = func() {
+		if bar != nil {
+			bar.Exit()
 		}
 	}
-	m, err := evaluate.Run(o)
-	if bar != nil {
-		bar.Exit()
-	}
-	if err != nil {
-		return err
-	}
-	printMetrics(stdout, m, *out)
-	return nil
+	return progress, finish
 }
 
 // printMetrics prints both metric sets (the headline first), the pruning rate and the timing.

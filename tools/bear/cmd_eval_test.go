@@ -3,12 +3,13 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"github.com/bearrec/bear/internal/testdeps"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/bearrec/bear/internal/testdeps"
 
 	"github.com/bearrec/bear/onnx/hf"
 )

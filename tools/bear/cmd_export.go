@@ -11,6 +11,7 @@ import (
 	"github.com/bearrec/bear/onnx/autodiff"
 	"github.com/bearrec/bear/onnx/hf"
 	"github.com/bearrec/bear/onnx/llama"
+	"github.com/bearrec/bear/onnx/peft"
 	"github.com/bearrec/bear/runtime"
 )
 
@@ -139,7 +140,7 @@ func gradMain(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ad, err := runtime.ReadAdapter(*adapter, cfg)
+	ad, err := peft.ReadAdapter(*adapter, cfg)
 	if err != nil {
 		return err
 	}
@@ -189,7 +190,7 @@ func readCotangent(path string, rows, vocab int) ([]float64, error) {
 	return flat, nil
 }
 
-func runGrad[T runtime.Float](model string, o runtime.TrainOptions, ad *runtime.Adapter, ids []int64, cot []float64, stdout io.Writer) error {
+func runGrad[T runtime.ComputeFloat](model string, o runtime.TrainOptions, ad *peft.Adapter, ids []int64, cot []float64, stdout io.Writer) error {
 	tr, err := runtime.NewTrainer[T](model, o)
 	if err != nil {
 		return err
@@ -198,7 +199,7 @@ func runGrad[T runtime.Float](model string, o runtime.TrainOptions, ad *runtime.
 	if err := tr.SetAdapter(ad); err != nil {
 		return err
 	}
-	b := runtime.NewBatch([][]int64{ids})
+	b := runtime.NewTokenBatch([][]int64{ids})
 	index := make([]int64, len(ids))
 	for i := range index {
 		index[i] = b.Index(0, i)
@@ -224,7 +225,7 @@ func runGrad[T runtime.Float](model string, o runtime.TrainOptions, ad *runtime.
 				rows[r][c] = float64(g[r*in.Cols+c])
 			}
 		}
-		out[runtime.PEFTKey(in.Layer, in.Module, in.Which)] = rows
+		out[peft.Key(in.Layer, in.Module, in.Which)] = rows
 	}
 	js, err := json.Marshal(map[string]any{"grads": out})
 	if err != nil {

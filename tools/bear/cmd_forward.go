@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/bearrec/bear/onnx/peft"
 	"github.com/bearrec/bear/runtime"
 	"github.com/bearrec/bear/tokenize"
 )
@@ -78,13 +79,13 @@ func forwardMain(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	var ad *runtime.Adapter
+	var ad *peft.Adapter
 	if *adapter != "" {
 		cfgOnly, err := runtime.ReadModelConfig(*model)
 		if err != nil {
 			return err
 		}
-		if ad, err = runtime.ReadAdapter(*adapter, cfgOnly); err != nil {
+		if ad, err = peft.ReadAdapter(*adapter, cfgOnly); err != nil {
 			return err
 		}
 		opts.LoRA = &ad.Spec
@@ -99,7 +100,7 @@ func forwardMain(args []string, stdout io.Writer) error {
 			return err
 		}
 	}
-	b := runtime.NewBatch([][]int64{ids})
+	b := runtime.NewTokenBatch([][]int64{ids})
 	index := make([]int64, len(pos))
 	for i, p := range pos {
 		index[i] = b.Index(0, p)

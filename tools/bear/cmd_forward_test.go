@@ -4,12 +4,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"github.com/bearrec/bear/internal/forwardcases"
 	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/bearrec/bear/internal/forwardcases"
 )
 
 type goldenCase = forwardcases.Case

@@ -5,7 +5,7 @@ import (
 	"os"
 
 	"github.com/bearrec/bear/onnx/hf"
-	"github.com/bearrec/bear/runtime"
+	"github.com/bearrec/bear/onnx/peft"
 )
 
 func init() {
@@ -38,11 +38,11 @@ func runMerge(args []string) error {
 	if err != nil {
 		return err
 	}
-	a, err := runtime.ReadAdapter(*adapter, cfg)
+	a, err := peft.ReadAdapter(*adapter, cfg)
 	if err != nil {
 		return err
 	}
-	if err := runtime.MergeAdapter(*model, *out, a, dt); err != nil {
+	if err := peft.MergeAdapter(*model, *out, a, dt); err != nil {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "bear merge: wrote %s\n", *out)

@@ -2,9 +2,10 @@ package main
 
 import (
 	"bytes"
-	"github.com/bearrec/bear/internal/testdeps"
 	"strings"
 	"testing"
+
+	"github.com/bearrec/bear/internal/testdeps"
 )
 
 func TestTokenizeCommand(t *testing.T) {

@@ -1,14 +1,19 @@
-package runtime
+// Package bench measures bear's training step for `bear bench` and the Go benchmarks: forward and
+// backward times, the FLOP count of a step from the model's shapes, ONNX Runtime's own GEMM rate
+// on this machine (the ceiling a step can reach), and peak memory. It is measurement code, not
+// library surface: runtime/ stays what runs graphs.
+package bench
 
 import (
 	"fmt"
 	"math/rand/v2"
 	goruntime "runtime"
-	"syscall"
 	"time"
 
+	"github.com/bearrec/bear/internal/procstat"
 	"github.com/bearrec/bear/onnx/builder"
 	"github.com/bearrec/bear/onnx/hf"
+	"github.com/bearrec/bear/runtime"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -39,8 +44,8 @@ type StepBenchmark struct {
 // BenchmarkStep times the forward and backward passes of a LoRA training step on a batch of
 // batch × seq tokens with full-vocabulary logits at the last `positions` tokens of every
 // sequence, and measures ONNX Runtime's float32 GEMM rate on one large MatMul in the same run.
-func BenchmarkStep(dir string, o TrainOptions, batch, seq, positions, iters int) (*StepBenchmark, error) {
-	tr, err := NewTrainer[float32](dir, o)
+func BenchmarkStep(dir string, o runtime.TrainOptions, batch, seq, positions, iters int) (*StepBenchmark, error) {
+	tr, err := runtime.NewTrainer[float32](dir, o)
 	if err != nil {
 		return nil, err
 	}
@@ -58,7 +63,7 @@ func BenchmarkStep(dir string, o TrainOptions, batch, seq, positions, iters int)
 			seqs[i][t] = int64(rng.IntN(tr.Config.VocabSize))
 		}
 	}
-	b := NewBatch(seqs)
+	b := runtime.NewTokenBatch(seqs)
 	var index []int64
 	for i := range seqs {
 		for t := seq - positions; t < seq; t++ {
@@ -68,12 +73,12 @@ func BenchmarkStep(dir string, o TrainOptions, batch, seq, positions, iters int)
 	var cot []float32
 	var fwd, bwd, fwdCPU, bwdCPU time.Duration
 	for it := -1; it < iters; it++ { // one warm-up run
-		t0, c0 := time.Now(), cpuTime()
+		t0, c0 := time.Now(), procstat.CPUTime()
 		logits, err := tr.Forward(b, index, nil, 0)
 		if err != nil {
 			return nil, err
 		}
-		t1, c1 := time.Now(), cpuTime()
+		t1, c1 := time.Now(), procstat.CPUTime()
 		if cot == nil {
 			cot = make([]float32, len(logits))
 			for i := range cot {
@@ -83,7 +88,7 @@ func BenchmarkStep(dir string, o TrainOptions, batch, seq, positions, iters int)
 		if _, err := tr.Backward(cot); err != nil {
 			return nil, err
 		}
-		t2, c2 := time.Now(), cpuTime()
+		t2, c2 := time.Now(), procstat.CPUTime()
 		if it >= 0 {
 			fwd += t1.Sub(t0)
 			bwd += t2.Sub(t1)
@@ -108,7 +113,7 @@ func BenchmarkStep(dir string, o TrainOptions, batch, seq, positions, iters int)
 	r.StepGFLOPS = r.StepGFLOP / (r.ForwardSeconds + r.BackwardSeconds)
 	r.GemmGFLOPS = gemm
 	r.ShareOfGemmRate = r.StepGFLOPS / gemm
-	r.PeakRSSMiB = PeakRSSMiB()
+	r.PeakRSSMiB = procstat.PeakRSSMiB()
 	var ms goruntime.MemStats
 	goruntime.ReadMemStats(&ms)
 	r.GoHeapMiB = float64(ms.HeapInuse) / (1 << 20)
@@ -149,13 +154,13 @@ func GemmRate(n, threads int) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
-	s, err := NewSession(model, ".", []string{"x"}, []string{"y"}, SessionOptions{Threads: threads})
+	s, err := runtime.NewSession(model, ".", []string{"x"}, []string{"y"}, runtime.SessionOptions{Threads: threads})
 	if err != nil {
 		return 0, fmt.Errorf("gemm benchmark: %w", err)
 	}
 	defer s.Close()
-	in := map[string]Tensor{"x": NewTensorLike([]float32(nil), []int64{int64(n), int64(n)})}
-	out := map[string]Tensor{"y": NewTensorLike([]float32(nil), []int64{int64(n), int64(n)})}
+	in := map[string]runtime.Tensor{"x": runtime.NewTensorLike([]float32(nil), []int64{int64(n), int64(n)})}
+	out := map[string]runtime.Tensor{"y": runtime.NewTensorLike([]float32(nil), []int64{int64(n), int64(n)})}
 	xs := in["x"].Data.([]float32)
 	for i := range xs {
 		xs[i] = float32(rng.NormFloat64())
@@ -172,18 +177,4 @@ func GemmRate(n, threads int) (float64, error) {
 		best = min(best, time.Since(t0))
 	}
 	return 2 * float64(n) * float64(n) * float64(n) / best.Seconds() / 1e9, nil
-}
-
-// cpuTime is the user+system CPU time of the process so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// PeakRSSMiB is the peak resident memory of the process so far (Linux reports KiB).
-func PeakRSSMiB() float64 {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return float64(ru.Maxrss) / 1024
 }

@@ -1,4 +1,4 @@
-package runtime
+package peft
 
 import (
 	"encoding/json"
@@ -19,8 +19,8 @@ type Adapter struct {
 	Weights map[string][]float32 // by llama.LoRAInput name
 }
 
-// PEFTKey is the name PEFT gives a LoRA matrix in adapter_model.safetensors.
-func PEFTKey(layer int, module, which string) string {
+// Key is the name PEFT gives a LoRA matrix in adapter_model.safetensors.
+func Key(layer int, module, which string) string {
 	return fmt.Sprintf("base_model.model.model.layers.%d.%s.lora_%s.weight", layer, hf.ModulePath[module], which)
 }
 
@@ -82,7 +82,7 @@ func ReadAdapter(dir string, cfg hf.Config) (*Adapter, error) {
 	}
 	a := &Adapter{Spec: spec, Dropout: pc.LoRADropout, Weights: map[string][]float32{}}
 	for _, in := range spec.Inputs(cfg) {
-		key := PEFTKey(in.Layer, in.Module, in.Which)
+		key := Key(in.Layer, in.Module, in.Which)
 		t, ok := ts[key]
 		if !ok {
 			return nil, fmt.Errorf("%s: tensor %s is missing", wpath, key)
@@ -121,9 +121,20 @@ func WriteAdapter(dir string, a *Adapter, cfg hf.Config, baseModel string) error
 		if !ok || len(vals) != in.Rows*in.Cols {
 			return fmt.Errorf("adapter: %s has %d values, want %d", in.Name, len(vals), in.Rows*in.Cols)
 		}
-		ts = append(ts, hf.Float32Tensor(PEFTKey(in.Layer, in.Module, in.Which), hf.F32, []int64{int64(in.Rows), int64(in.Cols)}, vals))
+		ts = append(ts, hf.Float32Tensor(Key(in.Layer, in.Module, in.Which), hf.F32, []int64{int64(in.Rows), int64(in.Cols)}, vals))
 	}
 	return hf.WriteSafetensors(filepath.Join(dir, "adapter_model.safetensors"), ts, map[string]string{"format": "pt"})
+}
+
+// Matches reports, as an error naming both, whether the adapter's spec differs from the LoRA
+// inputs a graph was built with.
+func (a *Adapter) Matches(graph llama.LoRASpec) error {
+	s := a.Spec
+	if s.Rank != graph.Rank || s.Alpha != graph.Alpha || s.RSLoRA != graph.RSLoRA || fmt.Sprint(s.Targets) != fmt.Sprint(graph.Targets) {
+		return fmt.Errorf("adapter (r %d, alpha %g, targets %v) does not match the graph (r %d, alpha %g, targets %v)",
+			s.Rank, s.Alpha, s.Targets, graph.Rank, graph.Alpha, graph.Targets)
+	}
+	return nil
 }
 
 func isNullJSON(m json.RawMessage) bool { return len(m) == 0 || string(m) == "null" }

@@ -1,0 +1,10 @@
+// Package peft reads and writes LoRA adapters in the layout of Hugging Face's PEFT library
+// (adapter_config.json + adapter_model.safetensors, keys
+// base_model.model.model.layers.{i}.self_attn.{q,v}_proj.lora_{A,B}.weight, A [r, in] and
+// B [out, r] in float32, scaling alpha/r or alpha/sqrt(r) with use_rslora), and merges an
+// adapter into a checkpoint's weights (W' = W + scaling·B·A).
+//
+// It is a file format next to the checkpoint reader (onnx/hf): it touches no ONNX Runtime. The
+// runtime copies an Adapter's matrices into the graph's LoRA inputs (runtime.Model.SetAdapter,
+// runtime.Trainer.SetAdapter); the trainer writes its trained matrices back with WriteAdapter.
+package peft
