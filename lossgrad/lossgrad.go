@@ -63,6 +63,11 @@ type Config struct {
 	// Workers is the number of goroutines that share the positions of one batch;
 	// 0 means runtime.GOMAXPROCS(0).
 	Workers int
+	// Unnormalised leaves the batch normaliser out of the coefficients: c_i = 1 for LML and
+	// MSL, c_i = w_i for BEAR. Loss and gradient are then sums that add up over the
+	// micro-batches of one norm group; the trainer divides them once by the group's
+	// normaliser (the sum of Result.Positions, or of Result.WeightSum plus WeightEps).
+	Unnormalised bool
 }
 
 // DefaultConfig returns the official defaults of the Toy run (tau 1, xi 2.75,
@@ -267,9 +272,15 @@ func (e *Objective[F]) Compute(b LogitSlices[F], grad []F, diag []Position) (Res
 			return Result{}, fmt.Errorf("position %d: %w", at-1, ErrNonFinite)
 		}
 		e.coef = 1 / (s + WeightEps)
+		if e.cfg.Unnormalised {
+			e.coef = 1
+		}
 		e.run(2) // scale gradients
 	} else {
 		e.coef = 1 / float64(n)
+		if e.cfg.Unnormalised {
+			e.coef = 1
+		}
 		e.run(0) // everything in one pass per position
 		if at := e.errAt.Load(); at != 0 {
 			return Result{}, fmt.Errorf("position %d: %w", at-1, ErrNonFinite)

@@ -512,3 +512,59 @@ func TestFusedLongSlices(t *testing.T) {
 		t.Errorf("NaN in a fused slice: %v", err)
 	}
 }
+
+// sliceRange is positions [lo, hi) of b as a batch of their own.
+func sliceRange(b LogitSlices[float64], lo, hi int) LogitSlices[float64] {
+	off := make([]int, 0, hi-lo+1)
+	for i := lo; i <= hi; i++ {
+		off = append(off, b.Offsets[i]-b.Offsets[lo])
+	}
+	return LogitSlices[float64]{Logits: b.Logits[b.Offsets[lo]:b.Offsets[hi]], Offsets: off, Targets: b.Targets[lo:hi]}
+}
+
+// TestUnnormalisedMicroBatches: a group cut into micro-batches, each computed Unnormalised,
+// summed and divided once by the group's normaliser, gives the group's loss and gradient
+// (the trainer's accumulation, issue: bear train). Tolerance 1e-12 relative: only the order of
+// float64 sums differs.
+func TestUnnormalisedMicroBatches(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	for _, kind := range []Kind{LML, MSL, BEAR} {
+		sizes := []int{1, 14, 3, 1, 25, 2, 9, 1, 30, 4}
+		b := randBatch(rng, sizes, 2)
+		cfg := DefaultConfig(kind)
+		want := make([]float64, len(b.Logits))
+		ref, err := ComputeOnce(cfg, b, want, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		un := cfg
+		un.Unnormalised = true
+		got := make([]float64, len(b.Logits))
+		var loss, norm float64
+		for _, cut := range [][2]int{{0, 3}, {3, 4}, {4, 9}, {9, 10}} {
+			part := sliceRange(b, cut[0], cut[1])
+			r, err := ComputeOnce(un, part, got[b.Offsets[cut[0]]:b.Offsets[cut[1]]], nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			loss += r.Loss
+			if kind == BEAR {
+				norm += r.WeightSum
+			} else {
+				norm += float64(r.Positions)
+			}
+		}
+		if kind == BEAR {
+			norm += WeightEps
+		}
+		for i := range got {
+			got[i] /= norm
+		}
+		if math.Abs(loss/norm-ref.Loss) > 1e-12*math.Abs(ref.Loss) {
+			t.Errorf("%v: accumulated loss %v, one-shot %v", kind, loss/norm, ref.Loss)
+		}
+		if e := relNormErr(got, want); e > 1e-12 {
+			t.Errorf("%v: accumulated gradient relative error %.3g", kind, e)
+		}
+	}
+}
