@@ -110,11 +110,8 @@ func (d *diff) value(name string) builder.Value {
 	return v
 }
 
-func (d *diff) run(output string, wrt []string) (*Result, error) {
-	if _, ok := d.fwd.Lookup(output); !ok {
-		return nil, fmt.Errorf("forward graph has no output %s", output)
-	}
-	// Forward sweep: values that depend on a trainable value.
+// varying is the forward sweep: the values that depend on a trainable value.
+func (d *diff) varying(wrt []string) (map[string]bool, error) {
 	varies := map[string]bool{}
 	for _, w := range wrt {
 		v, ok := d.fwd.Lookup(w)
@@ -142,10 +139,11 @@ func (d *diff) run(output string, wrt []string) (*Result, error) {
 			}
 		}
 	}
-	if !varies[output] {
-		return nil, fmt.Errorf("output %s does not depend on any trainable value", output)
-	}
-	// Backward sweep: values the output depends on.
+	return varies, nil
+}
+
+// useful is the backward sweep: the values the output depends on.
+func (d *diff) useful(output string) map[string]bool {
 	useful := map[string]bool{output: true}
 	for i := len(d.nodes) - 1; i >= 0; i-- {
 		n := d.nodes[i]
@@ -159,6 +157,21 @@ func (d *diff) run(output string, wrt []string) (*Result, error) {
 			}
 		}
 	}
+	return useful
+}
+
+func (d *diff) run(output string, wrt []string) (*Result, error) {
+	if _, ok := d.fwd.Lookup(output); !ok {
+		return nil, fmt.Errorf("forward graph has no output %s", output)
+	}
+	varies, err := d.varying(wrt)
+	if err != nil {
+		return nil, err
+	}
+	if !varies[output] {
+		return nil, fmt.Errorf("output %s does not depend on any trainable value", output)
+	}
+	useful := d.useful(output)
 	active := func(name string) bool { return varies[name] && useful[name] }
 
 	outV := d.value(output)
@@ -269,12 +282,129 @@ func (d *diff) fwdShape(name string) builder.Value {
 	return r
 }
 
+// rematerialize (Stash) recomputes, instead of stashing, the residuals the forward graph marked
+// rematerializable: their producers are copied into the backward graph in forward order, and
+// read their own inputs as residuals, through marked values recursively. It returns the copied
+// nodes and the names they produce.
+func (d *diff) rematerialize() ([]*onnxpb.NodeProto, map[string]bool) {
+	marked := func(name string) bool {
+		_, produced := d.producer[name]
+		return produced && d.fwd.Rematerializable(name)
+	}
+	need := map[int]bool{}
+	var visit func(name string)
+	visit = func(name string) {
+		i := d.producer[name]
+		if need[i] {
+			return
+		}
+		need[i] = true
+		for _, in := range d.nodes[i].Input {
+			switch {
+			case in == "":
+			case marked(in):
+				visit(in)
+			default:
+				d.fwdValue(in)
+			}
+		}
+	}
+	names := make([]string, 0, len(d.residual))
+	for name := range d.residual {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if marked(name) {
+			visit(name)
+		}
+	}
+	idx := make([]int, 0, len(need))
+	for i := range need {
+		idx = append(idx, i)
+	}
+	sort.Ints(idx)
+	var nodes []*onnxpb.NodeProto
+	produced := map[string]bool{}
+	for _, i := range idx {
+		nodes = append(nodes, d.nodes[i])
+		for _, o := range d.nodes[i].Output {
+			d.bg.Declare(d.value(o))
+			produced[o] = true
+		}
+	}
+	return nodes, produced
+}
+
+// recompute (Recompute) returns the forward nodes that produce the intermediates, in forward
+// order, and declares the forward inputs they read as backward inputs.
+func (d *diff) recompute(res *Result, fromInputs, intermediates []string) []*onnxpb.NodeProto {
+	// Closure of forward nodes needed for the intermediates, in forward order.
+	need := map[int]bool{}
+	var visit func(name string)
+	visit = func(name string) {
+		i, ok := d.producer[name]
+		if !ok || need[i] {
+			return
+		}
+		need[i] = true
+		for _, in := range d.nodes[i].Input {
+			visit(in)
+		}
+	}
+	for _, name := range intermediates {
+		visit(name)
+	}
+	idx := make([]int, 0, len(need))
+	for i := range need {
+		idx = append(idx, i)
+	}
+	sort.Ints(idx)
+	inputsUsed := map[string]bool{}
+	for _, name := range fromInputs {
+		inputsUsed[name] = true
+	}
+	var recompute []*onnxpb.NodeProto
+	for _, i := range idx {
+		n := d.nodes[i]
+		recompute = append(recompute, n)
+		for _, in := range n.Input {
+			switch {
+			case in == "":
+			case d.inits[in] != nil:
+				if _, ok := d.residual[in]; !ok {
+					d.fwdValue(in)
+				}
+			case d.inputs[in]:
+				inputsUsed[in] = true
+			}
+		}
+		for _, o := range n.Output {
+			d.bg.Declare(d.value(o))
+		}
+	}
+	used := make([]string, 0, len(inputsUsed))
+	for name := range inputsUsed {
+		used = append(used, name)
+	}
+	sort.Strings(used)
+	for _, name := range used {
+		res.Inputs = append(res.Inputs, d.bg.InputShaped(name, d.value(name).DType, d.value(name).Shape))
+	}
+	return recompute
+}
+
 // finish wires the residuals: as forward outputs and backward inputs (Stash), or by copying the
 // forward nodes that compute them into the backward graph (Recompute).
 func (d *diff) finish(res *Result, cot builder.Value) {
+	var remat []*onnxpb.NodeProto
+	produced := map[string]bool{}
+	if d.policy == Stash {
+		remat, produced = d.rematerialize()
+	}
 	names := make([]string, 0, len(d.residual))
 	for name := range d.residual {
-		if d.inits[name] == nil {
+		if d.inits[name] == nil && !produced[name] {
 			names = append(names, name)
 		}
 	}
@@ -298,60 +428,9 @@ func (d *diff) finish(res *Result, cot builder.Value) {
 			res.Residuals = append(res.Residuals, v)
 			res.Inputs = append(res.Inputs, d.bg.InputShaped(name, v.DType, v.Shape))
 		}
+		pb.Node = append(remat, pb.Node...)
 	} else {
-		// Closure of forward nodes needed for the intermediates, in forward order.
-		need := map[int]bool{}
-		var visit func(name string)
-		visit = func(name string) {
-			i, ok := d.producer[name]
-			if !ok || need[i] {
-				return
-			}
-			need[i] = true
-			for _, in := range d.nodes[i].Input {
-				visit(in)
-			}
-		}
-		for _, name := range intermediates {
-			visit(name)
-		}
-		idx := make([]int, 0, len(need))
-		for i := range need {
-			idx = append(idx, i)
-		}
-		sort.Ints(idx)
-		inputsUsed := map[string]bool{}
-		for _, name := range fromInputs {
-			inputsUsed[name] = true
-		}
-		var recompute []*onnxpb.NodeProto
-		for _, i := range idx {
-			n := d.nodes[i]
-			recompute = append(recompute, n)
-			for _, in := range n.Input {
-				switch {
-				case in == "":
-				case d.inits[in] != nil:
-					if _, ok := d.residual[in]; !ok {
-						d.fwdValue(in)
-					}
-				case d.inputs[in]:
-					inputsUsed[in] = true
-				}
-			}
-			for _, o := range n.Output {
-				d.bg.Declare(d.value(o))
-			}
-		}
-		used := make([]string, 0, len(inputsUsed))
-		for name := range inputsUsed {
-			used = append(used, name)
-		}
-		sort.Strings(used)
-		for _, name := range used {
-			res.Inputs = append(res.Inputs, d.bg.InputShaped(name, d.value(name).DType, d.value(name).Shape))
-		}
-		pb.Node = append(recompute, pb.Node...)
+		pb.Node = append(d.recompute(res, fromInputs, intermediates), pb.Node...)
 	}
 	// The cotangent input was declared first; keep it last in Inputs, and in the proto order.
 	res.Inputs = append(res.Inputs, cot)

@@ -1,6 +1,7 @@
 package autodiff
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -77,6 +78,51 @@ func TestResidualPolicies(t *testing.T) {
 			if in.GetName() == "grad.frozen" {
 				t.Error("frozen input got a gradient")
 			}
+		}
+	}
+}
+
+// TestRematerialize: values the forward graph marks rematerializable are recomputed by a Stash
+// backward graph from what it keeps (here the frozen input h and a bool mask) instead of being
+// stashed; a mask computed from an int64 seed is constant (no gradient) and, under Recompute,
+// is recomputed from the seed, which becomes a backward input.
+func TestRematerialize(t *testing.T) {
+	for _, p := range []Policy{Stash, Recompute} {
+		g := builder.New("f")
+		a := g.Input("a", builder.Float32, 4, 3)
+		h := g.Input("h", builder.Float32, 5, 4)
+		seed := g.Input("seed", builder.Int64, 1)
+		cells := g.Reshape(g.Range(g.ConstInt64([]int64{0}), g.ConstInt64([]int64{20}), g.ConstInt64([]int64{1})), 5, 4)
+		keep := g.Less(g.Mod(g.Mul(g.Add(cells, seed), g.ConstInt64([]int64{7919}, 1)), g.ConstInt64([]int64{10}, 1)), g.ConstInt64([]int64{8}, 1))
+		scaled := g.MarkRematerializable(g.Mul(h, g.Scalar(builder.Float32, 1.25)))
+		dropped := g.MarkRematerializable(g.Where(keep, scaled, g.Scalar(builder.Float32, 0)))
+		g.Output(g.Gemm(dropped, a, false, false), "y")
+		res, err := Differentiate(g, "y", []string{"a"}, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var residuals, inputs []string
+		for _, r := range res.Residuals {
+			residuals = append(residuals, r.Name)
+		}
+		for _, in := range res.Inputs {
+			inputs = append(inputs, in.Name)
+		}
+		wantResiduals, wantInputs := []string{keep.Name}, []string{"h", keep.Name, "grad.y"}
+		if p == Recompute {
+			wantResiduals, wantInputs = nil, []string{"h", "seed", "grad.y"}
+		}
+		if fmt.Sprint(residuals) != fmt.Sprint(wantResiduals) || fmt.Sprint(inputs) != fmt.Sprint(wantInputs) {
+			t.Errorf("%s: residuals %v, backward inputs %v; want %v, %v", p, residuals, inputs, wantResiduals, wantInputs)
+		}
+		produced := map[string]bool{}
+		for _, n := range res.Backward.Proto().Node {
+			for _, o := range n.Output {
+				produced[o] = true
+			}
+		}
+		if !produced[dropped.Name] || !produced[scaled.Name] {
+			t.Errorf("%s: the backward graph does not recompute the dropped input", p)
 		}
 	}
 }

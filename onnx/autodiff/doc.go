@@ -21,5 +21,14 @@
 //     outputs them (and backward takes them as inputs: on CPU they stay in Go buffers); under
 //     Recompute the backward graph re-runs the part of the forward graph that produces them.
 //     Where a rule needs only a value's runtime shape, the residual is Shape(value), a tiny
-//     int64 tensor, not the value.
+//     int64 tensor, not the value. Values the forward graph marks rematerializable
+//     (builder.Graph.MarkRematerializable: a dropout mask applied to an input that is kept
+//     anyway, the LM head's rows of a vocabulary subset) are recomputed by a Stash backward
+//     graph from their producers' inputs instead of being stashed.
+//   - Integer and bool values (index arithmetic, masks hashed from a seed) never carry a
+//     cotangent: they are constants of the differentiation, recomputed or stashed like any
+//     residual.
+//   - Gather's gradient sums the rows of repeated indices (sorted with TopK, summed in float64)
+//     before it scatters them: ONNX Runtime's CPU ScatterND spreads its updates over threads
+//     and loses some when two of them add into the same row.
 package autodiff

@@ -2,6 +2,7 @@ package autodiff
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/bearrec/bear/onnx/builder"
 	"github.com/bearrec/bear/onnx/onnxpb"
@@ -401,15 +402,57 @@ func sliceRule(c *ctx, g []builder.Value) []builder.Value {
 	return []builder.Value{c.g().Pad(g[0], c.g().ConstInt64(pads, int64(len(pads))), a.Shape), zero, zero, zero, zero}[:len(c.n.Input)]
 }
 
-// gatherRule scatters the cotangent back into rows (axis 0 only: embeddings and row selection).
+// gatherRule scatters the cotangent back into rows (axis 0 only: embeddings, row selection, the
+// LM head's rows of a vocabulary subset). Indices may repeat and come in any order, so the rows
+// of one index are summed before anything is scattered: ONNX Runtime's CPU ScatterND spreads its
+// updates over threads, and two threads adding into the same row lose one of the updates (with
+// 2 threads, 4096 updates into 8 rows of 2048 lost whole updates). See segmentSums.
 func gatherRule(c *ctx, g []builder.Value) []builder.Value {
-	if builder.NormAxis(c.attrInt("axis", 0), c.inMeta(0).Rank()) != 0 {
+	data := c.inMeta(0)
+	if builder.NormAxis(c.attrInt("axis", 0), data.Rank()) != 0 {
 		panic(c.n.GetName() + ": Gather gradient supports axis 0 only")
 	}
-	data := c.inMeta(0)
-	idx := c.in(1)
-	zeros := c.g().Zeros(data.DType, c.shape(0), data.Shape)
-	return []builder.Value{c.g().ScatterNDAdd(zeros, c.g().Unsqueeze(idx, -1), g[0]), zero}
+	rest := make([]int64, 0, data.Rank()-1)
+	for _, d := range data.Shape[1:] {
+		if !d.Static() {
+			panic(c.n.GetName() + ": Gather gradient needs static extents after axis 0")
+		}
+		rest = append(rest, d.Size)
+	}
+	gg := c.g()
+	shape := c.shape(0)
+	// Negative indices count from the end, as in Gather; Mod makes every index its row number.
+	rows := gg.Gather(shape, gg.ConstInt64([]int64{0}, 1), 0)
+	idx := gg.Mod(gg.Reshape(c.in(1), -1), rows)
+	targets, sums := c.segmentSums(idx, gg.Reshape(g[0], append([]int64{-1}, rest...)...))
+	zeros := gg.Zeros(data.DType, shape, data.Shape)
+	return []builder.Value{gg.ScatterNDAdd(zeros, gg.Unsqueeze(targets, -1), sums), zero}
+}
+
+// segmentSums sums the rows of updates [n, ...] that share an index of idx [n]: it returns the
+// distinct indices [k] and their sums [k, ...]. The rows are sorted by index (TopK), summed
+// cumulatively in float64, and each index's sum is the difference of the running sum at its
+// last row and at the previous index's last row, so no two updates of the scatter that follows
+// touch the same row. float64 keeps the differences exact to ~1e-16 of the running sum.
+func (c *ctx) segmentSums(idx, updates builder.Value) (builder.Value, builder.Value) {
+	gg := c.g()
+	n := gg.ShapeDim(idx, 0)
+	sorted, perm := gg.TopK(idx, n, 0, false, idx.Shape[0])
+	running := gg.CumSum(gg.Cast(gg.Gather(updates, perm, 0), builder.Float64), 0)
+	// A row is the last of its index where the next sorted index differs (-1 never occurs).
+	one, end := gg.ConstInt64([]int64{1}, 1), gg.ConstInt64([]int64{math.MaxInt64}, 1)
+	next := gg.Slice(sorted, one, end, gg.ConstInt64([]int64{0}, 1), builder.Shape{builder.Unknown})
+	next = gg.Concat(0, next, gg.ConstInt64([]int64{-1}, 1))
+	last := gg.Not(gg.Equal(sorted, next))
+	atLast := gg.Compress(running, last, 0)
+	// previous[i] = atLast[i-1], zero for the first index: drop the last row, pad one in front.
+	r := updates.Rank()
+	previous := gg.Slice(atLast, gg.ConstInt64([]int64{0}, 1), gg.ConstInt64([]int64{-1}, 1), gg.ConstInt64([]int64{0}, 1), atLast.Shape)
+	pads := make([]int64, 2*r)
+	pads[0] = 1
+	previous = gg.Pad(previous, gg.ConstInt64(pads, int64(len(pads))), atLast.Shape)
+	sums := gg.Cast(gg.Sub(atLast, previous), updates.DType)
+	return gg.Compress(sorted, last, 0), sums
 }
 
 func gatherElementsRule(c *ctx, g []builder.Value) []builder.Value {

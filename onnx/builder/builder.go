@@ -55,13 +55,25 @@ type Graph struct {
 	seq    map[string]int
 	consts map[string]Value
 	values map[string]Value
+	remat  map[string]bool
 }
 
 // New starts an empty graph.
 func New(name string) *Graph {
 	return &Graph{pb: &onnxpb.GraphProto{Name: proto.String(name)}, seq: map[string]int{},
-		consts: map[string]Value{}, values: map[string]Value{}}
+		consts: map[string]Value{}, values: map[string]Value{}, remat: map[string]bool{}}
 }
+
+// MarkRematerializable records that v is cheap to compute again from its producer's inputs
+// (an elementwise op over values that are kept anyway, or a mask hashed from a seed), so a
+// pass that needs v later, such as a backward graph, should recompute it rather than keep it.
+func (g *Graph) MarkRematerializable(v Value) Value {
+	g.remat[v.Name] = true
+	return v
+}
+
+// Rematerializable reports whether the value called name was marked by MarkRematerializable.
+func (g *Graph) Rematerializable(name string) bool { return g.remat[name] }
 
 // SetPrefix names the nodes created from now on "<prefix>/<op>_<n>", to keep graphs readable.
 func (g *Graph) SetPrefix(p string) { g.prefix = p }
@@ -111,6 +123,12 @@ func DimOf(d any) Dim {
 func valueInfo(name string, dt DType, shape Shape) *onnxpb.ValueInfoProto {
 	sp := &onnxpb.TensorShapeProto{}
 	for _, d := range shape {
+		if !d.Known() {
+			// No dim_param: ONNX Runtime takes equal dim_params for equal sizes, so two unrelated
+			// unknown extents (data-dependent outputs) must not share the name "?".
+			sp.Dim = append(sp.Dim, &onnxpb.TensorShapeProto_Dimension{})
+			continue
+		}
 		if d.Static() {
 			sp.Dim = append(sp.Dim, &onnxpb.TensorShapeProto_Dimension{Value: &onnxpb.TensorShapeProto_Dimension_DimValue{DimValue: d.Size}})
 		} else {
@@ -248,6 +266,42 @@ func (g *Graph) LessOrEqual(a, b Value) Value {
 }
 func (g *Graph) And(a, b Value) Value {
 	return g.op("And", Bool, broadcast(a.Shape, b.Shape), []Value{a, b})
+}
+func (g *Graph) Less(a, b Value) Value {
+	sameType("Less", a, b)
+	return g.op("Less", Bool, broadcast(a.Shape, b.Shape), []Value{a, b})
+}
+func (g *Graph) Not(a Value) Value { return g.op("Not", Bool, a.Shape, []Value{a}) }
+
+// Mod is the remainder with the divisor's sign (ONNX Mod, fmod 0): for integers, a floor
+// modulus, so a positive divisor gives a result in [0, b).
+func (g *Graph) Mod(a, b Value) Value { return g.binary("Mod", a, b) }
+
+// TopK returns the k (an int64 [1] tensor) largest (or smallest) values along axis and their
+// indices, sorted; extent is the static size of axis in the result.
+func (g *Graph) TopK(a, k Value, axis int64, largest bool, extent Dim) (values, indices Value) {
+	sh := append(Shape(nil), a.Shape...)
+	sh[NormAxis(axis, a.Rank())] = extent
+	l := int64(0)
+	if largest {
+		l = 1
+	}
+	outs := g.Node("TopK", []Value{a, k}, []Value{{DType: a.DType, Shape: sh}, {DType: Int64, Shape: sh}},
+		AttrInt("axis", axis), AttrInt("largest", l), AttrInt("sorted", 1))
+	return outs[0], outs[1]
+}
+
+// CumSum is the inclusive running sum along axis.
+func (g *Graph) CumSum(a Value, axis int64) Value {
+	return g.op("CumSum", a.DType, a.Shape, []Value{a, g.ConstInt64([]int64{axis})})
+}
+
+// Compress keeps the slices of a along axis where cond (bool, 1-D) holds; their number is
+// known only at run time.
+func (g *Graph) Compress(a, cond Value, axis int64) Value {
+	sh := append(Shape(nil), a.Shape...)
+	sh[NormAxis(axis, a.Rank())] = Unknown
+	return g.op("Compress", a.DType, sh, []Value{a, cond}, AttrInt("axis", axis))
 }
 
 // MatMul is numpy matmul with batch broadcasting (both operands of rank ≥ 2).

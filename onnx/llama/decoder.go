@@ -58,6 +58,7 @@ type Decoder struct {
 // [batch, c] (and LoRA matrices); outputs the candidates' logits at the last new position, the
 // log-sum-exp of that position's full-vocabulary logits, and the extended cache.
 func ExportDecoder(ck *hf.Checkpoint, b *WeightBinding, opt Options) (d *Decoder, err error) {
+	opt.LoRADropout = 0 // inference: PEFT's dropout is the identity in eval mode
 	e, err := newExporter(ck, b, opt)
 	if err != nil {
 		return nil, err

@@ -18,6 +18,11 @@ const (
 	LogitsFullVocab LogitsMode = iota
 	// LogitsCandidates: logits [n, c] of the token ids in candidates [n, c], per position.
 	LogitsCandidates
+	// LogitsSubset: logits [n, u] of the token ids in vocab_subset [u], the same ids at every
+	// position (the union of the tokens a batch's loss can see): the LM head's rows of those
+	// ids are gathered first, so the head is one [n, hidden]·[hidden, u] Gemm instead of the
+	// full-vocabulary one.
+	LogitsSubset
 )
 
 // LoRASpec describes the LoRA adapters the graph takes as inputs.
@@ -95,6 +100,8 @@ const (
 	PositionIDs   = "position_ids"   // int64 [batch, seq]
 	LogitIndex    = "logit_index"    // int64 [n], flat b·seq + t
 	Candidates    = "candidates"     // int64 [n, c]
+	VocabSubset   = "vocab_subset"   // int64 [u], token ids (LogitsSubset): any order, repeats allowed
+	DropoutSeed   = "dropout_seed"   // int64 [1] (LoRADropout > 0): the masks' seed, see DropoutMask
 	Logits        = "logits"
 )
 
@@ -107,6 +114,10 @@ type Options struct {
 	// initializer: for training all weights (they change every step). Weights then come from
 	// Go buffers, and ORT cannot pre-pack them.
 	WeightsAsInputs bool
+	// LoRADropout is PEFT's lora_dropout p in [0, 1): when positive, the forward graph takes
+	// dropout_seed and each LoRA module computes B(A(dropout(x)))·scaling with the mask of
+	// DropoutMask. The decoder (inference) ignores it, as PEFT's eval mode does.
+	LoRADropout float64
 }
 
 // Forward is an exported forward graph and what a runtime needs to load it.
@@ -138,6 +149,9 @@ type Built struct {
 	Weights    *WeightBinding
 	Config     hf.Config
 	Options    Options
+	// DropoutMasks are the bool [batch·seq, in] keep masks of the LoRA modules by module index
+	// (LoRASpec.ModuleIndex); nil without dropout. Tests output them to compare with DropoutMask.
+	DropoutMasks []builder.Value
 }
 
 // BuildForward builds the forward graph of the checkpoint with weights bound by b (b may be nil
@@ -153,7 +167,8 @@ func BuildForward(ck *hf.Checkpoint, b *WeightBinding, opt Options) (bt *Built, 
 		}
 	}()
 	e.build()
-	return &Built{Graph: e.g, Inputs: e.inputs, LoRAInputs: e.loraInputs, Weights: b, Config: ck.Config, Options: e.opt}, nil
+	return &Built{Graph: e.g, Inputs: e.inputs, LoRAInputs: e.loraInputs, Weights: b, Config: ck.Config, Options: e.opt,
+		DropoutMasks: e.masks}, nil
 }
 
 // ExportForward builds and serializes the forward graph.
@@ -180,6 +195,9 @@ type exporter struct {
 	weights    map[string]builder.Value
 	inputs     []string
 	loraInputs []LoRAInputInfo
+	seed       builder.Value // dropout_seed, when LoRADropout > 0
+	drop       *dropout      // built at the first LoRA module
+	masks      []builder.Value
 }
 
 // newExporter checks the options (F32 when no dtype is given) before any graph is built.
@@ -191,6 +209,9 @@ func newExporter(ck *hf.Checkpoint, b *WeightBinding, opt Options) (*exporter, e
 		if err := opt.LoRA.Validate(); err != nil {
 			return nil, err
 		}
+	}
+	if err := validDropout(opt); err != nil {
+		return nil, fmt.Errorf("export %s: %w", ck.Dir, err)
 	}
 	if b == nil && !opt.WeightsAsInputs {
 		return nil, fmt.Errorf("export %s: no weight binding", ck.Dir)
@@ -247,20 +268,32 @@ func (e *exporter) build() {
 	mask := e.input(AttentionMask, builder.Int64, "batch", "seq")
 	pos := e.input(PositionIDs, builder.Int64, "batch", "seq")
 	idx := e.input(LogitIndex, builder.Int64, "n")
-	var cand builder.Value
-	if e.opt.Logits == LogitsCandidates {
+	var cand, subset builder.Value
+	switch e.opt.Logits {
+	case LogitsCandidates:
 		cand = e.input(Candidates, builder.Int64, "n", "c")
+	case LogitsSubset:
+		subset = e.input(VocabSubset, builder.Int64, "u")
 	}
 	e.loraGraphInputs()
+	if e.opt.LoRADropout > 0 {
+		e.seed = e.input(DropoutSeed, builder.Int64, 1)
+	}
 	x := e.layers(ids, mask, pos, nil)
 	g.SetPrefix("head")
 	x = e.rmsNorm(x, hf.FinalNormName)
 	sel := g.Gather(x, idx, 0) // [n, hidden]
-	logits := g.GemmTransB(sel, e.weight(e.ck.LMHead().Name))
-	if e.opt.Logits == LogitsCandidates {
-		g.Output(g.GatherElements(logits, cand, 1), Logits)
-	} else {
-		g.Output(logits, Logits)
+	head := e.weight(e.ck.LMHead().Name)
+	switch e.opt.Logits {
+	case LogitsCandidates:
+		g.Output(g.GatherElements(g.GemmTransB(sel, head), cand, 1), Logits)
+	case LogitsSubset:
+		// The [u, hidden] rows are marked rematerializable: a Stash backward gathers them again
+		// (from the head it reads anyway) rather than keeping a copy.
+		rows := g.MarkRematerializable(g.Gather(head, subset, 0))
+		g.Output(g.GemmTransB(sel, rows), Logits)
+	default:
+		g.Output(g.GemmTransB(sel, head), Logits)
 	}
 }
 
@@ -382,6 +415,20 @@ func (e *exporter) proj(l int, module string, x builder.Value) builder.Value {
 	}
 	a, _ := g.Lookup(LoRAInput(l, module, "A"))
 	b, _ := g.Lookup(LoRAInput(l, module, "B"))
+	if e.opt.LoRADropout > 0 {
+		x = e.dropoutInput(l, module, x, a.Shape[1])
+	}
 	lora := g.GemmTransB(g.GemmTransB(x, a), b)
 	return g.Add(y, g.Mul(lora, g.Scalar(e.dt, e.opt.LoRA.Scaling())))
+}
+
+// dropoutInput is dropout(x) for the LoRA branch of module (l, module); in is x's width.
+func (e *exporter) dropoutInput(l int, module string, x builder.Value, in builder.Dim) builder.Value {
+	if e.drop == nil {
+		e.drop = e.dropoutKeys(e.seed, x)
+	}
+	m, _ := e.opt.LoRA.ModuleIndex(l, module)
+	keep := e.drop.keep(e.g, m, int(in.Size))
+	e.masks = append(e.masks, keep)
+	return e.drop.apply(e.g, x, keep)
 }

@@ -6,9 +6,10 @@ import "fmt"
 var logitsModeNames = map[LogitsMode]string{
 	LogitsFullVocab:  "full",
 	LogitsCandidates: "candidates",
+	LogitsSubset:     "subset",
 }
 
-// String is the mode's name: full, candidates.
+// String is the mode's name: full, candidates, subset.
 func (m LogitsMode) String() string {
 	if s, ok := logitsModeNames[m]; ok {
 		return s
@@ -32,5 +33,5 @@ func (m *LogitsMode) UnmarshalText(b []byte) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("logits mode %q: want one of full, candidates", b)
+	return fmt.Errorf("logits mode %q: want one of full, candidates, subset", b)
 }
