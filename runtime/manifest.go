@@ -75,6 +75,7 @@ type Manifest struct {
 	Logits           llama.LogitsMode      `json:"logits"`
 	LoRA             *llama.LoRASpec       `json:"lora,omitempty"`
 	LoRAInputs       []llama.LoRAInputInfo `json:"lora_inputs,omitempty"`
+	LoRADropout      float64               `json:"lora_dropout,omitempty"`
 	Trainable        []string              `json:"trainable"`
 	ExternalDataDir  string                `json:"external_data_dir"` // folder of the weights' external data
 	ForwardInputs    []IOSpec              `json:"forward_inputs"`

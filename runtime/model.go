@@ -185,7 +185,8 @@ func run[T float32 | float64](m *Model, b TokenBatch, index []int64, cands []int
 	if err := m.check(b, index, cands, c); err != nil {
 		return nil, err
 	}
-	in := batchInputs(b, index, cands, c)
+	gi := GraphInputs{Batch: b, Index: index, Candidates: cands, C: c}
+	in := gi.tensors(false)
 	for _, l := range m.lora {
 		in[l.Name] = Tensor{[]int64{int64(l.Rows), int64(l.Cols)}, lora[l.Name]}
 	}
@@ -200,16 +201,37 @@ func run[T float32 | float64](m *Model, b TokenBatch, index []int64, cands []int
 	return out, nil
 }
 
-// batchInputs is a batch's graph inputs: ids, mask and positions [B, T], the flat logit index
-// [n], and the candidates [n, c] when given.
-func batchInputs(b TokenBatch, index, cands []int64, c int) map[string]Tensor {
+// GraphInputs are the per-run inputs of a forward or training graph besides its LoRA matrices
+// (and, for full training, its weights).
+type GraphInputs struct {
+	Batch TokenBatch
+	Index []int64 // flat logit slots b·T + t [n]
+	// Candidates [n, C] (LogitsCandidates): the token ids whose logits each position returns.
+	Candidates []int64
+	C          int
+	// Subset [u] (LogitsSubset): the token ids whose logits every position returns.
+	Subset []int64
+	// DropoutSeed keys the LoRA dropout masks of this run (graphs with LoRA dropout).
+	DropoutSeed int64
+}
+
+// tensors are the inputs as graph tensors: ids, mask and positions [B, T], the logit index [n],
+// and whichever of candidates, vocab_subset and dropout_seed are given.
+func (g *GraphInputs) tensors(dropout bool) map[string]Tensor {
+	b := g.Batch
 	bt := []int64{int64(b.B), int64(b.T)}
 	in := map[string]Tensor{
 		llama.InputIDs: {bt, b.IDs}, llama.AttentionMask: {bt, b.Mask}, llama.PositionIDs: {bt, b.Pos},
-		llama.LogitIndex: {[]int64{int64(len(index))}, index},
+		llama.LogitIndex: {[]int64{int64(len(g.Index))}, g.Index},
 	}
-	if cands != nil {
-		in[llama.Candidates] = Tensor{[]int64{int64(len(index)), int64(c)}, cands}
+	if g.Candidates != nil {
+		in[llama.Candidates] = Tensor{[]int64{int64(len(g.Index)), int64(g.C)}, g.Candidates}
+	}
+	if g.Subset != nil {
+		in[llama.VocabSubset] = Tensor{[]int64{int64(len(g.Subset))}, g.Subset}
+	}
+	if dropout {
+		in[llama.DropoutSeed] = Tensor{[]int64{1}, []int64{g.DropoutSeed}}
 	}
 	return in
 }

@@ -20,6 +20,8 @@ type TrainOptions struct {
 	// Full trains every base weight (they become graph inputs held in Go); with LoRA set as well,
 	// the LoRA matrices are trained too.
 	Full bool
+	// LoRADropout is PEFT's lora_dropout: the forward graph then takes a dropout seed per run.
+	LoRADropout float64
 }
 
 // TrainGraphs are the serialized forward and backward graphs of one training setup and the
@@ -49,7 +51,7 @@ func BuildTrainGraphs(dir string, o TrainOptions) (*TrainGraphs, error) {
 			return nil, err
 		}
 	}
-	bt, err := llama.BuildForward(ck, b, llama.Options{DType: mo.DType, LoRA: mo.LoRA, Logits: mo.Logits, WeightsAsInputs: o.Full})
+	bt, err := llama.BuildForward(ck, b, llama.Options{DType: mo.DType, LoRA: mo.LoRA, Logits: mo.Logits, WeightsAsInputs: o.Full, LoRADropout: o.LoRADropout})
 	if err != nil {
 		return nil, err
 	}
@@ -77,7 +79,7 @@ func BuildTrainGraphs(dir string, o TrainOptions) (*TrainGraphs, error) {
 	abs, _ := filepath.Abs(dir)
 	m := &Manifest{
 		Format: ManifestFormat, Checkpoint: abs, DType: string(mo.DType), Policy: o.Policy.String(),
-		Train: TrainLoRA, Logits: mo.Logits, LoRA: mo.LoRA, LoRAInputs: bt.LoRAInputs, Trainable: wrt,
+		Train: TrainLoRA, Logits: mo.Logits, LoRA: mo.LoRA, LoRADropout: o.LoRADropout, LoRAInputs: bt.LoRAInputs, Trainable: wrt,
 	}
 	if o.Full {
 		m.Train = TrainFull
@@ -206,16 +208,19 @@ func (t *Trainer[T]) Close() {
 	t.bwd.Close()
 }
 
-// Forward runs the forward pass and returns the logits at index ([n, vocab], or [n, c] with
-// candidates). Under Stash it also fills the residual buffers the next Backward reads. The
-// returned slice is reused by the next Forward of the same shape.
-func (t *Trainer[T]) Forward(b TokenBatch, index []int64, cands []int64, c int) ([]T, error) {
-	n := len(index)
-	syms := map[string]int64{"batch": int64(b.B), "seq": int64(b.T), "n": int64(n), "c": int64(c)}
-	if t.Manifest.Logits == llama.LogitsCandidates && (c <= 0 || len(cands) != n*c) {
-		return nil, fmt.Errorf("candidates: %d ids for %d positions × %d", len(cands), n, c)
+// Forward runs the forward pass and returns the logits at in.Index ([n, vocab], [n, C] with
+// candidates, [n, u] with a vocabulary subset). Under Stash it also fills the residual buffers
+// the next Backward reads. The returned slice is reused by the next Forward of the same shape.
+func (t *Trainer[T]) Forward(in GraphInputs) ([]T, error) {
+	n, m := len(in.Index), t.Manifest
+	syms := map[string]int64{"batch": int64(in.Batch.B), "seq": int64(in.Batch.T), "n": int64(n), "c": int64(in.C), "u": int64(len(in.Subset))}
+	switch {
+	case m.Logits == llama.LogitsCandidates && (in.C <= 0 || len(in.Candidates) != n*in.C):
+		return nil, fmt.Errorf("candidates: %d ids for %d positions × %d", len(in.Candidates), n, in.C)
+	case m.Logits == llama.LogitsSubset && len(in.Subset) == 0:
+		return nil, fmt.Errorf("vocabulary subset: no token ids")
 	}
-	t.inputs = batchInputs(b, index, cands, c)
+	t.inputs = in.tensors(m.LoRADropout > 0)
 	for name, p := range t.Params {
 		t.inputs[name] = Tensor{t.shapes[name], p}
 	}
@@ -224,7 +229,7 @@ func (t *Trainer[T]) Forward(b TokenBatch, index []int64, cands []int64, c int) 
 	if t.outputs == nil {
 		t.outputs = map[string]Tensor{}
 	}
-	for _, o := range t.Manifest.ForwardOutputs {
+	for _, o := range m.ForwardOutputs {
 		s, err := o.eval(syms)
 		if err != nil {
 			return nil, err

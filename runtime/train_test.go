@@ -55,7 +55,7 @@ func randomize(params map[string][]float64, rng *rand.Rand, std float64) {
 func directionalCheck(t *testing.T, tr *Trainer[float64], b TokenBatch, index []int64, seed uint64) (float64, map[string][]float64) {
 	t.Helper()
 	rng := rand.New(rand.NewPCG(seed, 3))
-	logits, err := tr.Forward(b, index, nil, 0)
+	logits, err := tr.Forward(GraphInputs{Batch: b, Index: index})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +87,7 @@ func directionalCheck(t *testing.T, tr *Trainer[float64], b TokenBatch, index []
 				p[i] += eps * d[i]
 			}
 		}
-		l, err := tr.Forward(b, index, nil, 0)
+		l, err := tr.Forward(GraphInputs{Batch: b, Index: index})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -236,7 +236,7 @@ func TestLoRAGradientsMatchPyTorch(t *testing.T) {
 			t.Fatal(err)
 		}
 		b, index := caseBatch(c)
-		if _, err := tr.Forward(b, index, nil, 0); err != nil {
+		if _, err := tr.Forward(GraphInputs{Batch: b, Index: index}); err != nil {
 			t.Fatal(err)
 		}
 		var flat []float32
@@ -302,7 +302,7 @@ func TestArtifactsRoundTrip(t *testing.T) {
 	var gs [2]map[string][]float64
 	for i, tr := range []*Trainer[float64]{loaded, built} {
 		randomize(tr.Params, rand.New(rand.NewPCG(4, 4)), 0.1)
-		logits, err := tr.Forward(b, index, nil, 0)
+		logits, err := tr.Forward(GraphInputs{Batch: b, Index: index})
 		if err != nil {
 			t.Fatal(err)
 		}

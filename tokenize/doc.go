@@ -55,7 +55,8 @@
 //
 // NewItemSet tokenises every title as the official inference code does, in context: the ids
 // of ### Response:\n"TITLE" minus the separator's [14711 6075 512], then EOS (128001). The
-// trie over these sequences serves the beam search and the losses: Allowed(prefix) returns the
+// trie over these sequences serves the beam search (training uses the standalone tokenisation
+// of "TITLE" + EOS, as the official training script does): Allowed(prefix) returns the
 // sorted allowed next tokens, or [EOS] where none is; Items maps a complete path to its item
 // ids (duplicated titles share one path). On our data the in-context and standalone
 // tokenisations of every title are identical (InContextDiffs is empty for all four datasets).

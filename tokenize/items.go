@@ -68,7 +68,8 @@ func NewItemSet(tok *Tokenizer, cat *Catalogue) (*ItemSet, error) {
 	return s, nil
 }
 
-// Trie is the trie of the in-context sequences (+ EOS), used by the beam search and the losses.
+// Trie is the trie of the in-context sequences (+ EOS), used by the beam search. Training uses
+// StandaloneTrie, as the official training script does (identical on our data).
 func (s *ItemSet) Trie() *Trie { return s.trie }
 
 // StandaloneTrie is the trie of the standalone sequences `"TITLE"` + EOS.

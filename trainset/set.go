@@ -16,7 +16,7 @@ type Options struct {
 	// (--norm-group; official 16: the released run's 8 devices each normalise over their 16).
 	// Batch must be a multiple of it.
 	NormGroup int
-	// Micro is the most sequences per micro-batch (--micro); more than NormGroup is clamped
+	// Micro is the most sequences per micro-batch (--micro-batch); more than NormGroup is clamped
 	// to NormGroup, since a micro-batch never spans two groups.
 	Micro int
 	// Seed seeds the epoch order together with the epoch index (official seed 42; 0 is a
@@ -50,7 +50,7 @@ func (o Options) Validate() (Options, error) {
 	case o.Batch%o.NormGroup != 0:
 		return o, fmt.Errorf("%w: --batch %d is not a multiple of --norm-group %d", ErrOptions, o.Batch, o.NormGroup)
 	case o.Micro < 1:
-		return o, fmt.Errorf("%w: --micro %d must be at least 1", ErrOptions, o.Micro)
+		return o, fmt.Errorf("%w: --micro-batch %d must be at least 1", ErrOptions, o.Micro)
 	case o.Bucket < 1:
 		return o, fmt.Errorf("%w: --bucket %d must be at least 1", ErrOptions, o.Bucket)
 	}

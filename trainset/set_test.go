@@ -172,7 +172,7 @@ func TestOptionsValidate(t *testing.T) {
 		{"batch not a multiple", Options{Batch: 100, NormGroup: 16, Micro: 4, Bucket: 32}, []string{"--batch 100", "--norm-group 16"}, 0},
 		{"zero batch", Options{Batch: 0, NormGroup: 16, Micro: 4, Bucket: 32}, []string{"--batch"}, 0},
 		{"zero group", Options{Batch: 16, NormGroup: 0, Micro: 4, Bucket: 32}, []string{"--norm-group"}, 0},
-		{"zero micro", Options{Batch: 16, NormGroup: 16, Micro: 0, Bucket: 32}, []string{"--micro 0"}, 0},
+		{"zero micro", Options{Batch: 16, NormGroup: 16, Micro: 0, Bucket: 32}, []string{"--micro-batch 0"}, 0},
 		{"zero bucket", Options{Batch: 16, NormGroup: 16, Micro: 1, Bucket: 0}, []string{"--bucket"}, 0},
 	}
 	f := loadOffice(t)

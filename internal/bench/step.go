@@ -74,7 +74,7 @@ func BenchmarkStep(dir string, o runtime.TrainOptions, batch, seq, positions, it
 	var fwd, bwd, fwdCPU, bwdCPU time.Duration
 	for it := -1; it < iters; it++ { // one warm-up run
 		t0, c0 := time.Now(), procstat.CPUTime()
-		logits, err := tr.Forward(b, index, nil, 0)
+		logits, err := tr.Forward(runtime.GraphInputs{Batch: b, Index: index})
 		if err != nil {
 			return nil, err
 		}

@@ -207,3 +207,23 @@ func exists(path string) bool {
 	_, err := os.Stat(path)
 	return err == nil || !errors.Is(err, fs.ErrNotExist)
 }
+
+// AuxFiles are the files of a checkpoint folder besides config.json and the weights that a
+// derived checkpoint (merged, fully trained) keeps: the tokenizer and the generation settings.
+var AuxFiles = []string{"generation_config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"}
+
+// CopyAuxFiles copies those of AuxFiles that src holds into dst.
+func CopyAuxFiles(src, dst string) error {
+	for _, f := range AuxFiles {
+		data, err := os.ReadFile(filepath.Join(src, f))
+		if os.IsNotExist(err) {
+			continue
+		} else if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dst, f), data, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -81,16 +81,8 @@ func MergeAdapter(src, dst string, a *Adapter, dtype hf.DType) error {
 	if err := os.WriteFile(filepath.Join(dst, "config.json"), append(cj, '\n'), 0o644); err != nil {
 		return err
 	}
-	for _, f := range []string{"generation_config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"} {
-		data, err := os.ReadFile(filepath.Join(src, f))
-		if os.IsNotExist(err) {
-			continue
-		} else if err != nil {
-			return err
-		}
-		if err := os.WriteFile(filepath.Join(dst, f), data, 0o644); err != nil {
-			return err
-		}
+	if err := hf.CopyAuxFiles(src, dst); err != nil {
+		return err
 	}
 	return hf.WriteWeights(dst, ts, 0)
 }

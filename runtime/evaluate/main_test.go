@@ -13,8 +13,8 @@ import (
 	"github.com/bearrec/bear/runtime"
 )
 
-// officeData is the committed Office sample (testdata/eval/office/README.md).
-var officeData = filepath.Join("..", "..", "testdata", "eval", "office")
+// officeData is the committed Office sample (testdata/office/README.md).
+var officeData = filepath.Join("..", "..", "testdata", "office")
 
 // tinyDir is a random tiny Llama-3.2 checkpoint written once for the package's tests, cacheDir
 // its float32 weight cache.

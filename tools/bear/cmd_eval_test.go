@@ -28,7 +28,7 @@ func TestEvalCommand(t *testing.T) {
 	if err := hf.WriteRandom(model, p.Config, hf.InitOptions{Seed: 42}); err != nil {
 		t.Fatal(err)
 	}
-	data := filepath.Join("..", "..", "testdata", "eval", "office")
+	data := filepath.Join("..", "..", "testdata", "office")
 	common := []string{"--model", model, "--tokenizer", tok, "--data", data, "--cache-dir", filepath.Join(dir, "cache")}
 	run := func(args ...string) (string, string, error) {
 		var stdout, stderr bytes.Buffer

@@ -204,7 +204,7 @@ func runGrad[T runtime.ComputeFloat](model string, o runtime.TrainOptions, ad *p
 	for i := range index {
 		index[i] = b.Index(0, i)
 	}
-	if _, err := tr.Forward(b, index, nil, 0); err != nil {
+	if _, err := tr.Forward(runtime.GraphInputs{Batch: b, Index: index}); err != nil {
 		return err
 	}
 	ct := make([]T, len(cot))

@@ -1,0 +1,190 @@
+package train
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/bearrec/bear/onnx/hf"
+	"github.com/bearrec/bear/optim"
+	"github.com/bearrec/bear/runtime"
+)
+
+// Files of a run folder.
+const (
+	CheckpointFile = "checkpoint.safetensors" // trainable values, AdamW moments, step, run identity
+	LogFile        = "train.jsonl"            // one line per optimizer step (package trainlog)
+	checkpointKind = "bear-train-checkpoint/1"
+)
+
+// state is the checkpoint's metadata: where the run stands and what it is. The data order and
+// the dropout masks are functions of (seed, step), so the step is the whole RNG state.
+type state struct {
+	Format string `json:"format"`
+	Step   int    `json:"step"` // optimizer steps done
+	// Identity maps each flag (or input's content hash) that decides the run's numbers to its
+	// value; a resumed run must match it exactly.
+	Identity map[string]string `json:"identity"`
+}
+
+// identity lists what a resumed run must share with the checkpoint, by flag name.
+func identity(o *Options, d *data) (map[string]string, error) {
+	model, err := contentHash(o.Model, "config.json", "*.safetensors")
+	if err != nil {
+		return nil, err
+	}
+	split, err := runtime.FileSHA256(d.splitPath)
+	if err != nil {
+		return nil, err
+	}
+	tok, err := runtime.FileSHA256(o.Tokenizer)
+	if err != nil {
+		return nil, err
+	}
+	id := map[string]string{
+		"--model (content sha256)": model, "--data split (sha256)": split, "--tokenizer (sha256)": tok,
+		"--dataset": d.ds.Name, "--samples": strconv.Itoa(d.set.Len()), "--loss": o.Loss.Kind.String(),
+		"--tau": fmtF(o.Loss.Tau), "--xi": fmtF(o.Loss.Xi), "--lambda": fmtF(o.Loss.Lambda), "--k": strconv.Itoa(o.Loss.K),
+		"--epochs": strconv.Itoa(o.Epochs), "--max-steps": strconv.Itoa(o.MaxSteps),
+		"--batch": strconv.Itoa(o.Batch.Batch), "--norm-group": strconv.Itoa(o.Batch.NormGroup),
+		"--micro-batch": strconv.Itoa(o.Batch.Micro), "--bucket": strconv.Itoa(o.Batch.Bucket),
+		"--lr": fmtF(o.LR), "--warmup": strconv.Itoa(o.Warmup), "--seed": strconv.FormatUint(o.Seed, 10),
+		"--lora-dropout": fmtF(o.LoRADropout), "--train": trainMode(o),
+	}
+	if o.LoRA != nil {
+		id["--lora-r"], id["--lora-alpha"] = strconv.Itoa(o.LoRA.Rank), fmtF(o.LoRA.Alpha)
+		id["--lora-targets"] = strings.Join(o.LoRA.Targets, ",")
+	}
+	return id, nil
+}
+
+func fmtF(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
+
+func trainMode(o *Options) string {
+	if o.Full {
+		return "full"
+	}
+	return "lora"
+}
+
+// contentHash is the sha256 of the named files of dir (globs), in name order.
+func contentHash(dir string, patterns ...string) (string, error) {
+	var parts []string
+	for _, p := range patterns {
+		files, err := filepath.Glob(filepath.Join(dir, p))
+		if err != nil {
+			return "", err
+		}
+		sort.Strings(files)
+		for _, f := range files {
+			sum, err := runtime.FileSHA256(f)
+			if err != nil {
+				return "", err
+			}
+			parts = append(parts, filepath.Base(f)+"="+sum)
+		}
+	}
+	return strings.Join(parts, ";"), nil
+}
+
+// saveCheckpoint writes the trainable values, the AdamW state and the step atomically.
+func saveCheckpoint(dir string, s *stepper, step int, id map[string]string) error {
+	meta, err := json.Marshal(state{Format: checkpointKind, Step: step, Identity: id})
+	if err != nil {
+		return err
+	}
+	var ts []hf.WriteTensor
+	add := func(prefix, name string, vals []float32) {
+		ts = append(ts, hf.Float32Tensor(prefix+name, hf.F32, []int64{int64(len(vals))}, vals))
+	}
+	for _, p := range s.params {
+		add("param/", p.Name, p.Value)
+	}
+	for _, m := range s.opt.State().Params {
+		add("exp_avg/", m.Name, m.ExpAvg)
+		add("exp_avg_sq/", m.Name, m.ExpAvgSq)
+	}
+	path := filepath.Join(dir, CheckpointFile)
+	return writeFileAtomic(path, func(tmp string) error {
+		return hf.WriteSafetensors(tmp, ts, map[string]string{"bear_train_state": string(meta)})
+	})
+}
+
+// loadCheckpoint restores a run from dir's checkpoint after checking that it is the same run,
+// and returns the number of optimizer steps done.
+func loadCheckpoint(dir string, s *stepper, id map[string]string) (int, error) {
+	path := filepath.Join(dir, CheckpointFile)
+	if _, err := os.Stat(path); err != nil {
+		return 0, fmt.Errorf("--resume %s: no %s there (a run writes it every --checkpoint-every steps and at each epoch's end)", dir, CheckpointFile)
+	}
+	ts, meta, err := hf.ReadSafetensorsHeader(path)
+	if err != nil {
+		return 0, fmt.Errorf("--resume: %w", err)
+	}
+	var st state
+	if err := json.Unmarshal([]byte(meta["bear_train_state"]), &st); err != nil || st.Format != checkpointKind {
+		return 0, fmt.Errorf("--resume: %s is not a bear training checkpoint", path)
+	}
+	if err := sameRun(st.Identity, id); err != nil {
+		return 0, fmt.Errorf("--resume %s: %w", dir, err)
+	}
+	read := func(key string, want int) ([]float32, error) {
+		t, ok := ts[key]
+		if !ok || t.NumElements() != int64(want) {
+			return nil, fmt.Errorf("--resume: %s: tensor %s missing or of the wrong size", path, key)
+		}
+		return t.ReadFloat32()
+	}
+	var as optim.AdamWState
+	as.Step = st.Step
+	for _, p := range s.params {
+		v, err := read("param/"+p.Name, len(p.Value))
+		if err != nil {
+			return 0, err
+		}
+		copy(p.Value, v)
+		m, err := read("exp_avg/"+p.Name, len(p.Value))
+		if err != nil {
+			return 0, err
+		}
+		v2, err := read("exp_avg_sq/"+p.Name, len(p.Value))
+		if err != nil {
+			return 0, err
+		}
+		as.Params = append(as.Params, optim.MomentState{Name: p.Name, ExpAvg: m, ExpAvgSq: v2})
+	}
+	if err := s.opt.SetState(as); err != nil {
+		return 0, fmt.Errorf("--resume: %s: %w", path, err)
+	}
+	return st.Step, nil
+}
+
+// sameRun names the first setting in which a checkpoint's run and this one differ.
+func sameRun(saved, now map[string]string) error {
+	keys := make([]string, 0, len(now))
+	for k := range now {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if saved[k] != now[k] {
+			return fmt.Errorf("the checkpoint was trained with %s %s, this run has %s %s: resume with the same settings, or start a new --out",
+				k, orNone(saved[k]), k, orNone(now[k]))
+		}
+	}
+	return nil
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	if len(s) > 40 {
+		return s[:40] + "…"
+	}
+	return s
+}

@@ -1,0 +1,72 @@
+package train
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/bearrec/bear/onnx/hf"
+	"github.com/bearrec/bear/onnx/peft"
+	"github.com/bearrec/bear/runtime"
+)
+
+// Output folders of a run: one per epoch (epoch-1, epoch-2, ...) and the final one.
+const FinalDir = "final"
+
+// EpochDir is the folder of the adapter (or, with --train full, the checkpoint) after epoch e.
+func EpochDir(out string, e int) string { return filepath.Join(out, fmt.Sprintf("epoch-%d", e)) }
+
+// writeModel writes what the run trains into dir, atomically: a PEFT adapter, or with --train
+// full a whole checkpoint in the Hugging Face layout that `bear eval --model` takes.
+func writeModel(dir string, o *Options, tr *runtime.Trainer[float32]) error {
+	return writeDirAtomic(dir, func(tmp string) error {
+		if o.Full {
+			if err := writeCheckpoint(tmp, o.Model, tr); err != nil {
+				return err
+			}
+		}
+		if o.LoRA != nil {
+			return writeAdapter(tmp, o, tr)
+		}
+		return nil
+	})
+}
+
+// writeAdapter writes the LoRA matrices in PEFT's layout.
+func writeAdapter(dir string, o *Options, tr *runtime.Trainer[float32]) error {
+	a := &peft.Adapter{Spec: *o.LoRA, Dropout: o.LoRADropout, Weights: map[string][]float32{}}
+	for _, in := range tr.Manifest.LoRAInputs {
+		a.Weights[in.Name] = tr.Params[in.Name]
+	}
+	base, err := filepath.Abs(o.Model)
+	if err != nil {
+		return err
+	}
+	return peft.WriteAdapter(dir, a, tr.Config, base)
+}
+
+// writeCheckpoint writes every trained weight as float32 with the base checkpoint's config and
+// tokenizer files.
+func writeCheckpoint(dir, base string, tr *runtime.Trainer[float32]) error {
+	cfg := tr.Config
+	cfg.DType = hf.F32
+	cj, err := cfg.JSON()
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), append(cj, '\n'), 0o644); err != nil {
+		return err
+	}
+	if err := hf.CopyAuxFiles(base, dir); err != nil {
+		return err
+	}
+	var ts []hf.WriteTensor
+	for _, spec := range cfg.ExpectedWeights() {
+		vals := tr.Params[spec.Name]
+		ts = append(ts, hf.WriteTensor{Name: spec.Name, DType: hf.F32, Shape: spec.Shape, Fill: func(w io.Writer) error {
+			return hf.EncodeFloat32(w, hf.F32, vals)
+		}})
+	}
+	return hf.WriteWeights(dir, ts, 0)
+}

@@ -1,0 +1,96 @@
+package train
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+
+	"github.com/bearrec/bear/lossgrad"
+	"github.com/bearrec/bear/optim"
+	"github.com/bearrec/bear/runtime"
+	"github.com/bearrec/bear/tokenize"
+	"github.com/bearrec/bear/trainset"
+)
+
+// data is the tokenised training split.
+type data struct {
+	ds        *tokenize.Dataset
+	splitPath string
+	tok       *tokenize.Tokenizer
+	set       *trainset.Set
+}
+
+// loadData reads the dataset folder, tokenises the training split and builds its examples.
+func loadData(o *Options) (*data, error) {
+	ds, err := tokenize.OpenDataset(o.Data, o.Dataset)
+	if err != nil {
+		return nil, err
+	}
+	path, rows, err := ds.ReadSplit(o.Split)
+	if err != nil {
+		return nil, err
+	}
+	if o.Samples > 0 {
+		if o.Samples > len(rows) {
+			return nil, fmt.Errorf("--samples %d: %s has only %d rows (0 uses them all)", o.Samples, path, len(rows))
+		}
+		rows = rows[:o.Samples]
+	}
+	tok, err := tokenize.Load(o.Tokenizer)
+	if err != nil {
+		return nil, fmt.Errorf("tokenizer: %w", err)
+	}
+	items, err := tokenize.NewItemSet(tok, ds.Catalogue)
+	if err != nil {
+		return nil, err
+	}
+	set, err := trainset.Build(tok, ds.Prompt, items, rows, o.Batch)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &data{ds: ds, splitPath: path, tok: tok, set: set}, nil
+}
+
+// newTrainer builds the training graphs of the run and their sessions.
+func newTrainer(o *Options) (*runtime.Trainer[float32], error) {
+	mo := o.Session
+	mo.LoRA, mo.Logits = o.LoRA, o.logitsMode()
+	return runtime.NewTrainer[float32](o.Model, runtime.TrainOptions{Model: mo, Policy: o.Policy, Full: o.Full, LoRADropout: o.LoRADropout})
+}
+
+// initLoRA initialises the LoRA matrices as PEFT does: A Kaiming-uniform with a = √5, which is
+// U(-1/√in, 1/√in) (gain √(2/(1+a²)) = √(1/3) times √(3/in)), B zero, so the adapted model
+// starts as the base model. The values are a function of the seed alone, module by module in
+// the graph's order.
+func initLoRA(tr *runtime.Trainer[float32], seed uint64) {
+	rng := rand.New(rand.NewPCG(seed, 0x4c6f5241)) // "LoRA"
+	for _, in := range tr.Manifest.LoRAInputs {
+		p := tr.Params[in.Name]
+		if in.Which == "B" {
+			clear(p)
+			continue
+		}
+		bound := 1 / math.Sqrt(float64(in.Cols))
+		for i := range p {
+			p[i] = float32((2*rng.Float64() - 1) * bound)
+		}
+	}
+}
+
+// params pairs every trainable buffer of the trainer with a gradient accumulator, in the
+// manifest's order (which fixes the order of the clipping norm's sum).
+func params(tr *runtime.Trainer[float32]) []optim.Param {
+	var ps []optim.Param
+	for _, name := range tr.Manifest.Trainable {
+		v := tr.Params[name]
+		ps = append(ps, optim.Param{Name: name, Value: v, Grad: make([]float32, len(v))})
+	}
+	return ps
+}
+
+// newObjective is the run's loss, un-normalised so that micro-batches add up within a group.
+func newObjective(o *Options) (*lossgrad.Objective[float32], error) {
+	cfg := o.Loss
+	cfg.Unnormalised = true
+	return lossgrad.NewObjective[float32](cfg)
+}

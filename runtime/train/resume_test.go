@@ -1,0 +1,136 @@
+package train
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bearrec/bear/lossgrad"
+	"github.com/bearrec/bear/trainlog"
+)
+
+// childEnv makes the test binary a training process (see TestMain): its value is the JSON of
+// the child's Options.
+const childEnv = "BEAR_TRAIN_TEST_CHILD"
+
+func runChild() int {
+	var o Options
+	if err := json.Unmarshal([]byte(os.Getenv(childEnv)), &o); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	if _, err := Run(context.Background(), o); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
+
+// TestKillAndResume: a run killed with SIGKILL mid-epoch and resumed from its last checkpoint
+// ends with the same adapter, bit for bit, as the uninterrupted run, and with the same loss
+// curve; so does a second uninterrupted run (same seed and threads: ONNX Runtime on the CPU
+// with one thread is deterministic here, which the equality shows).
+func TestKillAndResume(t *testing.T) {
+	model, tok := tinyModel(t), tokenizer(t)
+	root := t.TempDir()
+	ref := smallRun(model, tok, filepath.Join(root, "ref"), lossgrad.BEAR)
+	if _, err := Run(context.Background(), ref); err != nil {
+		t.Fatal(err)
+	}
+	again := smallRun(model, tok, filepath.Join(root, "again"), lossgrad.BEAR)
+	if _, err := Run(context.Background(), again); err != nil {
+		t.Fatal(err)
+	}
+	sameRunOutputs(t, ref.Out, again.Out)
+
+	killed := smallRun(model, tok, filepath.Join(root, "killed"), lossgrad.BEAR)
+	killAfterSteps(t, killed, 5) // mid-epoch 1 of 2; the last checkpoint is at step 4
+	steps, _, err := trainlog.Read(filepath.Join(killed.Out, LogFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(steps); n < 5 || n >= 12 {
+		t.Fatalf("the killed run logged %d steps, want it stopped mid-run", n)
+	}
+	killed.Resume = killed.Out
+	if _, err := Run(context.Background(), killed); err != nil {
+		t.Fatal(err)
+	}
+	sameRunOutputs(t, ref.Out, killed.Out)
+}
+
+// killAfterSteps starts o in a child process and SIGKILLs it once its log holds n steps.
+func killAfterSteps(t *testing.T, o Options, n int) {
+	t.Helper()
+	js, err := json.Marshal(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), childEnv+"="+string(js))
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for time.Now().Before(deadline) {
+		data, _ := os.ReadFile(filepath.Join(o.Out, LogFile))
+		if bytes.Count(data, []byte("\n")) >= n {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cmd.Process.Kill()
+	err = cmd.Wait()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) {
+		t.Fatalf("child ended with %v before it was killed: %s", err, stderr.String())
+	}
+}
+
+// sameRunOutputs compares two runs' final and per-epoch adapters bit for bit and their logged
+// losses exactly.
+func sameRunOutputs(t *testing.T, a, b string) {
+	t.Helper()
+	for _, dir := range []string{FinalDir, "epoch-1", "epoch-2"} {
+		for _, f := range []string{"adapter_model.safetensors", "adapter_config.json"} {
+			x, err1 := os.ReadFile(filepath.Join(a, dir, f))
+			y, err2 := os.ReadFile(filepath.Join(b, dir, f))
+			if err1 != nil || err2 != nil {
+				t.Fatalf("%s/%s: %v %v", dir, f, err1, err2)
+			}
+			if !bytes.Equal(x, y) {
+				t.Errorf("%s/%s differs between %s and %s", dir, f, a, b)
+			}
+		}
+	}
+	sa, _, err := trainlog.Read(filepath.Join(a, LogFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb, _, err := trainlog.Read(filepath.Join(b, LogFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sa) != len(sb) {
+		t.Fatalf("%d logged steps against %d", len(sa), len(sb))
+	}
+	var diffs []string
+	for i := range sa {
+		if sa[i].Loss != sb[i].Loss || sa[i].GradNorm != sb[i].GradNorm || sa[i].LR != sb[i].LR {
+			diffs = append(diffs, fmt.Sprintf("step %d: loss %v/%v grad norm %v/%v", sa[i].Step, sa[i].Loss, sb[i].Loss, sa[i].GradNorm, sb[i].GradNorm))
+		}
+	}
+	if len(diffs) > 0 {
+		t.Errorf("loss curves differ:\n%s", strings.Join(diffs, "\n"))
+	}
+}

@@ -1,0 +1,254 @@
+package train
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/bearrec/bear/decode"
+	"github.com/bearrec/bear/lossgrad"
+	"github.com/bearrec/bear/runtime"
+	"github.com/bearrec/bear/runtime/evaluate"
+	"github.com/bearrec/bear/trainlog"
+)
+
+// ErrInterrupted is wrapped by Run's error when its context was cancelled (Ctrl-C): the
+// checkpoint of the last finished step is saved and the run can be resumed.
+var ErrInterrupted = errors.New("interrupted")
+
+// Summary describes a finished (or interrupted) run.
+type Summary struct {
+	Steps, Total int    // optimizer steps done, and planned
+	Final        string // folder of the final adapter (or checkpoint)
+	// FirstStep is the first step this process ran (1-based) and FirstLoss its loss; LastLoss
+	// is the loss of the last step.
+	FirstStep           int
+	FirstLoss, LastLoss float64
+	Evals               []trainlog.Eval
+}
+
+// job is a prepared run.
+type job struct {
+	o     *Options
+	d     *data
+	tr    *runtime.Trainer[float32]
+	st    *stepper
+	id    map[string]string
+	log   *trainlog.Writer
+	total int
+	start time.Time
+}
+
+// Run trains as o says, writing into o.Out: an adapter per epoch (epoch-N) and at the end
+// (final), checkpoint.safetensors every o.CheckpointEvery steps and at each epoch's end, and
+// train.jsonl. Cancelling ctx stops after the step in progress, saves a checkpoint and returns
+// an error wrapping ErrInterrupted.
+func Run(ctx context.Context, o Options) (*Summary, error) {
+	j, err := prepare(&o)
+	if err != nil {
+		return nil, err
+	}
+	defer j.close()
+	return j.loop(ctx)
+}
+
+// prepare validates the options, reads the data, builds the graphs and restores or initialises
+// the trainable values.
+func prepare(o *Options) (*job, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	d, err := loadData(o) // before --out is created: bad data leaves nothing behind
+	if err != nil {
+		return nil, err
+	}
+	if err := checkWritable(o.Out); err != nil {
+		return nil, err
+	}
+	j := &job{o: o, d: d, start: time.Now()}
+	if j.id, err = identity(o, d); err != nil {
+		return nil, err
+	}
+	j.total = o.Epochs * d.set.StepsPerEpoch()
+	if o.MaxSteps > 0 {
+		j.total = o.MaxSteps // as HF's max_steps: it also sets the schedule's length
+	}
+	if j.tr, err = newTrainer(o); err != nil {
+		return nil, err
+	}
+	if j.st, err = newStepper(o, j.tr, d.set, j.total); err != nil {
+		j.close()
+		return nil, err
+	}
+	done, err := j.restore()
+	if err != nil {
+		j.close()
+		return nil, err
+	}
+	if j.log, err = trainlog.Open(filepath.Join(o.Out, LogFile), done); err != nil {
+		j.close()
+		return nil, err
+	}
+	return j, nil
+}
+
+// restore loads the checkpoint of a resumed run, or initialises the LoRA matrices of a new one
+// (refusing to start over a folder that holds another run's checkpoint).
+func (j *job) restore() (int, error) {
+	ck := filepath.Join(j.o.Out, CheckpointFile)
+	if j.o.Resume == "" {
+		if _, err := os.Stat(ck); err == nil {
+			return 0, fmt.Errorf("--out %s holds a run (%s): pass --resume %s to continue it, or choose another --out", j.o.Out, CheckpointFile, j.o.Out)
+		}
+		if j.o.LoRA != nil {
+			initLoRA(j.tr, j.o.Seed)
+		}
+		return 0, nil
+	}
+	done, err := loadCheckpoint(j.o.Resume, j.st, j.id)
+	if err == nil {
+		j.o.log("resuming at step %d of %d from %s", done, j.total, ck)
+	}
+	return done, err
+}
+
+func (j *job) close() {
+	if j.log != nil {
+		j.log.Close()
+	}
+	if j.tr != nil {
+		j.tr.Close()
+	}
+}
+
+// loop runs the remaining optimizer steps.
+func (j *job) loop(ctx context.Context) (*Summary, error) {
+	sum := &Summary{Steps: j.st.opt.Steps(), Total: j.total, Final: filepath.Join(j.o.Out, FinalDir)}
+	spe := j.d.set.StepsPerEpoch()
+	for global := sum.Steps; global < j.total; global++ {
+		if ctx.Err() != nil {
+			if err := saveCheckpoint(j.o.Out, j.st, global, j.id); err != nil {
+				return sum, err
+			}
+			return sum, fmt.Errorf("%w at step %d of %d: checkpoint saved; continue with --resume %s", ErrInterrupted, global, j.total, j.o.Out)
+		}
+		stats, err := j.st.run(global)
+		if err != nil {
+			return sum, err
+		}
+		if math.IsNaN(stats.Loss) || math.IsInf(stats.Loss, 0) {
+			return sum, fmt.Errorf("step %d: the loss is %v: training diverged (lower --lr?)", stats.Step, stats.Loss)
+		}
+		if sum.FirstStep == 0 {
+			sum.FirstStep, sum.FirstLoss = stats.Step, stats.Loss
+		}
+		sum.Steps, sum.LastLoss = stats.Step, stats.Loss
+		if err := j.logStep(stats, spe); err != nil {
+			return sum, err
+		}
+		if err := j.afterStep(stats.Step, spe, sum); err != nil {
+			return sum, err
+		}
+	}
+	return sum, nil
+}
+
+// afterStep writes what is due after optimizer step `done`: the epoch's adapter, its
+// evaluation and a checkpoint at an epoch's end (and at the run's), a checkpoint every
+// CheckpointEvery steps, the final adapter at the last step.
+func (j *job) afterStep(done, spe int, sum *Summary) error {
+	epochEnd := done%spe == 0
+	if epochEnd {
+		e := done / spe
+		if err := writeModel(EpochDir(j.o.Out, e), j.o, j.tr); err != nil {
+			return err
+		}
+		if j.o.EvalUsers > 0 {
+			ev, err := j.evaluate(EpochDir(j.o.Out, e), e, done)
+			if err != nil {
+				return err
+			}
+			sum.Evals = append(sum.Evals, ev)
+		}
+	}
+	if done == j.total {
+		if err := writeModel(sum.Final, j.o, j.tr); err != nil {
+			return err
+		}
+	}
+	if epochEnd || done == j.total || (j.o.CheckpointEvery > 0 && done%j.o.CheckpointEvery == 0) {
+		return saveCheckpoint(j.o.Out, j.st, done, j.id)
+	}
+	return nil
+}
+
+// logStep appends the step's line to train.jsonl and reports progress.
+func (j *job) logStep(s StepStats, spe int) error {
+	rec := trainlog.Step{
+		Step: s.Step, Epoch: float64(s.Step) / float64(spe), Loss: s.Loss, LR: s.LR, GradNorm: s.GradNorm,
+		Tokens: s.Tokens, TokensPerS: float64(s.Tokens) / s.Wall.Seconds(), StepMS: float64(s.Wall.Microseconds()) / 1e3,
+		PrunedShare: float64(s.Violations) / float64(max(s.Positions, 1)),
+		MeanWeight:  s.RawWeights / float64(max(s.Positions, 1)), ElapsedS: time.Since(j.start).Seconds(),
+	}
+	if err := j.log.WriteStep(rec); err != nil {
+		return err
+	}
+	if j.o.Progress != nil {
+		j.o.Progress(Progress{Step: s.Step, Total: j.total, Loss: s.Loss, TokensPerS: rec.TokensPerS})
+	}
+	return nil
+}
+
+// evaluate runs `bear eval` on the first EvalUsers test users with the model written after
+// epoch e, and logs NDCG and HR.
+func (j *job) evaluate(model string, e, step int) (trainlog.Eval, error) {
+	eo := evaluate.Options{
+		Model: j.o.Model, Adapter: model, Tokenizer: j.o.Tokenizer, Data: j.o.Data, Dataset: j.d.ds.Name,
+		Split: "test", Limit: j.o.EvalUsers, KVCache: true, Session: j.o.Session,
+		Out: filepath.Join(j.o.Out, fmt.Sprintf("eval-epoch-%d", e)), Fresh: true,
+	}
+	if j.o.Full {
+		eo.Model = model
+		if j.o.LoRA == nil {
+			eo.Adapter = ""
+		}
+	}
+	if j.o.Loss.Kind != lossgrad.LML {
+		eo.Mode = decode.BeforeSoftmax // the official scripts evaluate MSL and BEAR models so
+	}
+	t0 := time.Now()
+	m, err := evaluate.Run(eo)
+	if err != nil {
+		return trainlog.Eval{}, fmt.Errorf("evaluation after epoch %d: %w", e, err)
+	}
+	ev := trainlog.Eval{Step: step, Epoch: e, Users: m.Users, Metrics: m.Headline(), ElapsedS: time.Since(t0).Seconds()}
+	j.o.log("epoch %d: NDCG@10 %.4f, HR@10 %.4f on %d test users", e, m.Headline()["NDCG@10"], m.Headline()["HR@10"], m.Users)
+	return ev, j.log.WriteEval(ev)
+}
+
+// Stepper is a prepared run that performs optimizer steps on demand, with no outputs beyond the
+// run folder's log: what `bear bench train` times.
+type Stepper struct{ j *job }
+
+// Prepare validates o, reads the data and builds the graphs, as Run does before its first step.
+func Prepare(o Options) (*Stepper, error) {
+	j, err := prepare(&o)
+	if err != nil {
+		return nil, err
+	}
+	return &Stepper{j}, nil
+}
+
+// Step performs optimizer step number global (from 0): data, forward, loss, backward,
+// clipping and AdamW.
+func (s *Stepper) Step(global int) (StepStats, error) { return s.j.st.run(global) }
+
+// StepsPerEpoch is the number of optimizer steps of one epoch.
+func (s *Stepper) StepsPerEpoch() int { return s.j.d.set.StepsPerEpoch() }
+
+// Close releases the sessions.
+func (s *Stepper) Close() { s.j.close() }

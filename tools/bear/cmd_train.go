@@ -1,0 +1,185 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/bearrec/bear/lossgrad"
+	"github.com/bearrec/bear/onnx/autodiff"
+	"github.com/bearrec/bear/onnx/llama"
+	"github.com/bearrec/bear/runtime/train"
+	"github.com/schollz/progressbar/v3"
+)
+
+func init() {
+	register(&command{name: "train", summary: "fine-tune with LML, MSL or BEAR: PEFT adapters, exact resume, train.jsonl", run: func(args []string) error {
+		return trainMain(args, os.Stdout, os.Stderr)
+	}})
+}
+
+const trainUsage = `--model DIR --data DIR --loss lml|msl|bear --out DIR [flags]
+
+Fine-tunes a Llama checkpoint on an Amazon training split (train_*.csv) as the official
+train_lml.py / train_msl.py / train_bear.py do, with LoRA (PEFT's layout) or --train full.
+Writes DIR/epoch-N and DIR/final (adapter_config.json + adapter_model.safetensors, or a whole
+checkpoint with --train full), DIR/checkpoint.safetensors (every --checkpoint-every steps and
+at each epoch's end; Ctrl-C saves one after the step in progress) and DIR/train.jsonl (one
+line per optimizer step; bear plot draws it). --resume DIR --out DIR continues exactly.
+
+flags:`
+
+// runFlags are the flags of `bear train`.
+type runFlags struct {
+	model, data, dataset, split, tokenizer, out, loss, targets, trainMode, policy, resume *string
+	samples, epochs, batch, normGroup, micro, bucket, warmup, k, rank, evalUsers, every   *int
+	maxSteps                                                                              *int
+	lr, tau, xi, lambda, alpha, dropout                                                   *float64
+	seed                                                                                  *uint64
+	noProgress                                                                            *bool
+	fs                                                                                    *flag.FlagSet
+	ort                                                                                   ortFlags
+}
+
+func defineRunFlags(fs *flag.FlagSet) *runFlags {
+	d := train.DefaultOptions()
+	return &runFlags{
+		model:      fs.String("model", "", "checkpoint folder in the HF layout (required)"),
+		data:       fs.String("data", "", "dataset folder: id2name4Rec.json, train_*.csv, test_*.csv (required)"),
+		dataset:    fs.String("dataset", "", "prompt strings: Office, Book, Clothing, Toy, ... (default: the data folder's name)"),
+		split:      fs.String("split", d.Split, "training split: NAME (the file NAME_*.csv in --data), a file name in --data, or a path"),
+		tokenizer:  fs.String("tokenizer", "", "tokenizer.json (default: MODEL/tokenizer.json, else $BEAR_TOKENIZER)"),
+		out:        fs.String("out", "", "run folder (required)"),
+		loss:       fs.String("loss", "", "lml, msl or bear (required)"),
+		samples:    fs.Int("samples", 0, "train on the first N rows of the split (0: all; the official train_10000.csv has 10000)"),
+		epochs:     fs.Int("epochs", d.Epochs, "epochs"),
+		batch:      fs.Int("batch", d.Batch.Batch, "sequences per optimizer step"),
+		normGroup:  fs.Int("norm-group", d.Batch.NormGroup, "sequences whose loss is normalised together (official: 16 per device × 8 devices = --batch 128)"),
+		micro:      fs.Int("micro-batch", d.Batch.Micro, "most sequences per forward/backward pass (the gradient does not depend on it; at most --norm-group)"),
+		bucket:     fs.Int("bucket", d.Batch.Bucket, "sequence lengths are padded up to a multiple of this (fewer shapes, reused buffers)"),
+		lr:         fs.Float64("lr", d.LR, "peak learning rate"),
+		warmup:     fs.Int("warmup", d.Warmup, "warm-up steps of the linear schedule"),
+		tau:        fs.Float64("tau", d.Loss.Tau, "softmax temperature"),
+		xi:         fs.Float64("xi", d.Loss.Xi, "BEAR: temperature of the sigmoid on the pruning margin (official Toy: 2.75)"),
+		lambda:     fs.Float64("lambda", d.Loss.Lambda, "BEAR: weight of the regulariser (official Toy: 0.25)"),
+		k:          fs.Int("k", d.Loss.K, "beam width whose top-K the BEAR weight and the pruning share refer to"),
+		rank:       fs.Int("lora-r", d.LoRA.Rank, "LoRA rank"),
+		alpha:      fs.Float64("lora-alpha", d.LoRA.Alpha, "LoRA alpha (scaling alpha/r)"),
+		dropout:    fs.Float64("lora-dropout", d.LoRADropout, "LoRA dropout on the adapter's input"),
+		targets:    fs.String("lora-targets", strings.Join(d.LoRA.Targets, ","), "LoRA target modules (q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj; none with --train full)"),
+		trainMode:  fs.String("train", "lora", "lora, or full: train every weight of the model (with LoRA too unless --lora-targets none)"),
+		seed:       fs.Uint64("seed", d.Seed, "seed of the LoRA initialisation, the data order and the dropout masks"),
+		policy:     fs.String("policy", d.Policy.String(), "residual policy of the backward graph: stash or recompute"),
+		resume:     fs.String("resume", "", "continue the interrupted run in this folder (give the same --out and flags)"),
+		evalUsers:  fs.Int("eval-users", 0, "after each epoch, evaluate on the first N test users and log NDCG/HR@1,5,10 (0: none)"),
+		every:      fs.Int("checkpoint-every", d.CheckpointEvery, "optimizer steps between checkpoints (0: only at epoch ends)"),
+		maxSteps:   fs.Int("max-steps", 0, "stop after N optimizer steps, which also sets the schedule's length, as HF's max_steps (0: --epochs)"),
+		noProgress: fs.Bool("no-progress", false, "no progress bar"),
+		ort:        addORTFlags(fs),
+		fs:         fs,
+	}
+}
+
+func trainMain(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("train", trainUsage)
+	fs.SetOutput(stderr)
+	f := defineRunFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	o, err := f.options()
+	if err != nil {
+		return err
+	}
+	if err := o.Validate(); err != nil {
+		return err
+	}
+	if o.Session, err = f.ort.modelOptions(); err != nil {
+		return err
+	}
+	o.Log = func(format string, a ...any) { fmt.Fprintf(stderr, "bear train: "+format+"\n", a...) }
+	var bar *progressbar.ProgressBar
+	if !*f.noProgress {
+		o.Progress = func(p train.Progress) {
+			if bar == nil {
+				bar = newTrainBar(stderr, p)
+			}
+			bar.Describe(fmt.Sprintf("train loss %.4f %6.0f tok/s", p.Loss, p.TokensPerS))
+			bar.Set(p.Step)
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	sum, err := train.Run(ctx, o)
+	if bar != nil {
+		bar.Exit()
+		fmt.Fprintln(stderr)
+	}
+	if err != nil {
+		return err
+	}
+	if sum.FirstStep == 0 {
+		fmt.Fprintf(stdout, "nothing to do: the run in %s has done its %d steps\n", o.Out, sum.Total)
+		return nil
+	}
+	fmt.Fprintf(stdout, "trained %d steps (loss %.4f at step %d, %.4f at step %d); model in %s, log %s\n",
+		sum.Steps, sum.FirstLoss, sum.FirstStep, sum.LastLoss, sum.Steps, sum.Final, filepath.Join(o.Out, train.LogFile))
+	return nil
+}
+
+// newTrainBar is the progress bar of a run, counting optimizer steps from where it starts.
+func newTrainBar(stderr io.Writer, p train.Progress) *progressbar.ProgressBar {
+	bar := progressbar.NewOptions(p.Total,
+		progressbar.OptionSetWriter(stderr), progressbar.OptionShowCount(), progressbar.OptionSetItsString("steps"),
+		progressbar.OptionShowIts(), progressbar.OptionSetPredictTime(true), progressbar.OptionSetElapsedTime(true),
+		progressbar.OptionSetWidth(25), progressbar.OptionThrottle(250*time.Millisecond))
+	bar.Set(p.Step - 1)
+	return bar
+}
+
+// options turns the flags into train.Options (validated by train.Options.Validate).
+func (f *runFlags) options() (train.Options, error) {
+	o := train.DefaultOptions()
+	kind, err := lossgrad.ParseKind(*f.loss)
+	if err != nil {
+		return o, fmt.Errorf("--loss: %w", err)
+	}
+	o.Model, o.Data, o.Dataset, o.Split, o.Out = *f.model, *f.data, *f.dataset, *f.split, *f.out
+	o.Samples, o.Epochs, o.LR, o.Warmup, o.Seed, o.Resume = *f.samples, *f.epochs, *f.lr, *f.warmup, *f.seed, *f.resume
+	o.Loss = lossgrad.Config{Kind: kind, Tau: *f.tau, Xi: *f.xi, Lambda: *f.lambda, K: *f.k}
+	o.Batch.Batch, o.Batch.NormGroup, o.Batch.Micro, o.Batch.Bucket = *f.batch, *f.normGroup, *f.micro, *f.bucket
+	o.LoRADropout, o.EvalUsers, o.CheckpointEvery, o.MaxSteps = *f.dropout, *f.evalUsers, *f.every, *f.maxSteps
+	switch *f.trainMode {
+	case "lora":
+	case "full":
+		o.Full = true
+	default:
+		return o, fmt.Errorf("--train %q: want lora or full", *f.trainMode)
+	}
+	if o.Policy, err = autodiff.ParsePolicy(*f.policy); err != nil {
+		return o, fmt.Errorf("--policy: %w", err)
+	}
+	o.LoRA = &llama.LoRASpec{Targets: strings.Split(*f.targets, ","), Rank: *f.rank, Alpha: *f.alpha}
+	if *f.targets == "none" || *f.targets == "" {
+		o.LoRA = nil
+		if !isFlagSet(f.fs, "lora-dropout") {
+			o.LoRADropout = 0
+		}
+	}
+	if *f.model != "" {
+		if o.Tokenizer, err = resolveTokenizer(*f.tokenizer, *f.model); err != nil {
+			return o, err
+		}
+	}
+	return o, nil
+}
