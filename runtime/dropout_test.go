@@ -206,11 +206,12 @@ func pairDirectional(t *testing.T, pg *pairGraphs[float64], b pairBatch, seed ui
 
 // BenchmarkLoRADropout: the cost of LoRA dropout in a training step: `small` preset, batch
 // 8 × 256, LoRA r 8 on q_proj and v_proj, full-vocabulary logits at the last 20 tokens of each
-// sequence (the setup of BenchmarkTrainStep), float32, one thread, p = 0 and p = 0.05, under
-// both policies. Reports forward and backward milliseconds of wall time and of process CPU
-// time (one ORT thread: on a busy machine the CPU figures stay comparable, wall time does not).
+// sequence (the setup of BenchmarkTrainStep), float32, one thread. Steps without dropout and
+// with p = 0.05 alternate, so that a change in the machine's load hits both alike. Reports
+// forward and backward milliseconds of process CPU time (one ORT thread: on a busy machine CPU
+// time stays comparable where wall time does not) and the step's overhead in percent.
 //
-//	go test ./runtime -run '^$' -bench LoRADropout -benchtime 5x
+//	go test ./runtime -run '^$' -bench LoRADropout -benchtime 10x
 func BenchmarkLoRADropout(b *testing.B) {
 	p, _ := hf.LookupPreset("small")
 	dir := filepath.Join(b.TempDir(), "small")
@@ -226,29 +227,32 @@ func BenchmarkLoRADropout(b *testing.B) {
 		}
 	}
 	batch := newPairBatch(seqs, 20).with(llama.DropoutSeed, []int64{42})
+	cot := pairRandom[float32](rng, 1e-3, 160*int64(p.Config.VocabSize)).Data.([]float32)
 	lora := &llama.LoRASpec{Targets: []string{"q_proj", "v_proj"}, Rank: 8, Alpha: 16}
 	for _, policy := range []autodiff.Policy{autodiff.Stash, autodiff.Recompute} {
-		for _, dropout := range []float64{0, 0.05} {
-			b.Run(fmt.Sprintf("%s/p=%g", policy, dropout), func(b *testing.B) {
-				pg := buildPair[float32](b, dir, llama.Options{LoRA: lora, LoRADropout: dropout}, policy, 1, nil)
-				cot := pairRandom[float32](rng, 1e-3, 160*int64(p.Config.VocabSize)).Data.([]float32)
-				var fwd, bwd, fwdCPU, bwdCPU time.Duration
-				for it := -1; it < b.N; it++ { // one warm-up step
-					t0, c0 := time.Now(), procstat.CPUTime()
+		b.Run(policy.String(), func(b *testing.B) {
+			var graphs [2]*pairGraphs[float32]
+			var fwd, bwd [2]time.Duration
+			for i, dropout := range []float64{0, 0.05} {
+				graphs[i] = buildPair[float32](b, dir, llama.Options{LoRA: lora, LoRADropout: dropout}, policy, 1, nil)
+			}
+			for it := -1; it < b.N; it++ { // one warm-up step each
+				for i, pg := range graphs {
+					c0 := procstat.CPUTime()
 					fo := pg.forward(b, batch)
-					t1, c1 := time.Now(), procstat.CPUTime()
+					c1 := procstat.CPUTime()
 					pg.backward(b, batch, fo, cot)
 					if it >= 0 {
-						fwd, fwdCPU = fwd+t1.Sub(t0), fwdCPU+c1-c0
-						bwd, bwdCPU = bwd+time.Since(t1), bwdCPU+procstat.CPUTime()-c1
+						fwd[i], bwd[i] = fwd[i]+c1-c0, bwd[i]+procstat.CPUTime()-c1
 					}
 				}
-				per := func(d time.Duration) float64 { return d.Seconds() * 1e3 / float64(b.N) }
-				b.ReportMetric(per(fwd), "fwd-ms")
-				b.ReportMetric(per(bwd), "bwd-ms")
-				b.ReportMetric(per(fwdCPU), "fwd-cpu-ms")
-				b.ReportMetric(per(bwdCPU), "bwd-cpu-ms")
-			})
-		}
+			}
+			per := func(d time.Duration) float64 { return d.Seconds() * 1e3 / float64(b.N) }
+			b.ReportMetric(per(fwd[0]), "fwd-cpu-ms")
+			b.ReportMetric(per(bwd[0]), "bwd-cpu-ms")
+			b.ReportMetric(per(fwd[1]), "dropout-fwd-cpu-ms")
+			b.ReportMetric(per(bwd[1]), "dropout-bwd-cpu-ms")
+			b.ReportMetric(100*(per(fwd[1]+bwd[1])/per(fwd[0]+bwd[0])-1), "overhead-%")
+		})
 	}
 }
