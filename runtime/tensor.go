@@ -32,6 +32,36 @@ func NewTensorLike(like any, shape []int64) Tensor {
 	panic(fmt.Sprintf("runtime: tensor of %T", like))
 }
 
+// reshaped returns a tensor of shape that reuses t's buffer when it is large enough (the values
+// are not cleared: for output buffers ONNX Runtime overwrites them) and allocates one of t's
+// element type otherwise, so that buffers cycling through a few shapes stop allocating once
+// they have held the largest.
+func (t Tensor) reshaped(shape []int64) Tensor {
+	n := 1
+	for _, d := range shape {
+		n *= int(d)
+	}
+	switch d := t.Data.(type) {
+	case []float32:
+		if cap(d) >= n {
+			return Tensor{shape, d[:n]}
+		}
+	case []float64:
+		if cap(d) >= n {
+			return Tensor{shape, d[:n]}
+		}
+	case []int64:
+		if cap(d) >= n {
+			return Tensor{shape, d[:n]}
+		}
+	case []bool:
+		if cap(d) >= n {
+			return Tensor{shape, d[:n]}
+		}
+	}
+	return NewTensorLike(t.Data, shape)
+}
+
 func (t Tensor) value() (ort.Value, error) {
 	s := ort.NewShape(t.Shape...)
 	switch d := t.Data.(type) {

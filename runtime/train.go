@@ -224,8 +224,9 @@ func (t *Trainer[T]) Forward(in GraphInputs) ([]T, error) {
 	for name, p := range t.Params {
 		t.inputs[name] = Tensor{t.shapes[name], p}
 	}
-	// Output and residual buffers are reused while the batch shape stays the same: reallocating
-	// (and zeroing) hundreds of MiB of residuals every step cost more than some layers.
+	// Output and residual buffers are reused, resliced when the shape changes (they grow to the
+	// largest shape and stay): reallocating and zeroing hundreds of MiB of residuals every step
+	// cost more than some layers, and bloated the Go heap when shapes alternate.
 	if t.outputs == nil {
 		t.outputs = map[string]Tensor{}
 	}
@@ -234,8 +235,12 @@ func (t *Trainer[T]) Forward(in GraphInputs) ([]T, error) {
 		if err != nil {
 			return nil, err
 		}
-		if old, ok := t.outputs[o.Name]; !ok || !slices.Equal(old.Shape, s) {
+		old, ok := t.outputs[o.Name]
+		switch {
+		case !ok:
 			t.outputs[o.Name] = newTensorOfType(o.dtype(), s)
+		case !slices.Equal(old.Shape, s):
+			t.outputs[o.Name] = old.reshaped(s)
 		}
 	}
 	if err := t.fwd.RunNamed(t.inputs, t.outputs); err != nil {

@@ -7,50 +7,75 @@ import (
 	"github.com/bearrec/bear/trainset"
 )
 
+// Shape buckets of the logits: the supervised positions n and the subset's columns u are
+// padded up to these multiples (padding rows repeat a real slot, padding columns a real token;
+// both get a zero cotangent), so that ONNX Runtime and the trainer see a few shapes and reuse
+// their buffers instead of allocating anew for every micro-batch.
+const (
+	positionBucket = 32
+	subsetBucket   = 64
+)
+
 // forwardLoss runs the forward pass of one micro-batch, computes its un-normalised loss and
 // leaves the cotangent of the graph's logits in s.cot (and the diagnostics in s.diag).
 func (s *stepper) forwardLoss(mb *trainset.MicroBatch, seed int64) (lossgrad.Result, error) {
+	n := len(mb.Targets)
+	s.index = padded(s.index, mb.Index, roundUp(n, positionBucket))
 	in := runtime.GraphInputs{
 		Batch: runtime.TokenBatch{B: mb.B, T: mb.T, IDs: mb.IDs, Mask: mb.Mask, Pos: mb.Pos},
-		Index: mb.Index, DropoutSeed: seed,
+		Index: s.index, DropoutSeed: seed,
 	}
 	subset := s.tr.Manifest.Logits == llama.LogitsSubset
 	if subset {
-		in.Subset = mb.Union
+		s.subset = padded(s.subset, mb.Union, roundUp(len(mb.Union), subsetBucket))
+		in.Subset = s.subset
 	}
 	logits, err := s.tr.Forward(in)
 	if err != nil {
 		return lossgrad.Result{}, err
 	}
-	n := len(mb.Targets)
 	if cap(s.diag) < n {
 		s.diag = make([]lossgrad.Position, n)
 	}
 	s.diag = s.diag[:n]
+	s.cot = resize(s.cot, len(logits))
 	if subset {
-		s.gatherAllowed(mb, logits)
+		s.gatherAllowed(mb, logits, len(s.subset))
+		s.grad = resize(s.grad, len(s.slices.Logits))
 	} else {
-		if s.slices, err = lossgrad.DenseLogitSlices(logits, s.tr.Config.VocabSize, mb.Targets, s.slices.Offsets, s.slices.Targets); err != nil {
+		// LML: the loss's layout is the graph's [n, vocab]; its gradient goes straight into the
+		// cotangent's first n rows.
+		v := s.tr.Config.VocabSize
+		if s.slices, err = lossgrad.DenseLogitSlices(logits[:n*v], v, mb.Targets, s.slices.Offsets, s.slices.Targets); err != nil {
 			return lossgrad.Result{}, err
 		}
+		s.grad = s.cot[:n*v]
+		clear(s.cot[n*v:])
 	}
-	s.grad = resize(s.grad, len(s.slices.Logits))
 	r, err := s.obj.Compute(s.slices, s.grad, s.diag)
 	if err != nil {
 		return lossgrad.Result{}, err
 	}
 	if subset {
-		s.scatterAllowed(mb, len(logits))
-	} else {
-		s.cot = s.grad // LML: the loss's layout is the graph's [n, vocab]
+		s.scatterAllowed(mb, len(s.subset))
 	}
 	return r, nil
 }
 
-// gatherAllowed lays the subset logits [n, u] out as lossgrad's slices: position p keeps the
+// padded copies src into dst's buffer and repeats src[0] up to n entries.
+func padded(dst, src []int64, n int) []int64 {
+	dst = append(dst[:0], src...)
+	for len(dst) < n {
+		dst = append(dst, src[0])
+	}
+	return dst
+}
+
+func roundUp(n, m int) int { return (n + m - 1) / m * m }
+
+// gatherAllowed lays the subset logits [n, u] (u the padded row width) out as lossgrad's slices: position p keeps the
 // logits of its own allowed tokens, in the trie's order.
-func (s *stepper) gatherAllowed(mb *trainset.MicroBatch, logits []float32) {
-	u := len(mb.Union)
+func (s *stepper) gatherAllowed(mb *trainset.MicroBatch, logits []float32, u int) {
 	b := &s.slices
 	b.Logits, b.Offsets, b.Targets = b.Logits[:0], append(b.Offsets[:0], 0), b.Targets[:0]
 	for p, idx := range mb.AllowedIdx {
@@ -65,9 +90,7 @@ func (s *stepper) gatherAllowed(mb *trainset.MicroBatch, logits []float32) {
 
 // scatterAllowed writes the loss gradient back into the graph's [n, u] layout; tokens outside a
 // position's allowed set get 0 (the official code masks them to -inf, so their gradient is 0).
-func (s *stepper) scatterAllowed(mb *trainset.MicroBatch, size int) {
-	u := len(mb.Union)
-	s.cot = resize(s.cot, size)
+func (s *stepper) scatterAllowed(mb *trainset.MicroBatch, u int) {
 	clear(s.cot)
 	for p, idx := range mb.AllowedIdx {
 		g := s.grad[s.slices.Offsets[p]:s.slices.Offsets[p+1]]

@@ -54,12 +54,13 @@ type Progress struct {
 	TokensPerS  float64
 }
 
-// DefaultOptions are the official run's settings: BEAR with the Toy setting, 10 epochs, 128
+// DefaultOptions are the official train_bear.py's defaults: BEAR with tau 1, xi (topk_tau) 1 and
+// lambda (topk_weight) 1 (the released Toy run passes xi 2.75, lambda 0.25), 10 epochs, 128
 // sequences per step in groups of 16, lr 1e-4 with 20 warm-up steps, LoRA r 8 alpha 16 dropout
 // 0.05 on q_proj and v_proj, seed 42.
 func DefaultOptions() Options {
 	return Options{
-		Split: "train", Loss: lossgrad.DefaultConfig(lossgrad.BEAR), Epochs: 10, Batch: trainset.DefaultOptions(),
+		Split: "train", Loss: lossgrad.Config{Kind: lossgrad.BEAR, Tau: 1, Xi: 1, Lambda: 1, K: 10}, Epochs: 10, Batch: trainset.DefaultOptions(),
 		LR: 1e-4, Warmup: 20, LoRA: &llama.LoRASpec{Targets: []string{"q_proj", "v_proj"}, Rank: 8, Alpha: 16},
 		LoRADropout: 0.05, Seed: 42, Policy: autodiff.Stash, CheckpointEvery: 20,
 	}

@@ -41,10 +41,11 @@ type stepper struct {
 	sched   optim.LinearWarmup
 
 	// scratch reused across micro-batches
-	slices lossgrad.LogitSlices[float32]
-	grad   []float32
-	cot    []float32
-	diag   []lossgrad.Position
+	slices        lossgrad.LogitSlices[float32]
+	index, subset []int64 // padded logit slots and vocabulary subset
+	grad          []float32
+	cot           []float32
+	diag          []lossgrad.Position
 }
 
 func newStepper(o *Options, tr *runtime.Trainer[float32], set *trainset.Set, total int) (*stepper, error) {
