@@ -105,7 +105,7 @@
 //     tokens are allowed but the K-th probability underflows; its replacement, the smallest
 //     allowed probability, is then 0 too, so log beta = -inf and w = 1 + lambda. We work in
 //     log space: beta is the smallest allowed probability exactly when fewer than K tokens
-//     are allowed (DESIGN.md's "smallest non-zero": in exact arithmetic every allowed
+//     are allowed (docs/design.md's "smallest allowed": in exact arithmetic every allowed
 //     probability is non-zero), and w comes from finite log-probabilities, so it differs
 //     from the official value only where the official probabilities underflow.
 //   - A position with one allowed token has loss and gradient exactly 0; the official MSL

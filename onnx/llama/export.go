@@ -141,8 +141,8 @@ type LoRAInputInfo struct {
 	Cols   int    `json:"cols"`
 }
 
-// Built is a forward graph still open for extension (autodiff adds residual outputs to it).
-type Built struct {
+// ForwardGraph is a forward graph still open for extension (autodiff adds residual outputs to it).
+type ForwardGraph struct {
 	Graph      *builder.Graph
 	Inputs     []string // graph inputs in order (weights included when they are inputs)
 	LoRAInputs []LoRAInputInfo
@@ -156,7 +156,7 @@ type Built struct {
 
 // BuildForward builds the forward graph of the checkpoint with weights bound by b (b may be nil
 // when the weights are graph inputs).
-func BuildForward(ck *hf.Checkpoint, b *WeightBinding, opt Options) (bt *Built, err error) {
+func BuildForward(ck *hf.Checkpoint, b *WeightBinding, opt Options) (bt *ForwardGraph, err error) {
 	e, err := newExporter(ck, b, opt)
 	if err != nil {
 		return nil, err
@@ -167,7 +167,7 @@ func BuildForward(ck *hf.Checkpoint, b *WeightBinding, opt Options) (bt *Built, 
 		}
 	}()
 	e.build()
-	return &Built{Graph: e.g, Inputs: e.inputs, LoRAInputs: e.loraInputs, Weights: b, Config: ck.Config, Options: e.opt,
+	return &ForwardGraph{Graph: e.g, Inputs: e.inputs, LoRAInputs: e.loraInputs, Weights: b, Config: ck.Config, Options: e.opt,
 		DropoutMasks: e.masks}, nil
 }
 
