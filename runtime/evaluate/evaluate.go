@@ -117,26 +117,15 @@ type Data struct {
 // LoadData reads the tokenizer, catalogue and split of o and selects the shard's rows.
 func LoadData(o Options) (*Data, error) {
 	o.defaults()
-	ds, err := tokenize.OpenDataset(o.Data, o.Dataset)
+	sp, err := tokenize.LoadSplit(o.Data, o.Dataset, o.Split, o.Tokenizer)
 	if err != nil {
 		return nil, err
 	}
-	splitPath, rows, err := ds.ReadSplit(o.Split)
-	if err != nil {
-		return nil, err
-	}
+	rows, splitPath := sp.Rows, sp.Path
 	if o.Limit > 0 && o.Limit < len(rows) {
 		rows = rows[:o.Limit]
 	}
-	tok, err := tokenize.Load(o.Tokenizer)
-	if err != nil {
-		return nil, fmt.Errorf("tokenizer: %w", err)
-	}
-	items, err := tokenize.NewItemSet(tok, ds.Catalogue)
-	if err != nil {
-		return nil, err
-	}
-	d := &Data{Name: ds.Name, Prompt: ds.Prompt, Catalogue: ds.Catalogue, Items: items, Index: decode.NewIndex(items.Trie()), Tok: tok, SplitFile: splitPath, Selected: len(rows)}
+	d := &Data{Name: sp.Name, Prompt: sp.Prompt, Catalogue: sp.Catalogue, Items: sp.Items, Index: decode.NewIndex(sp.Items.Trie()), Tok: sp.Tok, SplitFile: splitPath, Selected: len(rows)}
 	for i, r := range rows {
 		if i%o.Shard.count() == o.Shard.Index {
 			if _, ok := d.Index.Path(r.TargetID); !ok {

@@ -37,7 +37,7 @@ func identity(o *Options, d *data) (map[string]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	split, err := runtime.FileSHA256(d.splitPath)
+	split, err := runtime.FileSHA256(d.Path)
 	if err != nil {
 		return nil, err
 	}
@@ -47,7 +47,7 @@ func identity(o *Options, d *data) (map[string]string, error) {
 	}
 	id := map[string]string{
 		"--model (content sha256)": model, "--data split (sha256)": split, "--tokenizer (sha256)": tok,
-		"--dataset": d.ds.Name, "--samples": strconv.Itoa(d.set.Len()), "--loss": o.Loss.Kind.String(),
+		"--dataset": d.Name, "--samples": strconv.Itoa(d.set.Len()), "--loss": o.Loss.Kind.String(),
 		"--tau": fmtF(o.Loss.Tau), "--xi": fmtF(o.Loss.Xi), "--lambda": fmtF(o.Loss.Lambda), "--k": strconv.Itoa(o.Loss.K),
 		"--epochs": strconv.Itoa(o.Epochs), "--max-steps": strconv.Itoa(o.MaxSteps),
 		"--batch": strconv.Itoa(o.Batch.Batch), "--norm-group": strconv.Itoa(o.Batch.NormGroup),

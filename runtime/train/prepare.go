@@ -14,41 +14,28 @@ import (
 
 // data is the tokenised training split.
 type data struct {
-	ds        *tokenize.Dataset
-	splitPath string
-	tok       *tokenize.Tokenizer
-	set       *trainset.Set
+	*tokenize.Split
+	set *trainset.Set
 }
 
 // loadData reads the dataset folder, tokenises the training split and builds its examples.
 func loadData(o *Options) (*data, error) {
-	ds, err := tokenize.OpenDataset(o.Data, o.Dataset)
+	sp, err := tokenize.LoadSplit(o.Data, o.Dataset, o.Split, o.Tokenizer)
 	if err != nil {
 		return nil, err
 	}
-	path, rows, err := ds.ReadSplit(o.Split)
-	if err != nil {
-		return nil, err
-	}
+	rows := sp.Rows
 	if o.Samples > 0 {
 		if o.Samples > len(rows) {
-			return nil, fmt.Errorf("--samples %d: %s has only %d rows (0 uses them all)", o.Samples, path, len(rows))
+			return nil, fmt.Errorf("--samples %d: %s has only %d rows (0 uses them all)", o.Samples, sp.Path, len(rows))
 		}
 		rows = rows[:o.Samples]
 	}
-	tok, err := tokenize.Load(o.Tokenizer)
+	set, err := trainset.Build(sp.Tok, sp.Prompt, sp.Items, rows, o.Batch)
 	if err != nil {
-		return nil, fmt.Errorf("tokenizer: %w", err)
+		return nil, fmt.Errorf("%s: %w", sp.Path, err)
 	}
-	items, err := tokenize.NewItemSet(tok, ds.Catalogue)
-	if err != nil {
-		return nil, err
-	}
-	set, err := trainset.Build(tok, ds.Prompt, items, rows, o.Batch)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return &data{ds: ds, splitPath: path, tok: tok, set: set}, nil
+	return &data{Split: sp, set: set}, nil
 }
 
 // newTrainer builds the training graphs of the run and their sessions.

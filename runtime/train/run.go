@@ -207,7 +207,7 @@ func (j *job) logStep(s StepStats, spe int) error {
 // epoch e, and logs NDCG and HR.
 func (j *job) evaluate(model string, e, step int) (trainlog.Eval, error) {
 	eo := evaluate.Options{
-		Model: j.o.Model, Adapter: model, Tokenizer: j.o.Tokenizer, Data: j.o.Data, Dataset: j.d.ds.Name,
+		Model: j.o.Model, Adapter: model, Tokenizer: j.o.Tokenizer, Data: j.o.Data, Dataset: j.d.Name,
 		Split: "test", Limit: j.o.EvalUsers, KVCache: true, Session: j.o.Session,
 		Out: filepath.Join(j.o.Out, fmt.Sprintf("eval-epoch-%d", e)), Fresh: true,
 	}
