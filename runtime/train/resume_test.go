@@ -8,12 +8,14 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/bearrec/bear/lossgrad"
+	"github.com/bearrec/bear/onnx/hf"
 	"github.com/bearrec/bear/trainlog"
 )
 
@@ -27,7 +29,10 @@ func runChild() int {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
-	if _, err := Run(context.Background(), o); err != nil {
+	// As `bear train` does: SIGINT cancels the run, which saves a checkpoint and stops.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if _, err := Run(ctx, o); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
@@ -65,10 +70,47 @@ func TestKillAndResume(t *testing.T) {
 		t.Fatal(err)
 	}
 	sameRunOutputs(t, ref.Out, killed.Out)
+
+	// Ctrl-C: the step in progress finishes, a checkpoint of it is saved, the run resumes.
+	stopped := smallRun(model, tok, filepath.Join(root, "stopped"), lossgrad.BEAR)
+	stderr := signalAfterSteps(t, stopped, 3, os.Interrupt)
+	if !strings.Contains(stderr, "interrupted at step") || !strings.Contains(stderr, "--resume") {
+		t.Errorf("interrupted run's message: %s", stderr)
+	}
+	logged, _, _ := trainlog.Read(filepath.Join(stopped.Out, LogFile))
+	if saved := checkpointStep(t, stopped.Out); saved != len(logged) {
+		t.Errorf("checkpoint at step %d, the log has %d steps", saved, len(logged))
+	}
+	stopped.Resume = stopped.Out
+	if _, err := Run(context.Background(), stopped); err != nil {
+		t.Fatal(err)
+	}
+	sameRunOutputs(t, ref.Out, stopped.Out)
+}
+
+// checkpointStep reads the step of a run folder's checkpoint.
+func checkpointStep(t *testing.T, dir string) int {
+	t.Helper()
+	_, meta, err := hf.ReadSafetensorsHeader(filepath.Join(dir, CheckpointFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st state
+	if err := json.Unmarshal([]byte(meta["bear_train_state"]), &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Step
 }
 
 // killAfterSteps starts o in a child process and SIGKILLs it once its log holds n steps.
 func killAfterSteps(t *testing.T, o Options, n int) {
+	t.Helper()
+	signalAfterSteps(t, o, n, os.Kill)
+}
+
+// signalAfterSteps starts o in a child process, sends it sig once its log holds n steps, and
+// returns its standard error once it has ended with a failure.
+func signalAfterSteps(t *testing.T, o Options, n int, sig os.Signal) string {
 	t.Helper()
 	js, err := json.Marshal(o)
 	if err != nil {
@@ -89,12 +131,13 @@ func killAfterSteps(t *testing.T, o Options, n int) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	cmd.Process.Kill()
+	cmd.Process.Signal(sig)
 	err = cmd.Wait()
 	var exit *exec.ExitError
 	if !errors.As(err, &exit) {
-		t.Fatalf("child ended with %v before it was killed: %s", err, stderr.String())
+		t.Fatalf("child ended with %v before it was signalled: %s", err, stderr.String())
 	}
+	return stderr.String()
 }
 
 // sameRunOutputs compares two runs' final and per-epoch adapters bit for bit and their logged
