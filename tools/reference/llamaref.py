@@ -116,6 +116,8 @@ def forward(cfg, W, ids, mask, pos, lora=None, sel=None):
         if lora and module in lora["targets"]:
             A = lora["weights"][f"base_model.model.model.layers.{layer}.{path}.lora_A.weight"]
             Bm = lora["weights"][f"base_model.model.model.layers.{layer}.{path}.lora_B.weight"]
+            if lora.get("dropout"):  # PEFT's lora_dropout, on the LoRA branch's input only (trainref.py)
+                x = lora["dropout"](layer, module, x)
             y = y + ((x @ A.T) @ Bm.T) * (lora["alpha"] / lora["r"])
         return y
 
