@@ -117,6 +117,9 @@ func (j *job) restore() (int, error) {
 }
 
 func (j *job) close() {
+	if j.st != nil {
+		j.st.obj.Close()
+	}
 	if j.log != nil {
 		j.log.Close()
 	}

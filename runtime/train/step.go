@@ -55,10 +55,11 @@ func newStepper(o *Options, tr *runtime.Trainer[float32], set *trainset.Set, tot
 	}
 	s := &stepper{o: o, tr: tr, obj: obj, set: set, batcher: set.NewBatcher(), params: params(tr),
 		sched: optim.LinearWarmup{Warmup: o.Warmup, Total: total}}
-	if err := s.sched.Validate(); err != nil {
-		return nil, err
+	if err = s.sched.Validate(); err == nil {
+		s.opt, err = optim.NewAdamW(optim.DefaultAdamW(), s.params)
 	}
-	if s.opt, err = optim.NewAdamW(optim.DefaultAdamW(), s.params); err != nil {
+	if err != nil {
+		obj.Close()
 		return nil, err
 	}
 	for _, p := range s.params {
