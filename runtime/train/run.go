@@ -13,12 +13,16 @@ import (
 	"github.com/bearrec/bear/lossgrad"
 	"github.com/bearrec/bear/runtime"
 	"github.com/bearrec/bear/runtime/evaluate"
+	"github.com/bearrec/bear/tokenize"
 	"github.com/bearrec/bear/trainlog"
 )
 
 // ErrInterrupted is wrapped by Run's error when its context was cancelled (Ctrl-C): the
 // checkpoint of the last finished step is saved and the run can be resumed.
 var ErrInterrupted = errors.New("interrupted")
+
+// evalSplit is the split --eval-users evaluates on.
+const evalSplit = "test"
 
 // Summary describes a finished (or interrupted) run.
 type Summary struct {
@@ -65,6 +69,11 @@ func prepare(o *Options) (*job, error) {
 	d, err := loadData(o) // before --out is created: bad data leaves nothing behind
 	if err != nil {
 		return nil, err
+	}
+	if o.EvalUsers > 0 {
+		if _, err := tokenize.SplitPath(o.Data, evalSplit); err != nil {
+			return nil, fmt.Errorf("--eval-users %d: %w", o.EvalUsers, err)
+		}
 	}
 	if err := checkWritable(o.Out); err != nil {
 		return nil, err
@@ -164,27 +173,28 @@ func (j *job) loop(ctx context.Context) (*Summary, error) {
 // evaluation and a checkpoint at an epoch's end (and at the run's), a checkpoint every
 // CheckpointEvery steps, the final adapter at the last step.
 func (j *job) afterStep(done, spe int, sum *Summary) error {
-	epochEnd := done%spe == 0
+	epochEnd, last := done%spe == 0, done == j.total
 	if epochEnd {
-		e := done / spe
-		if err := writeModel(EpochDir(j.o.Out, e), j.o, j.tr); err != nil {
+		if err := writeModel(EpochDir(j.o.Out, done/spe), j.o, j.tr); err != nil {
 			return err
 		}
-		if j.o.EvalUsers > 0 {
-			ev, err := j.evaluate(EpochDir(j.o.Out, e), e, done)
-			if err != nil {
-				return err
-			}
-			sum.Evals = append(sum.Evals, ev)
-		}
 	}
-	if done == j.total {
+	if last {
 		if err := writeModel(sum.Final, j.o, j.tr); err != nil {
 			return err
 		}
 	}
-	if epochEnd || done == j.total || (j.o.CheckpointEvery > 0 && done%j.o.CheckpointEvery == 0) {
-		return saveCheckpoint(j.o.Out, j.st, done, j.id)
+	if epochEnd || last || (j.o.CheckpointEvery > 0 && done%j.o.CheckpointEvery == 0) {
+		if err := saveCheckpoint(j.o.Out, j.st, done, j.id); err != nil {
+			return err
+		}
+	}
+	if epochEnd && j.o.EvalUsers > 0 { // after the checkpoint: a failed evaluation loses no training
+		ev, err := j.evaluate(EpochDir(j.o.Out, done/spe), done/spe, done)
+		if err != nil {
+			return err
+		}
+		sum.Evals = append(sum.Evals, ev)
 	}
 	return nil
 }
@@ -211,7 +221,7 @@ func (j *job) logStep(s StepStats, spe int) error {
 func (j *job) evaluate(model string, e, step int) (trainlog.Eval, error) {
 	eo := evaluate.Options{
 		Model: j.o.Model, Adapter: model, Tokenizer: j.o.Tokenizer, Data: j.o.Data, Dataset: j.d.Name,
-		Split: "test", Limit: j.o.EvalUsers, KVCache: true, Session: j.o.Session,
+		Split: evalSplit, Limit: j.o.EvalUsers, KVCache: true, Session: j.o.Session,
 		Out: filepath.Join(j.o.Out, fmt.Sprintf("eval-epoch-%d", e)), Fresh: true,
 	}
 	if j.o.Full {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/bearrec/bear/internal/testdeps"
 	"github.com/bearrec/bear/onnx/hf"
+	"github.com/bearrec/bear/trainlog"
 )
 
 // trainFixture is a random tiny checkpoint and a data folder copied from the committed Office
@@ -63,28 +64,40 @@ func (f *trainFixture) train(args ...string) (string, string, error) {
 	return stdout.String(), stderr.String(), err
 }
 
-// TestTrainCommand trains two optimizer steps with BEAR, then checks the run folder: an epoch's
-// and the final PEFT adapter, the checkpoint and the log.
+// TestTrainCommand trains one epoch (5 optimizer steps) with BEAR and evaluates it on two test
+// users, then checks the run folder: the epoch's and the final PEFT adapter, the checkpoint,
+// the log with its evaluation record, and that bear plot draws it.
 func TestTrainCommand(t *testing.T) {
 	f := newTrainFixture(t)
 	out := filepath.Join(f.dir, "run")
-	stdout, stderr, err := f.train("--model", f.model, "--data", f.data, "--loss", "bear", "--out", out, "--max-steps", "2", "--xi", "2.75", "--lambda", "0.25")
+	stdout, stderr, err := f.train("--model", f.model, "--data", f.data, "--loss", "bear", "--out", out, "--epochs", "1", "--eval-users", "2")
 	if err != nil {
 		t.Fatalf("bear train: %v\n%s", err, stderr)
 	}
-	if !strings.Contains(stdout, "trained 2 steps") {
-		t.Errorf("stdout: %s", stdout)
+	if !strings.Contains(stdout, "trained 5 steps") || !strings.Contains(stderr, "epoch 1: NDCG@10") {
+		t.Errorf("stdout: %s\nstderr: %s", stdout, stderr)
 	}
-	for _, file := range []string{"final/adapter_config.json", "final/adapter_model.safetensors", "checkpoint.safetensors", "train.jsonl"} {
+	for _, file := range []string{"epoch-1/adapter_model.safetensors", "final/adapter_config.json", "final/adapter_model.safetensors",
+		"checkpoint.safetensors", "train.jsonl", "eval-epoch-1/metrics.json"} {
 		if _, err := os.Stat(filepath.Join(out, file)); err != nil {
 			t.Error(err)
 		}
 	}
-	// the written adapter is one bear eval takes
-	var so, se bytes.Buffer
-	if err := evalMain([]string{"--model", f.model, "--adapter", filepath.Join(out, "final"), "--tokenizer", f.tok, "--data", f.data,
-		"--limit", "2", "--out", filepath.Join(f.dir, "eval"), "--cache-dir", filepath.Join(f.dir, "cache"), "--no-progress"}, &so, &se); err != nil {
-		t.Fatalf("bear eval of the trained adapter: %v\n%s", err, se.String())
+	steps, evals, err := trainlog.Read(filepath.Join(out, "train.jsonl"))
+	if err != nil || len(steps) != 5 || len(evals) != 1 || evals[0].Users != 2 {
+		t.Fatalf("train.jsonl: %d steps, evals %+v, %v", len(steps), evals, err)
+	}
+	if _, ok := evals[0].Metric("ndcg@10"); !ok {
+		t.Errorf("no NDCG@10 in the evaluation record: %+v", evals[0])
+	}
+	var se bytes.Buffer
+	if err := plotMain([]string{"--log", filepath.Join(out, "train.jsonl"), "--out", filepath.Join(f.dir, "curves.png")}, &se); err != nil {
+		t.Errorf("bear plot: %v", err)
+	}
+	// resuming a finished run does nothing and says so
+	stdout, _, err = f.train("--model", f.model, "--data", f.data, "--loss", "bear", "--out", out, "--resume", out, "--epochs", "1", "--eval-users", "2")
+	if err != nil || !strings.Contains(stdout, "nothing to do") {
+		t.Errorf("resume of a finished run: %v, %s", err, stdout)
 	}
 }
 
