@@ -34,6 +34,12 @@ type SessionOptions struct {
 	// ProfilePrefix, when set, makes ONNX Runtime write a JSON trace of every run
 	// (chrome://tracing format) to a file starting with this prefix.
 	ProfilePrefix string
+	// VaryingShapes turns ONNX Runtime's memory patterns off: it plans and keeps an arena
+	// layout per distinct set of input shapes, which keeps growing when runs keep bringing new
+	// shapes (training micro-batches). Measured on the small preset, MSL, 16 × ~350 tokens per
+	// pass, 25 steps, one thread: peak RSS 2.9 GB off against 3.8 GB on (5.7 GB after 200
+	// steps), CPU time within noise (134 s against 128 s).
+	VaryingShapes bool
 }
 
 // Session is an ONNX Runtime session over a graph whose inputs and outputs may vary in shape.
@@ -71,6 +77,11 @@ func NewSession(model []byte, externalDir string, inputs, outputs []string, o Se
 	if o.ProfilePrefix != "" {
 		if err := opts.EnableProfiling(o.ProfilePrefix); err != nil {
 			return nil, fmt.Errorf("enable profiling: %w", err)
+		}
+	}
+	if o.VaryingShapes {
+		if err := opts.SetMemPattern(false); err != nil {
+			return nil, err
 		}
 	}
 	if err := opts.SetIntraOpNumThreads(threads); err != nil {

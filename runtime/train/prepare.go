@@ -42,6 +42,7 @@ func loadData(o *Options) (*data, error) {
 func newTrainer(o *Options) (*runtime.Trainer[float32], error) {
 	mo := o.Session
 	mo.LoRA, mo.Logits = o.LoRA, o.logitsMode()
+	mo.Session.VaryingShapes = true
 	return runtime.NewTrainer[float32](o.Model, runtime.TrainOptions{Model: mo, Policy: o.Policy, Full: o.Full, LoRADropout: o.LoRADropout})
 }
 
