@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -11,10 +12,11 @@ import (
 	"github.com/bearrec/bear/internal/bench"
 	"github.com/bearrec/bear/internal/procstat"
 	"github.com/bearrec/bear/runtime"
+	"github.com/bearrec/bear/runtime/train"
 )
 
 func init() {
-	register(&command{name: "bench", summary: "measure speed and memory: bench forward | bench step", run: func(args []string) error {
+	register(&command{name: "bench", summary: "measure speed and memory: bench forward | bench step | bench train", run: func(args []string) error {
 		return benchMain(args, os.Stdout)
 	}})
 }
@@ -26,9 +28,11 @@ func benchMain(args []string, stdout io.Writer) error {
 			return benchForward(args[1:], stdout)
 		case "step":
 			return benchStep(args[1:], stdout)
+		case "train":
+			return benchTrain(args[1:], stdout)
 		}
 	}
-	return fmt.Errorf("usage: bear bench forward|step --model DIR [flags]")
+	return fmt.Errorf("usage: bear bench forward|step|train --model DIR [flags]")
 }
 
 // benchForward reports forward tokens/s, the time to create the session, and the process's peak
@@ -130,4 +134,86 @@ func benchStep(args []string, stdout io.Writer) error {
 	js, _ := json.MarshalIndent(r, "", "  ")
 	_, err = fmt.Fprintf(stdout, "%s\n", js)
 	return err
+}
+
+const benchTrainUsage = `--model DIR --data DIR --loss lml|msl|bear [--micro-batch N] [--steps N] [--threads N] [flags]
+
+Times complete optimizer steps of ` + "`bear train`" + ` (data, forward, loss, backward, clipping, AdamW)
+on the first steps of the run that the same flags describe, after one warm-up step, and prints
+one JSON line of medians: tokens_per_s, step_ms, ort_ms (inside ONNX Runtime), go_ms (the rest),
+cpu_ms, peak_rss_mb. --dump FILE writes the micro-batches run, for
+tools/reference/bench_train.py to replay in PyTorch. The flags of ` + "`bear train`" + ` that only a
+run has (--out, --resume, --epochs, --max-steps, --eval-users, --checkpoint-every) are refused.
+
+flags:`
+
+// benchTrainRefused are the flags of `bear train` that describe a whole run, not a step.
+var benchTrainRefused = []string{"out", "resume", "epochs", "max-steps", "eval-users", "checkpoint-every", "no-progress"}
+
+// benchTrain times optimizer steps of a training run (see benchTrainUsage). With --threads N the
+// Go side (loss workers, GOMAXPROCS) gets N threads too, so that "one thread" means one core for
+// the whole step, as torch.set_num_threads does for PyTorch.
+func benchTrain(args []string, stdout io.Writer) error {
+	fs := newFlagSet("bench train", benchTrainUsage)
+	f := defineRunFlags(fs)
+	steps := fs.Int("steps", 5, "timed optimizer steps after one warm-up step")
+	dump := fs.String("dump", "", "write the micro-batches of every step run (JSON lines) to this file")
+	cpuProfile := fs.String("cpuprofile", "", "write a Go CPU profile of the timed steps to this file")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	o, err := benchTrainOptions(fs, f, *steps)
+	if err != nil {
+		return err
+	}
+	if t := o.Session.Session.Threads; t > 0 { // restored afterwards for the tests' sake
+		o.Loss.Workers = t
+		defer goruntime.GOMAXPROCS(goruntime.GOMAXPROCS(t))
+	}
+	r, err := bench.BenchmarkTrain(o, bench.TrainRun{Steps: *steps, Dump: *dump, CPUProfile: *cpuProfile})
+	if err != nil {
+		return err
+	}
+	js, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(stdout, "%s\n", js)
+	return err
+}
+
+// benchTrainOptions validates every flag before any work: the run's options as `bear train`
+// checks them (with a placeholder --out, the benchmark's temporary folder), the step count, and
+// the refusal of run-only flags.
+func benchTrainOptions(fs *flag.FlagSet, f *runFlags, steps int) (train.Options, error) {
+	if fs.NArg() > 0 {
+		return train.Options{}, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	for _, name := range benchTrainRefused {
+		if isFlagSet(fs, name) {
+			return train.Options{}, fmt.Errorf("--%s describes a whole run: bench train times single optimizer steps", name)
+		}
+	}
+	if *f.model == "" || *f.data == "" || *f.loss == "" {
+		return train.Options{}, fmt.Errorf("--model, --data and --loss are required")
+	}
+	if steps < 1 {
+		return train.Options{}, fmt.Errorf("--steps %d: want at least 1 timed step", steps)
+	}
+	if *f.ort.threads < 0 {
+		return train.Options{}, fmt.Errorf("--threads %d: want 0 (one per core) or a positive count", *f.ort.threads)
+	}
+	o, err := f.options()
+	if err != nil {
+		return o, err
+	}
+	o.Out = "-" // checked by Validate; BenchmarkTrain uses a temporary folder
+	if err := o.Validate(); err != nil {
+		return o, err
+	}
+	o.Out = ""
+	if o.Session, err = f.ort.modelOptions(); err != nil {
+		return o, err
+	}
+	return o, nil
 }
