@@ -98,6 +98,7 @@ func (o *Options) Validate() error {
 			return fmt.Errorf("LoRA flags: %w", err)
 		}
 	}
+	o.Batch.Seed = o.Seed // one seed: LoRA initialisation, data order and dropout masks
 	if o.Batch, err = o.Batch.Validate(); err != nil {
 		return err
 	}
