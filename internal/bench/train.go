@@ -98,7 +98,7 @@ func BenchmarkTrain(o train.Options, r TrainRun) (*TrainBenchmark, error) {
 	res.PeakRSSMB = procstat.PeakRSSMiB()
 	res.summarise(samples)
 	if r.Dump != "" {
-		if err := WriteTrainDump(r.Dump, o, samples); err != nil {
+		if err := WriteTrainDump(r.Dump, o, st.Set(), samples); err != nil {
 			return nil, err
 		}
 		res.Dump = r.Dump

@@ -17,6 +17,7 @@ import (
 	"github.com/bearrec/bear/onnx/llama"
 	"github.com/bearrec/bear/runtime"
 	"github.com/bearrec/bear/runtime/train"
+	"github.com/bearrec/bear/tokenize"
 	"github.com/bearrec/bear/trainset"
 )
 
@@ -199,7 +200,15 @@ func TestWriteTrainDumpRefusesOtherSteps(t *testing.T) {
 	o := tinyTrainOptions(t, lossgrad.MSL)
 	o.MaxSteps = 2
 	ran := []stepSample{{tokens: 1, positions: 1}, {tokens: 1, positions: 1}}
-	err := WriteTrainDump(filepath.Join(t.TempDir(), "dump.jsonl"), o, ran)
+	sp, err := tokenize.LoadSplit(o.Data, o.Dataset, o.Split, o.Tokenizer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := trainset.Build(sp.Tok, sp.Prompt, sp.Items, sp.Rows[:o.Samples], o.Batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = WriteTrainDump(filepath.Join(t.TempDir(), "dump.jsonl"), o, set, ran)
 	if err == nil || !strings.Contains(err.Error(), "rebuilt") {
 		t.Fatalf("error %v, want a mismatch of the rebuilt steps", err)
 	}

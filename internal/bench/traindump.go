@@ -8,7 +8,6 @@ import (
 
 	"github.com/bearrec/bear/optim"
 	"github.com/bearrec/bear/runtime/train"
-	"github.com/bearrec/bear/tokenize"
 	"github.com/bearrec/bear/trainset"
 )
 
@@ -93,14 +92,10 @@ type TrainDumpMicro struct {
 	Allowed [][]int `json:"allowed"`
 }
 
-// WriteTrainDump rebuilds the micro-batches of the steps that ran (the same data pipeline as
-// `bear train`, from o) and writes them to path, checking each step's token and position counts
-// against what the benchmark measured.
-func WriteTrainDump(path string, o train.Options, ran []stepSample) error {
-	set, err := rebuildSet(o)
-	if err != nil {
-		return fmt.Errorf("dump: %w", err)
-	}
+// WriteTrainDump cuts the micro-batches of the steps that ran again from the run's training set
+// (a fresh Batcher: steps are a function of the set and the step index) and writes them to
+// path, checking each step's token and position counts against what the benchmark measured.
+func WriteTrainDump(path string, o train.Options, set *trainset.Set, ran []stepSample) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return fmt.Errorf("dump: %w", err)
@@ -132,30 +127,6 @@ func WriteTrainDump(path string, o train.Options, ran []stepSample) error {
 		return fmt.Errorf("dump %s: %w", path, err)
 	}
 	return nil
-}
-
-// rebuildSet reads and tokenises the training split as runtime/train does before a run.
-func rebuildSet(o train.Options) (*trainset.Set, error) {
-	ds, err := tokenize.OpenDataset(o.Data, o.Dataset)
-	if err != nil {
-		return nil, err
-	}
-	_, rows, err := ds.ReadSplit(o.Split)
-	if err != nil {
-		return nil, err
-	}
-	if o.Samples > 0 && o.Samples <= len(rows) {
-		rows = rows[:o.Samples]
-	}
-	tok, err := tokenize.Load(o.Tokenizer)
-	if err != nil {
-		return nil, err
-	}
-	items, err := tokenize.NewItemSet(tok, ds.Catalogue)
-	if err != nil {
-		return nil, err
-	}
-	return trainset.Build(tok, ds.Prompt, items, rows, o.Batch)
 }
 
 func dumpHeader(o train.Options, steps int) TrainDumpHeader {

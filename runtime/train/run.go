@@ -15,6 +15,7 @@ import (
 	"github.com/bearrec/bear/runtime/evaluate"
 	"github.com/bearrec/bear/tokenize"
 	"github.com/bearrec/bear/trainlog"
+	"github.com/bearrec/bear/trainset"
 )
 
 // ErrInterrupted is wrapped by Run's error when its context was cancelled (Ctrl-C): the
@@ -259,6 +260,9 @@ func Prepare(o Options) (*Stepper, error) {
 // Step performs optimizer step number global (from 0): data, forward, loss, backward,
 // clipping and AdamW.
 func (s *Stepper) Step(global int) (StepStats, error) { return s.j.st.run(global) }
+
+// Set is the run's tokenised training set (what each step's micro-batches are cut from).
+func (s *Stepper) Set() *trainset.Set { return s.j.d.set }
 
 // StepsPerEpoch is the number of optimizer steps of one epoch.
 func (s *Stepper) StepsPerEpoch() int { return s.j.d.set.StepsPerEpoch() }
