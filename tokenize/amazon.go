@@ -59,6 +59,18 @@ type Row struct {
 	Target   string
 	// Timestamp is the row's timestamp column (0 if absent).
 	Timestamp int64
+	// DroppedIDs counts the row's item ids that are missing from the catalogue and were
+	// dropped, as the official data code drops them, before the target was chosen.
+	DroppedIDs int
+}
+
+// DroppedIDs is the number of item ids missing from the catalogue over rows.
+func DroppedIDs(rows []Row) int {
+	n := 0
+	for _, r := range rows {
+		n += r.DroppedIDs
+	}
+	return n
 }
 
 // ReadSplit reads a train_*.csv or test_*.csv file (columns found by header name: user_id,
@@ -114,7 +126,7 @@ func ReadSplit(path string, cat *Catalogue) ([]Row, error) {
 		if len(kept) == 0 {
 			return nil, fmt.Errorf("read split %s:%d: no item of the row is in the catalogue", path, line)
 		}
-		row := Row{UserID: user, TargetID: kept[len(kept)-1]}
+		row := Row{UserID: user, TargetID: kept[len(kept)-1], DroppedIDs: len(ids) - len(kept)}
 		row.Target = cat.Titles[row.TargetID]
 		hist := kept[:len(kept)-1]
 		if len(hist) > MaxHistory {

@@ -51,6 +51,9 @@ func TestReadSplit(t *testing.T) {
 			t.Errorf("row %d titles: %+v", i, c.row)
 		}
 	}
+	if train[1].DroppedIDs != 1 || train[0].DroppedIDs != 0 || DroppedIDs(train) != 1 {
+		t.Errorf("dropped ids: row 1 %d, row 0 %d, split %d; want 1, 0, 1", train[1].DroppedIDs, train[0].DroppedIDs, DroppedIDs(train))
+	}
 	if test[0].Timestamp != 1400112000 {
 		t.Errorf("timestamp %d", test[0].Timestamp)
 	}
