@@ -84,8 +84,8 @@ type TensorSpec struct {
 	Shape []int64
 }
 
-// Open reads dir/config.json and the safetensors headers (model.safetensors, or the shards named
-// by model.safetensors.index.json), and checks that every expected weight is present, floating
+// Open reads dir/config.json and the safetensors headers (model.safetensors, or else the shards
+// named by model.safetensors.index.json), and checks that every expected weight is present, floating
 // point, and of the configured shape.
 func Open(dir string) (*Checkpoint, error) {
 	cfg, err := ReadConfig(dir)
@@ -96,30 +96,10 @@ func Open(dir string) (*Checkpoint, error) {
 	all := map[string]TensorInfo{}
 	index := filepath.Join(dir, "model.safetensors.index.json")
 	single := filepath.Join(dir, "model.safetensors")
+	// A folder holding both a single file and an index is read from the single file, as
+	// transformers does: PreTrainedModel.from_pretrained (modeling_utils.py,
+	// _get_resolved_checkpoint_files) tests for SAFE_WEIGHTS_NAME before SAFE_WEIGHTS_INDEX_NAME.
 	switch {
-	case exists(index):
-		files, wmap, err := readIndex(index)
-		if err != nil {
-			return nil, err
-		}
-		for _, f := range files {
-			path := filepath.Join(dir, f)
-			ts, _, err := ReadSafetensorsHeader(path)
-			if err != nil {
-				return nil, err
-			}
-			for name, t := range ts {
-				if wmap[name] == f {
-					all[name] = t
-				}
-			}
-			ck.Files = append(ck.Files, path)
-		}
-		for name, f := range wmap {
-			if _, ok := all[name]; !ok {
-				return nil, fmt.Errorf("%s: tensor %s is listed in %s but missing from it", filepath.Join(dir, f), name, index)
-			}
-		}
 	case exists(single):
 		ts, _, err := ReadSafetensorsHeader(single)
 		if err != nil {
@@ -127,6 +107,10 @@ func Open(dir string) (*Checkpoint, error) {
 		}
 		all = ts
 		ck.Files = []string{single}
+	case exists(index):
+		if all, ck.Files, err = readShards(dir, index); err != nil {
+			return nil, err
+		}
 	default:
 		return nil, fmt.Errorf("%s: no model.safetensors or model.safetensors.index.json", dir)
 	}
@@ -144,6 +128,36 @@ func Open(dir string) (*Checkpoint, error) {
 		ck.Weights[spec.Name] = t
 	}
 	return ck, nil
+}
+
+// readShards reads the headers of the shards index names and keeps, of each shard, the tensors
+// the index assigns to it.
+func readShards(dir, index string) (map[string]TensorInfo, []string, error) {
+	files, wmap, err := readIndex(index)
+	if err != nil {
+		return nil, nil, err
+	}
+	all := map[string]TensorInfo{}
+	var paths []string
+	for _, f := range files {
+		path := filepath.Join(dir, f)
+		ts, _, err := ReadSafetensorsHeader(path)
+		if err != nil {
+			return nil, nil, err
+		}
+		for name, t := range ts {
+			if wmap[name] == f {
+				all[name] = t
+			}
+		}
+		paths = append(paths, path)
+	}
+	for name, f := range wmap {
+		if _, ok := all[name]; !ok {
+			return nil, nil, fmt.Errorf("%s: tensor %s is listed in %s but missing from it", filepath.Join(dir, f), name, index)
+		}
+	}
+	return all, paths, nil
 }
 
 func (ck *Checkpoint) describeFiles() string {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -210,4 +211,36 @@ func editConfig(t *testing.T, dir string, edit func(map[string]any)) {
 	edit(m)
 	data, _ = json.Marshal(m)
 	os.WriteFile(p, data, 0o644)
+}
+
+// TestSingleFileBeatsStaleIndex: a folder holding model.safetensors and, left over from an
+// earlier sharded save, an index and its shards is read from model.safetensors, as transformers
+// reads it.
+func TestSingleFileBeatsStaleIndex(t *testing.T) {
+	dir := writeTiny(t, InitOptions{Seed: 1, DType: BF16, ShardBytes: 3000})
+	fresh := writeTiny(t, InitOptions{Seed: 2, DType: BF16})
+	data, err := os.ReadFile(filepath.Join(fresh, "model.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	single := filepath.Join(dir, "model.safetensors")
+	if err := os.WriteFile(single, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ck, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ck.Files) != 1 || ck.Files[0] != single {
+		t.Fatalf("read %v, want only %s", ck.Files, single)
+	}
+	want, err := Open(fresh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := ck.Weights[EmbedName].ReadFloat32()
+	ref, _ := want.Weights[EmbedName].ReadFloat32()
+	if !slices.Equal(got, ref) {
+		t.Error("embedding values are not those of model.safetensors")
+	}
 }

@@ -152,10 +152,18 @@ func (r *rawConfig) heads(c *Config) error {
 	if c.NumKVHeads <= 0 || c.NumHeads%c.NumKVHeads != 0 {
 		return fmt.Errorf("field num_key_value_heads = %d must be > 0 and divide num_attention_heads = %d", c.NumKVHeads, c.NumHeads)
 	}
-	if r.HeadDim != nil {
-		c.HeadDim = *r.HeadDim
-	} else if c.HiddenSize%c.NumHeads == 0 {
+	if r.HeadDim == nil {
+		if c.HiddenSize%c.NumHeads != 0 {
+			return fmt.Errorf("field head_dim is missing and hidden_size = %d is not divisible by num_attention_heads = %d, "+
+				"so it has no default: set head_dim (a positive even number) in config.json, or fix those two fields", c.HiddenSize, c.NumHeads)
+		}
 		c.HeadDim = c.HiddenSize / c.NumHeads
+		if c.HeadDim%2 != 0 {
+			return fmt.Errorf("head_dim = hidden_size / num_attention_heads = %d / %d = %d is odd, want a positive even number "+
+				"(rotary embeddings rotate pairs): set head_dim in config.json, or fix those two fields", c.HiddenSize, c.NumHeads, c.HeadDim)
+		}
+	} else {
+		c.HeadDim = *r.HeadDim
 	}
 	if c.HeadDim <= 0 || c.HeadDim%2 != 0 {
 		return fmt.Errorf("field head_dim = %d, want a positive even number", c.HeadDim)

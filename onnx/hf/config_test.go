@@ -37,6 +37,14 @@ func TestParseConfigRopeSpellings(t *testing.T) {
 		{name: "not llama", json: `{"model_type":"mistral"}`, wantError: `model_type "mistral"`},
 		{name: "biases", json: `{"hidden_size":64,"intermediate_size":8,"num_hidden_layers":1,"num_attention_heads":4,"vocab_size":10,"attention_bias":true}`, wantError: "attention_bias"},
 		{name: "negative size", json: `{"hidden_size":-1,"intermediate_size":8,"num_hidden_layers":1,"num_attention_heads":4,"vocab_size":10}`, wantError: "hidden_size = -1"},
+		{name: "head_dim missing, hidden not divisible by heads", json: `{"hidden_size":60,"intermediate_size":8,"num_hidden_layers":1,"num_attention_heads":8,"vocab_size":10}`,
+			wantError: "head_dim is missing and hidden_size = 60 is not divisible by num_attention_heads = 8"},
+		{name: "head_dim missing, odd quotient", json: `{"hidden_size":36,"intermediate_size":8,"num_hidden_layers":1,"num_attention_heads":4,"vocab_size":10}`,
+			wantError: "36 / 4 = 9 is odd"},
+		{name: "head_dim given for indivisible sizes", json: `{"hidden_size":60,"intermediate_size":8,"num_hidden_layers":1,"num_attention_heads":8,"vocab_size":10,"head_dim":8}`,
+			theta: 10000, dtype: F32, kv: 8, hd: 8},
+		{name: "head_dim odd", json: `{"hidden_size":64,"intermediate_size":8,"num_hidden_layers":1,"num_attention_heads":4,"vocab_size":10,"head_dim":7}`,
+			wantError: "head_dim = 7, want a positive even number"},
 		{name: "bad eos", json: `{"hidden_size":64,"intermediate_size":8,"num_hidden_layers":1,"num_attention_heads":4,"vocab_size":10,"eos_token_id":"x"}`, wantError: "eos_token_id"},
 	}
 	for _, c := range cases {
