@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	ort "github.com/yalue/onnxruntime_go"
@@ -63,8 +64,20 @@ var (
 	initErr  error
 )
 
-// Init loads the ONNX Runtime library once per process. Later calls must name the same library
-// (or none).
+// TelemetryEnv is the variable ONNX Runtime reads when its environment is created: the
+// onnxruntime-node 1.30 build otherwise starts its telemetry system then, which writes a device
+// id and an event database under ~/.cache/Microsoft/DeveloperTools (or $XDG_CACHE_HOME) before
+// the C API's DisableTelemetryEvents can be called. Init sets it to 1 unless the user set it.
+const TelemetryEnv = "ORT_DISABLE_TELEMETRY"
+
+// LogEnv names ONNX Runtime's own log level for debugging: verbose, info, warning, error or
+// fatal (the default). ORT prints its log lines straight to standard error with terminal colour
+// codes; every error it logs also comes back as the status bear wraps and prints, so by default
+// only fatal ones are let through.
+const LogEnv = "BEAR_ORT_LOG"
+
+// Init loads the ONNX Runtime library once per process, with telemetry off. Later calls must
+// name the same library (or none).
 func Init(explicit string) error {
 	lib, err := FindLibrary(explicit)
 	if err != nil {
@@ -72,10 +85,7 @@ func Init(explicit string) error {
 	}
 	initOnce.Do(func() {
 		initLib = lib
-		ort.SetSharedLibraryPath(lib)
-		if err := ort.InitializeEnvironment(ort.WithLogLevelError()); err != nil {
-			initErr = fmt.Errorf("load ONNX Runtime from %s: %w", lib, err)
-		}
+		initErr = initEnvironment(lib)
 	})
 	if initErr == nil && lib != initLib {
 		abs1, _ := filepath.Abs(lib)
@@ -85,4 +95,126 @@ func Init(explicit string) error {
 		}
 	}
 	return initErr
+}
+
+// initEnvironment loads the library and creates the process's ONNX Runtime environment.
+func initEnvironment(lib string) error {
+	logLevel, err := ortLogLevel(os.Getenv(LogEnv))
+	if err != nil {
+		return err
+	}
+	if _, set := os.LookupEnv(TelemetryEnv); !set {
+		// Read by the library when the environment is created, so it must be set first.
+		if err := os.Setenv(TelemetryEnv, "1"); err != nil {
+			return fmt.Errorf("turn ONNX Runtime telemetry off: %w", err)
+		}
+	}
+	ort.SetSharedLibraryPath(lib)
+	if err := ort.InitializeEnvironment(logLevel); err != nil {
+		return fmt.Errorf("load ONNX Runtime from %s: %w", lib, wrapORT(err))
+	}
+	// The environment variable keeps the telemetry system from starting; this also stops the
+	// events of builds that ignore it. A user's explicit ORT_DISABLE_TELEMETRY=0 is respected.
+	if os.Getenv(TelemetryEnv) != "0" {
+		if err := ort.DisableTelemetry(); err != nil {
+			return fmt.Errorf("turn ONNX Runtime telemetry off: %w", wrapORT(err))
+		}
+	}
+	return nil
+}
+
+// ortLogLevel maps a $BEAR_ORT_LOG value to the environment option.
+func ortLogLevel(name string) (ort.EnvironmentOption, error) {
+	switch name {
+	case "verbose":
+		return ort.WithLogLevelVerbose(), nil
+	case "info":
+		return ort.WithLogLevelInfo(), nil
+	case "warning":
+		return ort.WithLogLevelWarning(), nil
+	case "error":
+		return ort.WithLogLevelError(), nil
+	case "fatal", "":
+		return ort.WithLogLevelFatal(), nil
+	}
+	return nil, fmt.Errorf("$%s %q: want verbose, info, warning, error or fatal", LogEnv, name)
+}
+
+// ortError is an ONNX Runtime error with terminal escape sequences removed from its text.
+type ortError struct {
+	msg string
+	err error
+}
+
+func (e *ortError) Error() string { return e.msg }
+func (e *ortError) Unwrap() error { return e.err }
+
+// wrapORT cleans an error that came from ONNX Runtime for printing: its text can carry the
+// colour codes of ORT's terminal logger, which show up as garbage in a log file.
+func wrapORT(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &ortError{msg: stripEscapes(err.Error()), err: err}
+}
+
+// stripEscapes removes ANSI terminal escape sequences (colours, cursor moves) from s: CSI
+// sequences (ESC [ parameters final-byte), OSC sequences (ESC ] ... BEL or ESC \), two-byte
+// escapes, and stray ESC and C1 CSI bytes.
+func stripEscapes(s string) string {
+	if !strings.ContainsAny(s, "\x1b\u009b") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		if n := escapeLen(s[i:]); n > 0 {
+			i += n
+			continue
+		}
+		b.WriteByte(s[i])
+		i++
+	}
+	return b.String()
+}
+
+// escapeLen is the length of the escape sequence at the start of s, or 0 when none starts there.
+func escapeLen(s string) int {
+	switch {
+	case strings.HasPrefix(s, "\u009b"): // C1 CSI, UTF-8 encoded
+		return 2 + csiLen(s[2:])
+	case s[0] != 0x1b:
+		return 0
+	case len(s) == 1:
+		return 1
+	case s[1] == '[':
+		return 2 + csiLen(s[2:])
+	case s[1] == ']':
+		return 2 + oscLen(s[2:])
+	}
+	return 2
+}
+
+// csiLen is the length of a CSI sequence's parameters and final byte (0x40..0x7e).
+func csiLen(s string) int {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 0x40 && c <= 0x7e {
+			return i + 1
+		} else if c < 0x20 || c > 0x7e { // malformed: drop what was read, keep the rest
+			return i
+		}
+	}
+	return len(s)
+}
+
+// oscLen is the length of an OSC sequence's text and terminator (BEL, or ESC and a backslash).
+func oscLen(s string) int {
+	for i := 0; i < len(s); i++ {
+		if s[i] == 0x07 {
+			return i + 1
+		}
+		if s[i] == 0x1b && i+1 < len(s) && s[i+1] == '\\' {
+			return i + 2
+		}
+	}
+	return len(s)
 }

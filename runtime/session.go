@@ -53,7 +53,7 @@ type Session struct {
 func NewSession(model []byte, externalDir string, inputs, outputs []string, o SessionOptions) (*Session, error) {
 	opts, err := ort.NewSessionOptions()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("session options: %w", wrapORT(err))
 	}
 	defer opts.Destroy()
 	threads := o.Threads
@@ -71,24 +71,24 @@ func NewSession(model []byte, externalDir string, inputs, outputs []string, o Se
 	}
 	for _, kv := range entries {
 		if err := opts.AddSessionConfigEntry(kv[0], kv[1]); err != nil {
-			return nil, fmt.Errorf("session option %s: %w", kv[0], err)
+			return nil, fmt.Errorf("session option %s: %w", kv[0], wrapORT(err))
 		}
 	}
 	if o.ProfilePrefix != "" {
 		if err := opts.EnableProfiling(o.ProfilePrefix); err != nil {
-			return nil, fmt.Errorf("enable profiling: %w", err)
+			return nil, fmt.Errorf("enable profiling: %w", wrapORT(err))
 		}
 	}
 	if o.VaryingShapes {
 		if err := opts.SetMemPattern(false); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("session options: %w", wrapORT(err))
 		}
 	}
 	if err := opts.SetIntraOpNumThreads(threads); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("session options: %w", wrapORT(err))
 	}
 	if err := opts.SetInterOpNumThreads(1); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("session options: %w", wrapORT(err))
 	}
 	switch o.Device {
 	case CPU, "":
@@ -96,14 +96,14 @@ func NewSession(model []byte, externalDir string, inputs, outputs []string, o Se
 		if err := appendCUDA(opts, o.CUDADevice); err != nil {
 			return nil, fmt.Errorf("CUDA execution provider unavailable: %w (the library `make deps` fetches is CPU-only: "+
 				"point --ort-lib at a CUDA build of ONNX Runtime 1.30 with libonnxruntime_providers_cuda.so and "+
-				"libonnxruntime_providers_shared.so beside it, and CUDA 12 + cuDNN 9 installed)", err)
+				"libonnxruntime_providers_shared.so beside it, and CUDA 12 + cuDNN 9 installed)", wrapORT(err))
 		}
 	default:
 		return nil, fmt.Errorf("device %q: want cpu or cuda", o.Device)
 	}
 	s, err := ort.NewDynamicAdvancedSessionWithONNXData(model, inputs, outputs, opts)
 	if err != nil {
-		return nil, fmt.Errorf("create session: %w", err)
+		return nil, fmt.Errorf("create session: %w", wrapORT(err))
 	}
 	return &Session{s: s, Inputs: inputs, Outputs: outputs}, nil
 }
@@ -128,12 +128,16 @@ var ortNanos atomic.Int64
 func ORTTime() time.Duration { return time.Duration(ortNanos.Load()) }
 
 // Run executes the graph; inputs and outputs are in the order of Inputs and Outputs, and
-// outputs must be preallocated (ONNX Runtime writes into their Go buffers).
+// outputs must be preallocated (ONNX Runtime writes into their Go buffers). Its errors are
+// ONNX Runtime's, cleaned of terminal escape sequences.
 func (s *Session) Run(inputs, outputs []ort.Value) error {
 	t0 := time.Now()
 	err := s.s.Run(inputs, outputs)
 	ortNanos.Add(int64(time.Since(t0)))
-	return err
+	if err != nil {
+		return fmt.Errorf("ONNX Runtime: %w", wrapORT(err))
+	}
+	return nil
 }
 
 // Close releases the session.
@@ -143,5 +147,5 @@ func (s *Session) Close() error {
 	}
 	err := s.s.Destroy()
 	s.s = nil
-	return err
+	return wrapORT(err)
 }
