@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 
+	"github.com/bearrec/bear/internal/atomicfs"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
@@ -64,7 +65,7 @@ func Plot(steps []Step, evals []Eval, title, out string) error {
 	if err != nil {
 		return err
 	}
-	return writeAtomic(out, 0o644, func(f *os.File) error { return png.Encode(f, img) })
+	return atomicfs.WriteFile(out, func(f *os.File) error { return png.Encode(f, img) })
 }
 
 // lossPanel plots the loss per step (x: epoch) and, once there are enough steps for noise to

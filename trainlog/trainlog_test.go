@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -292,5 +293,24 @@ func TestReadErrors(t *testing.T) {
 	}
 	if _, _, err := Read(filepath.Join(t.TempDir(), "missing.jsonl")); err == nil || !strings.Contains(err.Error(), "missing.jsonl") {
 		t.Errorf("missing file: %v", err)
+	}
+}
+
+// TestOpenCreatesWithMode0644: a new log is created 0644 whatever the process umask (results
+// are shared with a team); a log that exists keeps its mode (TestOpenResume).
+func TestOpenCreatesWithMode0644(t *testing.T) {
+	old := syscall.Umask(0o077)
+	defer syscall.Umask(old)
+	path := filepath.Join(t.TempDir(), "train.jsonl")
+	w, err := Open(path, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.WriteStep(testStep(1)); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	if st, err := os.Stat(path); err != nil || st.Mode().Perm() != 0o644 {
+		t.Fatalf("new log: mode %v (%v), want 0644", st.Mode(), err)
 	}
 }

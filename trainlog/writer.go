@@ -7,8 +7,9 @@ import (
 	"io/fs"
 	"math"
 	"os"
-	"path/filepath"
 	"strings"
+
+	"github.com/bearrec/bear/internal/atomicfs"
 )
 
 // Writer appends records to a log, one line each, synced to disk before the write returns.
@@ -54,15 +55,15 @@ func Open(path string, keepThroughStep int) (*Writer, error) {
 			return nil, fmt.Errorf("resume log %s: %w", path, err)
 		}
 	}
-	if w.f, err = os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644); err != nil {
-		return nil, err
-	}
 	if !existed {
-		// The new name must survive a crash as well as the lines written under it.
-		if err := syncDir(filepath.Dir(path)); err != nil {
-			w.f.Close()
-			return nil, err
+		// Created empty through atomicfs: mode 0644 whatever the umask, and the new name
+		// synced, so that it survives a crash as well as the lines written under it.
+		if err := atomicfs.WriteBytes(path, nil); err != nil {
+			return nil, fmt.Errorf("create log: %w", err)
 		}
+	}
+	if w.f, err = os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0); err != nil {
+		return nil, err
 	}
 	return w, nil
 }
@@ -151,13 +152,14 @@ func (w *Writer) Close() error {
 	return err
 }
 
-// replaceFile atomically replaces path by the concatenation of lines, keeping path's mode.
+// replaceFile atomically replaces path by the concatenation of lines. A log the user gave
+// another mode (0640, say) gets it back after the rename; atomicfs writes FileMode.
 func replaceFile(path string, lines [][]byte) error {
-	mode := fs.FileMode(0o644)
+	mode := atomicfs.FileMode
 	if st, err := os.Stat(path); err == nil {
 		mode = st.Mode().Perm()
 	}
-	return writeAtomic(path, mode, func(f *os.File) error {
+	err := atomicfs.WriteFile(path, func(f *os.File) error {
 		for _, l := range lines {
 			if _, err := f.Write(l); err != nil {
 				return err
@@ -165,49 +167,8 @@ func replaceFile(path string, lines [][]byte) error {
 		}
 		return nil
 	})
-}
-
-// writeAtomic writes a temporary file next to path with fill, syncs it, renames it to path
-// and syncs the folder, so that path holds either its old or its complete new content.
-func writeAtomic(path string, mode fs.FileMode, fill func(*os.File) error) (err error) {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
+	if err == nil && mode != atomicfs.FileMode {
+		err = os.Chmod(path, mode)
 	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err = fill(tmp); err != nil {
-		return err
-	}
-	if err = tmp.Chmod(mode); err != nil {
-		return err
-	}
-	if err = tmp.Sync(); err != nil {
-		return err
-	}
-	if err = tmp.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	return syncDir(dir)
-}
-
-// syncDir makes a rename or creation in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync folder %s: %w", dir, err)
-	}
-	return nil
+	return err
 }

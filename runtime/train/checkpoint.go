@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/bearrec/bear/internal/atomicfs"
 	"github.com/bearrec/bear/onnx/hf"
 	"github.com/bearrec/bear/optim"
 	"github.com/bearrec/bear/runtime"
@@ -109,8 +110,10 @@ func saveCheckpoint(dir string, s *stepper, step int, id map[string]string) erro
 		add("exp_avg_sq/", m.Name, m.ExpAvgSq)
 	}
 	path := filepath.Join(dir, CheckpointFile)
-	return writeFileAtomic(path, func(tmp string) error {
-		return hf.WriteSafetensors(tmp, ts, map[string]string{"bear_train_state": string(meta)})
+	// hf.WriteSafetensors takes a path: it rewrites the temporary file by name, and atomicfs
+	// then syncs, chmods and renames it.
+	return atomicfs.WriteFile(path, func(tmp *os.File) error {
+		return hf.WriteSafetensors(tmp.Name(), ts, map[string]string{"bear_train_state": string(meta)})
 	})
 }
 

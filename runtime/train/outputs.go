@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/bearrec/bear/internal/atomicfs"
 	"github.com/bearrec/bear/onnx/hf"
 	"github.com/bearrec/bear/onnx/peft"
 	"github.com/bearrec/bear/runtime"
@@ -20,7 +21,7 @@ func EpochDir(out string, e int) string { return filepath.Join(out, fmt.Sprintf(
 // writeModel writes what the run trains into dir, atomically: a PEFT adapter, or with --train
 // full a whole checkpoint in the Hugging Face layout that `bear eval --model` takes.
 func writeModel(dir string, o *Options, tr *runtime.Trainer[float32]) error {
-	return writeDirAtomic(dir, func(tmp string) error {
+	return atomicfs.WriteDir(dir, atomicfs.Replace, func(tmp string) error {
 		if o.Full {
 			if err := writeCheckpoint(tmp, o.Model, tr); err != nil {
 				return err
