@@ -137,6 +137,11 @@ func checkRun(t *testing.T, dir string, d *Data, users int) (*Metrics, []Record)
 	if _, err := os.Stat(filepath.Join(dir, journalName)); !os.IsNotExist(err) {
 		t.Errorf("journal left behind: %v", err)
 	}
+	for _, name := range []string{PredictionsName, MetricsName} { // readable by the team, not 0600
+		if st, err := os.Stat(filepath.Join(dir, name)); err != nil || st.Mode().Perm() != 0o644 {
+			t.Errorf("%s: mode %v (%v), want 0644", name, st.Mode(), err)
+		}
+	}
 	item, off := make([]int, len(recs)), make([]int, len(recs))
 	for i, r := range recs {
 		row := d.Rows[slices.Index(d.RowIndex, r.Row)]
@@ -218,6 +223,7 @@ func TestRunShardsMergeResume(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, mergedRecs := checkRun(t, filepath.Join(root, "merged"), d, n)
+	checkMergedTiming(t, merged.Timing, dirs)
 	if !reflect.DeepEqual(merged.ItemMatch, m.ItemMatch) || !reflect.DeepEqual(merged.OfficialMatch, m.OfficialMatch) {
 		t.Errorf("merged metrics %v / %v, unsharded %v / %v", merged.ItemMatch, merged.OfficialMatch, m.ItemMatch, m.OfficialMatch)
 	}
@@ -290,6 +296,36 @@ func TestRunShardsMergeResume(t *testing.T) {
 	os.WriteFile(filepath.Join(o.Out, journalName), []byte(`{"config":{"beams":10,"shard":"0/1"}}`+"\n"), 0o644)
 	if _, err := Run(o); err == nil || !strings.Contains(err.Error(), "another configuration") {
 		t.Errorf("journal of another configuration: %v", err)
+	}
+}
+
+// checkMergedTiming: a merge sums every per-shard count and time (ORT seconds included) and
+// derives the shares from the sums.
+func checkMergedTiming(t *testing.T, got Timing, dirs []string) {
+	t.Helper()
+	var want Timing
+	for _, dir := range dirs {
+		m, _, err := ReadResults(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := m.Timing
+		want.Users += s.Users
+		want.WallS += s.WallS
+		want.ScorerS += s.ScorerS
+		want.ORTS += s.ORTS
+		want.LoadS += s.LoadS
+		want.TotalS += s.TotalS
+	}
+	near := func(a, b float64) bool { return math.Abs(a-b) <= 1e-9*math.Max(1, math.Abs(b)) }
+	if got.Users != want.Users || !near(got.WallS, want.WallS) || !near(got.ScorerS, want.ScorerS) ||
+		!near(got.ORTS, want.ORTS) || !near(got.LoadS, want.LoadS) || !near(got.TotalS, want.TotalS) {
+		t.Errorf("merged timing %+v, want the sums %+v", got, want)
+	}
+	if !(got.ORTS > 0) || !near(got.GoShareOutsideORT, 1-want.ORTS/want.WallS) || !near(got.GoShare, 1-want.ScorerS/want.WallS) ||
+		!near(got.UsersPerS, float64(want.Users)/want.WallS) {
+		t.Errorf("merged shares: ort %v s, go_share_outside_ort %v, go_share %v, users/s %v; decode %v s", got.ORTS,
+			got.GoShareOutsideORT, got.GoShare, got.UsersPerS, want.WallS)
 	}
 }
 

@@ -1,7 +1,6 @@
 package evaluate
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
@@ -15,6 +14,7 @@ import (
 	"strconv"
 
 	"github.com/bearrec/bear/decode"
+	"github.com/bearrec/bear/internal/atomicfs"
 	"github.com/bearrec/bear/runtime"
 )
 
@@ -181,6 +181,16 @@ func (t *Timing) finish() {
 	}
 }
 
+// add sums the counts and seconds of another shard's timing (the shares are derived by finish).
+func (t *Timing) add(o Timing) {
+	t.Users += o.Users
+	t.WallS += o.WallS
+	t.ScorerS += o.ScorerS
+	t.ORTS += o.ORTS
+	t.LoadS += o.LoadS
+	t.TotalS += o.TotalS
+}
+
 // PruningSummary is the "pruning" section of metrics.json (decode.PruneSummary).
 type PruningSummary struct {
 	Users       int            `json:"users"`
@@ -250,35 +260,8 @@ func Compute(recs []Record, cfg Config, official bool) *Metrics {
 	return m
 }
 
-// writeAtomic writes data to path through a temporary file in the same folder and a rename.
-func writeAtomic(path string, write func(w io.Writer) error) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	bw := bufio.NewWriterSize(f, 1<<20)
-	err = write(bw)
-	if err == nil {
-		err = bw.Flush()
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
-}
-
 func writeJSON(path string, v any) error {
-	return writeAtomic(path, func(w io.Writer) error {
+	return atomicfs.WriteBuffered(path, func(w io.Writer) error {
 		e := json.NewEncoder(w)
 		e.SetIndent("", "    ")
 		e.SetEscapeHTML(false)
@@ -459,11 +442,7 @@ func Merge(dirs []string, out string) (*Metrics, error) {
 			rows[r.Row] = dir
 		}
 		all = append(all, recs...)
-		timing.Users += m.Timing.Users
-		timing.WallS += m.Timing.WallS
-		timing.ScorerS += m.Timing.ScorerS
-		timing.LoadS += m.Timing.LoadS
-		timing.TotalS += m.Timing.TotalS
+		timing.add(m.Timing)
 	}
 	for i := 0; i < cfg.ShardCount; i++ {
 		if _, ok := seen[i]; !ok {
