@@ -386,7 +386,9 @@ func (e *Objective[F]) position(i int, finish bool) {
 		if k <= maxInlineK {
 			maxv, kth = topK(x, top[:k])
 		} else {
-			buf := make([]F, k) // unusual beam widths only
+			// Unusual beam widths only; no more than the slice's length, which a K of a
+			// billion (a case file's "k") would otherwise allocate.
+			buf := make([]F, min(k, len(x)))
 			maxv, kth = topK(x, buf)
 		}
 	}

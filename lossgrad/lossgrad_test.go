@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -265,12 +266,29 @@ func TestErrors(t *testing.T) {
 // 1e-7 * (1 + |d|); the softmax sum then has a relative error near 1e-7, which moves the
 // loss (about 8 here) by about 1e-8 relative: loss within 1e-7 relative, gradients within
 // 1e-6 of the largest gradient.
+//
+// Both paths run where the CPU has AVX2 (each pass sets useAVX2 from the CPU's own answer, not
+// from the previous pass), and the test checks which ones did.
 func TestFloat32MatchesFloat64(t *testing.T) {
-	defer func(v bool) { useAVX2 = v }(useAVX2)
+	cpuHasAVX2 := useAVX2
+	defer func() { useAVX2 = cpuHasAVX2 }()
+	var ran []bool
 	for _, vec := range []bool{false, true} {
-		useAVX2 = vec && useAVX2
+		useAVX2 = vec && cpuHasAVX2
+		if slices.Contains(ran, useAVX2) {
+			continue // no AVX2 on this CPU: the portable path has run already
+		}
 		testFloat32MatchesFloat64(t)
+		ran = append(ran, useAVX2)
 	}
+	want := []bool{false}
+	if cpuHasAVX2 {
+		want = append(want, true)
+	}
+	if !slices.Equal(ran, want) {
+		t.Errorf("paths run (AVX2 on?): %v, want %v", ran, want)
+	}
+	t.Logf("paths run (AVX2 on?): %v; CPU has AVX2: %v", ran, cpuHasAVX2)
 }
 
 func testFloat32MatchesFloat64(t *testing.T) {
