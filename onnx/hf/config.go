@@ -233,10 +233,14 @@ func (r *rawConfig) weights(c *Config) error {
 	return nil
 }
 
-// specialTokens sets the BOS id (-1 when absent) and the EOS ids (an int or a list of ints).
+// specialTokens sets the BOS id (-1 when absent) and the EOS ids (an int or a list of ints);
+// negative ids are refused (-1 stands for an absent BOS, and JSON would not keep another).
 func (r *rawConfig) specialTokens(c *Config) error {
 	c.BOSTokenID = -1
 	if r.BOSTokenID != nil {
+		if *r.BOSTokenID < 0 {
+			return fmt.Errorf("field bos_token_id = %d, want a token id ≥ 0 or null", *r.BOSTokenID)
+		}
 		c.BOSTokenID = *r.BOSTokenID
 	}
 	if !isNull(r.EOSTokenID) {
@@ -245,6 +249,11 @@ func (r *rawConfig) specialTokens(c *Config) error {
 			c.EOSTokenIDs = []int{one}
 		} else if err := json.Unmarshal(r.EOSTokenID, &c.EOSTokenIDs); err != nil {
 			return fmt.Errorf("field eos_token_id: want an int or a list of ints")
+		}
+	}
+	for _, id := range c.EOSTokenIDs {
+		if id < 0 {
+			return fmt.Errorf("field eos_token_id: %d, want token ids ≥ 0", id)
 		}
 	}
 	return nil

@@ -45,6 +45,7 @@ func TestParseConfigRopeSpellings(t *testing.T) {
 			theta: 10000, dtype: F32, kv: 8, hd: 8},
 		{name: "head_dim odd", json: `{"hidden_size":64,"intermediate_size":8,"num_hidden_layers":1,"num_attention_heads":4,"vocab_size":10,"head_dim":7}`,
 			wantError: "head_dim = 7, want a positive even number"},
+		{name: "negative bos", json: `{"hidden_size":64,"intermediate_size":8,"num_hidden_layers":1,"num_attention_heads":4,"vocab_size":10,"bos_token_id":-5}`, wantError: "bos_token_id = -5"},
 		{name: "bad eos", json: `{"hidden_size":64,"intermediate_size":8,"num_hidden_layers":1,"num_attention_heads":4,"vocab_size":10,"eos_token_id":"x"}`, wantError: "eos_token_id"},
 	}
 	for _, c := range cases {

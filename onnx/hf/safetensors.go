@@ -1,7 +1,6 @@
 package hf
 
 import (
-	"bufio"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -10,6 +9,8 @@ import (
 	"math"
 	"os"
 	"sort"
+
+	"github.com/bearrec/bear/internal/atomicfs"
 )
 
 // TensorInfo locates one tensor's bytes in a safetensors file.
@@ -52,16 +53,23 @@ func ReadSafetensorsHeader(path string) (map[string]TensorInfo, map[string]strin
 	if err != nil {
 		return nil, nil, err
 	}
+	return parseSafetensorsHeader(f, st.Size(), path)
+}
+
+// parseSafetensorsHeader reads the header of a safetensors file of size bytes from r; path names
+// the file in errors and in the TensorInfos. Nothing is allocated beyond what the file holds: the
+// header length and every tensor's byte range are checked against size first.
+func parseSafetensorsHeader(r io.ReaderAt, size int64, path string) (map[string]TensorInfo, map[string]string, error) {
 	var lenBuf [8]byte
-	if _, err := io.ReadFull(f, lenBuf[:]); err != nil {
-		return nil, nil, fmt.Errorf("%s: truncated: no 8-byte header length (file is %d bytes)", path, st.Size())
+	if _, err := r.ReadAt(lenBuf[:], 0); err != nil {
+		return nil, nil, fmt.Errorf("%s: truncated: no 8-byte header length (file is %d bytes)", path, size)
 	}
 	n := binary.LittleEndian.Uint64(lenBuf[:])
-	if n > maxHeader || int64(n) > st.Size()-8 {
-		return nil, nil, fmt.Errorf("%s: malformed header: length %d does not fit in the file (%d bytes)", path, n, st.Size())
+	if n > maxHeader || n > uint64(size-8) {
+		return nil, nil, fmt.Errorf("%s: malformed header: length %d does not fit in the file (%d bytes)", path, n, size)
 	}
 	hdr := make([]byte, n)
-	if _, err := io.ReadFull(f, hdr); err != nil {
+	if _, err := r.ReadAt(hdr, 8); err != nil {
 		return nil, nil, fmt.Errorf("%s: truncated header: %w", path, err)
 	}
 	var raw map[string]json.RawMessage
@@ -69,7 +77,7 @@ func ReadSafetensorsHeader(path string) (map[string]TensorInfo, map[string]strin
 		return nil, nil, fmt.Errorf("%s: malformed header: %w", path, err)
 	}
 	dataStart := 8 + int64(n)
-	dataLen := st.Size() - dataStart
+	dataLen := size - dataStart
 	tensors := make(map[string]TensorInfo, len(raw))
 	var meta map[string]string
 	for name, msg := range raw {
@@ -79,33 +87,50 @@ func ReadSafetensorsHeader(path string) (map[string]TensorInfo, map[string]strin
 			}
 			continue
 		}
-		var e headerEntry
-		if err := json.Unmarshal(msg, &e); err != nil {
-			return nil, nil, fmt.Errorf("%s: malformed header: tensor %s: %w", path, name, err)
-		}
-		d := DType(e.DType)
-		if d.Size() == 0 {
-			return nil, nil, fmt.Errorf("%s: tensor %s: unknown dtype %q", path, name, e.DType)
-		}
-		if len(e.DataOffsets) != 2 || e.DataOffsets[0] < 0 || e.DataOffsets[1] < e.DataOffsets[0] {
-			return nil, nil, fmt.Errorf("%s: malformed header: tensor %s: data_offsets %v", path, name, e.DataOffsets)
-		}
-		t := TensorInfo{Name: name, File: path, DType: d, Shape: e.Shape,
-			Offset: dataStart + e.DataOffsets[0], Size: e.DataOffsets[1] - e.DataOffsets[0]}
-		for _, s := range e.Shape {
-			if s < 0 {
-				return nil, nil, fmt.Errorf("%s: malformed header: tensor %s: negative dimension in shape %v", path, name, e.Shape)
-			}
-		}
-		if want := t.NumElements() * int64(d.Size()); want != t.Size {
-			return nil, nil, fmt.Errorf("%s: malformed header: tensor %s: shape %v of %s needs %d bytes, data_offsets give %d", path, name, e.Shape, d, want, t.Size)
-		}
-		if e.DataOffsets[1] > dataLen {
-			return nil, nil, fmt.Errorf("%s: truncated: tensor %s ends at byte %d of the data section, which has %d bytes", path, name, e.DataOffsets[1], dataLen)
+		t, err := parseHeaderEntry(name, msg, dataStart, dataLen, path)
+		if err != nil {
+			return nil, nil, err
 		}
 		tensors[name] = t
 	}
 	return tensors, meta, nil
+}
+
+// parseHeaderEntry checks one tensor's header entry against the data section
+// [dataStart, dataStart+dataLen) of the file.
+func parseHeaderEntry(name string, msg json.RawMessage, dataStart, dataLen int64, path string) (TensorInfo, error) {
+	var e headerEntry
+	if err := json.Unmarshal(msg, &e); err != nil {
+		return TensorInfo{}, fmt.Errorf("%s: malformed header: tensor %s: %w", path, name, err)
+	}
+	d := DType(e.DType)
+	if d.Size() == 0 {
+		return TensorInfo{}, fmt.Errorf("%s: tensor %s: unknown dtype %q", path, name, e.DType)
+	}
+	if len(e.DataOffsets) != 2 || e.DataOffsets[0] < 0 || e.DataOffsets[1] < e.DataOffsets[0] {
+		return TensorInfo{}, fmt.Errorf("%s: malformed header: tensor %s: data_offsets %v", path, name, e.DataOffsets)
+	}
+	if e.DataOffsets[1] > dataLen {
+		return TensorInfo{}, fmt.Errorf("%s: truncated: tensor %s ends at byte %d of the data section, which has %d bytes", path, name, e.DataOffsets[1], dataLen)
+	}
+	t := TensorInfo{Name: name, File: path, DType: d, Shape: e.Shape,
+		Offset: dataStart + e.DataOffsets[0], Size: e.DataOffsets[1] - e.DataOffsets[0]}
+	// The shape's byte count is computed with an overflow check: a product that wrapped around
+	// could otherwise match a small byte range.
+	want := int64(d.Size())
+	for _, s := range e.Shape {
+		if s < 0 {
+			return TensorInfo{}, fmt.Errorf("%s: malformed header: tensor %s: negative dimension in shape %v", path, name, e.Shape)
+		}
+		if s != 0 && want > math.MaxInt64/s {
+			return TensorInfo{}, fmt.Errorf("%s: malformed header: tensor %s: shape %v of %s needs more bytes than any file holds", path, name, e.Shape, d)
+		}
+		want *= s
+	}
+	if want != t.Size {
+		return TensorInfo{}, fmt.Errorf("%s: malformed header: tensor %s: shape %v of %s needs %d bytes, data_offsets give %d", path, name, e.Shape, d, want, t.Size)
+	}
+	return t, nil
 }
 
 // ReadFloat32 reads a floating-point tensor, widening or narrowing it to float32.
@@ -168,8 +193,18 @@ func (t WriteTensor) size() int64 {
 	return n
 }
 
-// WriteSafetensors writes tensors (sorted by name, as the safetensors library does) to path.
-func WriteSafetensors(path string, tensors []WriteTensor, metadata map[string]string) (err error) {
+// WriteSafetensors writes tensors (sorted by name, as the safetensors library does) to path,
+// through a temporary file renamed into place (atomicfs), so that a crash never leaves a torn file.
+func WriteSafetensors(path string, tensors []WriteTensor, metadata map[string]string) error {
+	err := atomicfs.WriteBuffered(path, func(w io.Writer) error { return encodeSafetensors(w, tensors, metadata) })
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+// encodeSafetensors writes the 8-byte header length, the JSON header and the tensors' bytes.
+func encodeSafetensors(w io.Writer, tensors []WriteTensor, metadata map[string]string) error {
 	sorted := append([]WriteTensor(nil), tensors...)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Name < sorted[j].Name })
 	hdr := map[string]any{}
@@ -193,34 +228,19 @@ func WriteSafetensors(path string, tensors []WriteTensor, metadata map[string]st
 	for len(js)%8 != 0 {
 		js = append(js, ' ')
 	}
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			os.Remove(path)
-		}
-	}()
-	w := bufio.NewWriterSize(f, 1<<20)
 	var lenBuf [8]byte
 	binary.LittleEndian.PutUint64(lenBuf[:], uint64(len(js)))
-	w.Write(lenBuf[:])
-	w.Write(js)
+	if _, err := w.Write(append(lenBuf[:], js...)); err != nil {
+		return err
+	}
 	for _, t := range sorted {
 		cw := &countingWriter{w: w}
 		if err := t.Fill(cw); err != nil {
-			return fmt.Errorf("write %s: tensor %s: %w", path, t.Name, err)
+			return fmt.Errorf("tensor %s: %w", t.Name, err)
 		}
 		if cw.n != t.size() {
-			return fmt.Errorf("write %s: tensor %s: wrote %d bytes, shape needs %d", path, t.Name, cw.n, t.size())
+			return fmt.Errorf("tensor %s: wrote %d bytes, shape needs %d", t.Name, cw.n, t.size())
 		}
-	}
-	if err := w.Flush(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
 }
