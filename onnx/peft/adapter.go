@@ -5,8 +5,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"sort"
+	"strconv"
+	"strings"
 
+	"github.com/bearrec/bear/internal/atomicfs"
 	"github.com/bearrec/bear/onnx/hf"
 	"github.com/bearrec/bear/onnx/llama"
 )
@@ -41,38 +46,18 @@ type peftConfig struct {
 }
 
 // ReadAdapter reads a PEFT LoRA adapter folder (adapter_config.json, adapter_model.safetensors)
-// and checks it against the base model's configuration.
+// and checks it against the base model's configuration. Every LoRA matrix the configuration
+// implies must be present with its shape, and every tensor of the file must be one of them: a
+// tensor for a module outside target_modules (or a layer the model lacks) is an error, not
+// silently dropped, since the merged or evaluated model would then differ from the trained one.
 func ReadAdapter(dir string, cfg hf.Config) (*Adapter, error) {
 	cpath := filepath.Join(dir, "adapter_config.json")
 	data, err := os.ReadFile(cpath)
 	if err != nil {
 		return nil, fmt.Errorf("read adapter: %w", err)
 	}
-	var pc peftConfig
-	if err := json.Unmarshal(data, &pc); err != nil {
-		return nil, fmt.Errorf("%s: malformed JSON: %w", cpath, err)
-	}
-	switch {
-	case pc.PeftType != "" && pc.PeftType != "LORA":
-		return nil, fmt.Errorf("%s: peft_type %q: only LORA is supported", cpath, pc.PeftType)
-	case pc.R <= 0:
-		return nil, fmt.Errorf("%s: field r = %d, want > 0", cpath, pc.R)
-	case pc.UseDoRA:
-		return nil, fmt.Errorf("%s: use_dora: DoRA is not supported", cpath)
-	case pc.Bias != "" && pc.Bias != "none":
-		return nil, fmt.Errorf("%s: bias %q: only \"none\" is supported", cpath, pc.Bias)
-	case pc.FanInFanOut:
-		return nil, fmt.Errorf("%s: fan_in_fan_out: not supported for Llama linear layers", cpath)
-	case !isNullJSON(pc.LayersToTransform):
-		return nil, fmt.Errorf("%s: layers_to_transform: adapters on a subset of layers are not supported", cpath)
-	}
-	var targets []string
-	if err := json.Unmarshal(pc.TargetModules, &targets); err != nil || len(targets) == 0 {
-		return nil, fmt.Errorf("%s: target_modules: want a non-empty list of module names", cpath)
-	}
-	sort.Strings(targets)
-	spec := llama.LoRASpec{Targets: targets, Rank: pc.R, Alpha: pc.LoRAAlpha, RSLoRA: pc.UseRSLoRA}
-	if err := spec.Validate(); err != nil {
+	spec, dropout, err := ParseAdapterConfig(data)
+	if err != nil {
 		return nil, fmt.Errorf("%s: %w", cpath, err)
 	}
 	wpath := filepath.Join(dir, "adapter_model.safetensors")
@@ -80,8 +65,16 @@ func ReadAdapter(dir string, cfg hf.Config) (*Adapter, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &Adapter{Spec: spec, Dropout: pc.LoRADropout, Weights: map[string][]float32{}}
-	for _, in := range spec.Inputs(cfg) {
+	a := &Adapter{Spec: spec, Dropout: dropout, Weights: map[string][]float32{}}
+	inputs := spec.Inputs(cfg)
+	want := map[string]bool{}
+	for _, in := range inputs {
+		want[Key(in.Layer, in.Module, in.Which)] = true
+	}
+	if err := checkNoExtraTensors(ts, want, spec, cfg, wpath); err != nil {
+		return nil, err
+	}
+	for _, in := range inputs {
 		key := Key(in.Layer, in.Module, in.Which)
 		t, ok := ts[key]
 		if !ok {
@@ -99,20 +92,98 @@ func ReadAdapter(dir string, cfg hf.Config) (*Adapter, error) {
 	return a, nil
 }
 
+// ParseAdapterConfig parses the bytes of an adapter_config.json into the LoRA spec and the
+// dropout probability, refusing what this package cannot reproduce (DoRA, biases, fan_in_fan_out,
+// adapters on a subset of layers, other PEFT types).
+func ParseAdapterConfig(data []byte) (llama.LoRASpec, float64, error) {
+	var pc peftConfig
+	if err := json.Unmarshal(data, &pc); err != nil {
+		return llama.LoRASpec{}, 0, fmt.Errorf("malformed JSON: %w", err)
+	}
+	switch {
+	case pc.PeftType != "" && pc.PeftType != "LORA":
+		return llama.LoRASpec{}, 0, fmt.Errorf("peft_type %q: only LORA is supported", pc.PeftType)
+	case pc.R <= 0:
+		return llama.LoRASpec{}, 0, fmt.Errorf("field r = %d, want > 0", pc.R)
+	case !(pc.LoRADropout >= 0 && pc.LoRADropout < 1):
+		return llama.LoRASpec{}, 0, fmt.Errorf("field lora_dropout = %g, want a probability in [0, 1)", pc.LoRADropout)
+	case pc.UseDoRA:
+		return llama.LoRASpec{}, 0, fmt.Errorf("use_dora: DoRA is not supported")
+	case pc.Bias != "" && pc.Bias != "none":
+		return llama.LoRASpec{}, 0, fmt.Errorf("bias %q: only \"none\" is supported", pc.Bias)
+	case pc.FanInFanOut:
+		return llama.LoRASpec{}, 0, fmt.Errorf("fan_in_fan_out: not supported for Llama linear layers")
+	case !isNullJSON(pc.LayersToTransform):
+		return llama.LoRASpec{}, 0, fmt.Errorf("layers_to_transform: adapters on a subset of layers are not supported")
+	}
+	var targets []string
+	if err := json.Unmarshal(pc.TargetModules, &targets); err != nil || len(targets) == 0 {
+		return llama.LoRASpec{}, 0, fmt.Errorf("target_modules: want a non-empty list of module names")
+	}
+	// PEFT keeps target_modules as a set: order and repeats carry no meaning.
+	sort.Strings(targets)
+	targets = slices.Compact(targets)
+	spec := llama.LoRASpec{Targets: targets, Rank: pc.R, Alpha: pc.LoRAAlpha, RSLoRA: pc.UseRSLoRA}
+	if err := spec.Validate(); err != nil {
+		return llama.LoRASpec{}, 0, err
+	}
+	return spec, pc.LoRADropout, nil
+}
+
+// peftKey splits a PEFT LoRA key into its layer, module path and matrix (A or B).
+var peftKey = regexp.MustCompile(`^base_model\.model\.model\.layers\.(\d+)\.(.+)\.lora_([AB])\.weight$`)
+
+// checkNoExtraTensors fails on the first (by name) tensor of the file that is not one of the
+// LoRA matrices the spec and the model imply, saying why it matches none.
+func checkNoExtraTensors(ts map[string]hf.TensorInfo, want map[string]bool, spec llama.LoRASpec, cfg hf.Config, wpath string) error {
+	var extra []string
+	for name := range ts {
+		if !want[name] {
+			extra = append(extra, name)
+		}
+	}
+	if len(extra) == 0 {
+		return nil
+	}
+	sort.Strings(extra)
+	more := ""
+	if len(extra) > 1 {
+		more = fmt.Sprintf(" (and %d more tensors like it)", len(extra)-1)
+	}
+	return fmt.Errorf("%s: tensor %s%s: %s; an adapter must hold exactly the lora_A and lora_B matrices of its target modules",
+		wpath, extra[0], more, whyUnmatched(extra[0], spec, cfg))
+}
+
+func whyUnmatched(name string, spec llama.LoRASpec, cfg hf.Config) string {
+	targets := strings.Join(spec.Targets, ", ")
+	m := peftKey.FindStringSubmatch(name)
+	if m == nil {
+		return fmt.Sprintf("not a LoRA matrix of the target modules [%s] of adapter_config.json", targets)
+	}
+	module := ""
+	for short, path := range hf.ModulePath {
+		if path == m[2] {
+			module = short
+		}
+	}
+	layer, err := strconv.Atoi(m[1])
+	switch {
+	case module == "":
+		return fmt.Sprintf("module %q is not a Llama projection module; target_modules in adapter_config.json is [%s]", m[2], targets)
+	case !slices.Contains(spec.Targets, module):
+		return fmt.Sprintf("module %s is not in target_modules [%s] of adapter_config.json", module, targets)
+	case err != nil || layer >= cfg.NumLayers:
+		return fmt.Sprintf("layer %s: the base model has %d layers (0 to %d)", m[1], cfg.NumLayers, cfg.NumLayers-1)
+	}
+	return fmt.Sprintf("not a LoRA matrix of the target modules [%s] of adapter_config.json", targets)
+}
+
 // WriteAdapter writes a in PEFT's layout, float32, loadable by PeftModel.from_pretrained.
 func WriteAdapter(dir string, a *Adapter, cfg hf.Config, baseModel string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	pc := map[string]any{
-		"peft_type": "LORA", "task_type": "CAUSAL_LM", "r": a.Spec.Rank, "lora_alpha": a.Spec.Alpha,
-		"lora_dropout": a.Dropout, "target_modules": a.Spec.Targets, "use_rslora": a.Spec.RSLoRA,
-		"use_dora": false, "bias": "none", "fan_in_fan_out": false, "inference_mode": true,
-		"base_model_name_or_path": baseModel, "layers_to_transform": nil, "init_lora_weights": true,
-		"modules_to_save": nil, "revision": nil,
-	}
-	data, _ := json.MarshalIndent(pc, "", "  ")
-	if err := os.WriteFile(filepath.Join(dir, "adapter_config.json"), append(data, '\n'), 0o644); err != nil {
+	if err := atomicfs.WriteBytes(filepath.Join(dir, "adapter_config.json"), adapterConfigJSON(a, baseModel)); err != nil {
 		return err
 	}
 	var ts []hf.WriteTensor
@@ -124,6 +195,19 @@ func WriteAdapter(dir string, a *Adapter, cfg hf.Config, baseModel string) error
 		ts = append(ts, hf.Float32Tensor(Key(in.Layer, in.Module, in.Which), hf.F32, []int64{int64(in.Rows), int64(in.Cols)}, vals))
 	}
 	return hf.WriteSafetensors(filepath.Join(dir, "adapter_model.safetensors"), ts, map[string]string{"format": "pt"})
+}
+
+// adapterConfigJSON is the adapter_config.json PEFT writes for a LoRA adapter.
+func adapterConfigJSON(a *Adapter, baseModel string) []byte {
+	pc := map[string]any{
+		"peft_type": "LORA", "task_type": "CAUSAL_LM", "r": a.Spec.Rank, "lora_alpha": a.Spec.Alpha,
+		"lora_dropout": a.Dropout, "target_modules": a.Spec.Targets, "use_rslora": a.Spec.RSLoRA,
+		"use_dora": false, "bias": "none", "fan_in_fan_out": false, "inference_mode": true,
+		"base_model_name_or_path": baseModel, "layers_to_transform": nil, "init_lora_weights": true,
+		"modules_to_save": nil, "revision": nil,
+	}
+	data, _ := json.MarshalIndent(pc, "", "  ")
+	return append(data, '\n')
 }
 
 // Matches reports, as an error naming both, whether the adapter's spec differs from the LoRA

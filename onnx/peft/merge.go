@@ -6,14 +6,20 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/bearrec/bear/internal/atomicfs"
 	"github.com/bearrec/bear/onnx/hf"
 )
 
 // MergeAdapter writes a checkpoint whose projection weights include the adapter:
 // W' = W + (alpha/r)·B·A for every targeted module, in float32 arithmetic, stored as dtype
 // (the checkpoint's own when empty). Other files of the checkpoint folder (tokenizer,
-// generation config) are copied. Tensors are written one at a time.
+// generation config) are copied. Tensors are written one at a time. dst must not be, hold or lie
+// inside src: the merge reads src while it writes. It writes into dst as it stands; a command
+// builds dst with atomicfs.WriteDir so that a failure never leaves a partial folder.
 func MergeAdapter(src, dst string, a *Adapter, dtype hf.DType) error {
+	if err := atomicfs.CheckDisjoint("merge output", dst, src); err != nil {
+		return err
+	}
 	ck, err := hf.Open(src)
 	if err != nil {
 		return err
@@ -78,7 +84,7 @@ func MergeAdapter(src, dst string, a *Adapter, dtype hf.DType) error {
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(dst, "config.json"), append(cj, '\n'), 0o644); err != nil {
+	if err := atomicfs.WriteBytes(filepath.Join(dst, "config.json"), append(cj, '\n')); err != nil {
 		return err
 	}
 	if err := hf.CopyAuxFiles(src, dst); err != nil {
