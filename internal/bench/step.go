@@ -17,7 +17,8 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// StepBenchmark is the outcome of BenchmarkStep.
+// StepBenchmark is the outcome of BenchmarkStep. Times are medians over the timed steps, and
+// the GEMM rate is the median of its runs too, so that the share compares like with like.
 type StepBenchmark struct {
 	Model           string  `json:"model"`
 	Policy          string  `json:"policy"`
@@ -33,23 +34,39 @@ type StepBenchmark struct {
 	BackwardCPUSeconds float64 `json:"backward_cpu_seconds"`
 	BackwardPerFwd     float64 `json:"backward_over_forward"`
 	StepGFLOP          float64 `json:"step_gflop"`
-	StepGFLOPS         float64 `json:"step_gflop_per_second"`
-	GemmGFLOPS         float64 `json:"ort_gemm_gflop_per_second"`
-	ShareOfGemmRate    float64 `json:"share_of_gemm_rate"`
-	PeakRSSMiB         float64 `json:"peak_rss_mib"`
-	GoHeapMiB          float64 `json:"go_heap_mib"`
-	Iterations         int     `json:"iterations"`
+	// StepGFLOPS is the step's FLOPs over the median step time (forward + backward).
+	StepGFLOPS      float64 `json:"step_gflop_per_second"`
+	GemmGFLOPS      float64 `json:"ort_gemm_gflop_per_second"`
+	ShareOfGemmRate float64 `json:"share_of_gemm_rate"`
+	PeakRSSMiB      float64 `json:"peak_rss_mib"`
+	GoHeapMiB       float64 `json:"go_heap_mib"`
+	Iterations      int     `json:"iterations"`
 }
 
-// BenchmarkStep times the forward and backward passes of a LoRA training step on a batch of
-// batch × seq tokens with full-vocabulary logits at the last `positions` tokens of every
-// sequence, and measures ONNX Runtime's float32 GEMM rate on one large MatMul in the same run.
-func BenchmarkStep(dir string, o runtime.TrainOptions, batch, seq, positions, iters int) (*StepBenchmark, error) {
+// StepTimes are the wall and process CPU times of one training step's two passes.
+type StepTimes struct {
+	Forward, Backward       time.Duration
+	ForwardCPU, BackwardCPU time.Duration
+}
+
+// StepRunner runs LoRA training steps on one fixed batch, so that the setup (export, autodiff,
+// sessions, the batch) happens once and apart from the steps being timed.
+type StepRunner struct {
+	tr         *runtime.Trainer[float32]
+	in         runtime.GraphInputs
+	cot        []float32
+	rng        *rand.Rand
+	flops      float64
+	batch, seq int
+}
+
+// NewStepRunner builds the trainer for dir and a batch of batch × seq random tokens with
+// full-vocabulary logits at the last `positions` tokens of every sequence.
+func NewStepRunner(dir string, o runtime.TrainOptions, batch, seq, positions int) (*StepRunner, error) {
 	tr, err := runtime.NewTrainer[float32](dir, o)
 	if err != nil {
 		return nil, err
 	}
-	defer tr.Close()
 	rng := rand.New(rand.NewPCG(1, 1))
 	for _, p := range tr.Params {
 		for i := range p {
@@ -70,54 +87,93 @@ func BenchmarkStep(dir string, o runtime.TrainOptions, batch, seq, positions, it
 			index = append(index, b.Index(i, t))
 		}
 	}
-	var cot []float32
-	var fwd, bwd, fwdCPU, bwdCPU time.Duration
-	for it := -1; it < iters; it++ { // one warm-up run
-		t0, c0 := time.Now(), procstat.CPUTime()
-		logits, err := tr.Forward(runtime.GraphInputs{Batch: b, Index: index})
+	r := &StepRunner{tr: tr, in: runtime.GraphInputs{Batch: b, Index: index}, rng: rng, batch: batch, seq: seq}
+	r.flops = StepFLOPs(tr.Config, o.Model.LoRA.Rank, len(o.Model.LoRA.Targets), batch, seq, len(index))
+	return r, nil
+}
+
+// Step runs one forward and one backward pass and returns their times.
+func (r *StepRunner) Step() (StepTimes, error) {
+	t0, c0 := time.Now(), procstat.CPUTime()
+	logits, err := r.tr.Forward(r.in)
+	if err != nil {
+		return StepTimes{}, err
+	}
+	t1, c1 := time.Now(), procstat.CPUTime()
+	if r.cot == nil {
+		r.cot = make([]float32, len(logits))
+		for i := range r.cot {
+			r.cot[i] = float32(r.rng.NormFloat64() * 1e-3)
+		}
+	}
+	if _, err := r.tr.Backward(r.cot); err != nil {
+		return StepTimes{}, err
+	}
+	t2, c2 := time.Now(), procstat.CPUTime()
+	return StepTimes{Forward: t1.Sub(t0), Backward: t2.Sub(t1), ForwardCPU: c1 - c0, BackwardCPU: c2 - c1}, nil
+}
+
+// FLOPs is the step's FLOP count (StepFLOPs of its shapes).
+func (r *StepRunner) FLOPs() float64 { return r.flops }
+
+// Close releases the trainer.
+func (r *StepRunner) Close() { r.tr.Close() }
+
+// BenchmarkStep times iters LoRA training steps after one warm-up step (see NewStepRunner), and
+// measures ONNX Runtime's float32 GEMM rate on one large MatMul in the same run.
+func BenchmarkStep(dir string, o runtime.TrainOptions, batch, seq, positions, iters int) (*StepBenchmark, error) {
+	if iters < 1 {
+		return nil, fmt.Errorf("iterations %d: want at least 1 timed step", iters)
+	}
+	r, err := NewStepRunner(dir, o, batch, seq, positions)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	samples := make([]StepTimes, 0, iters)
+	for it := -1; it < iters; it++ { // one warm-up step
+		st, err := r.Step()
 		if err != nil {
 			return nil, err
 		}
-		t1, c1 := time.Now(), procstat.CPUTime()
-		if cot == nil {
-			cot = make([]float32, len(logits))
-			for i := range cot {
-				cot[i] = float32(rng.NormFloat64() * 1e-3)
-			}
-		}
-		if _, err := tr.Backward(cot); err != nil {
-			return nil, err
-		}
-		t2, c2 := time.Now(), procstat.CPUTime()
 		if it >= 0 {
-			fwd += t1.Sub(t0)
-			bwd += t2.Sub(t1)
-			fwdCPU += c1 - c0
-			bwdCPU += c2 - c1
+			samples = append(samples, st)
 		}
 	}
 	threads := o.Model.Session.Threads
 	if threads <= 0 {
 		threads = goruntime.NumCPU()
 	}
-	gemm, err := GemmRate(2048, threads)
+	gemm, err := GemmRate(gemmSize, threads)
 	if err != nil {
 		return nil, err
 	}
-	flops := StepFLOPs(tr.Config, o.Model.LoRA.Rank, len(o.Model.LoRA.Targets), batch, seq, len(index))
-	r := &StepBenchmark{Model: dir, Policy: o.Policy.String(), Batch: batch, Seq: seq, Positions: positions, Threads: threads,
-		ForwardSeconds: fwd.Seconds() / float64(iters), BackwardSeconds: bwd.Seconds() / float64(iters), Iterations: iters,
-		ForwardCPUSeconds: fwdCPU.Seconds() / float64(iters), BackwardCPUSeconds: bwdCPU.Seconds() / float64(iters)}
-	r.BackwardPerFwd = r.BackwardSeconds / r.ForwardSeconds
-	r.StepGFLOP = flops / 1e9
-	r.StepGFLOPS = r.StepGFLOP / (r.ForwardSeconds + r.BackwardSeconds)
-	r.GemmGFLOPS = gemm
-	r.ShareOfGemmRate = r.StepGFLOPS / gemm
-	r.PeakRSSMiB = procstat.PeakRSSMiB()
+	res := summariseSteps(samples, r.FLOPs(), gemm)
+	res.Model, res.Policy, res.Batch, res.Seq, res.Positions, res.Threads = dir, o.Policy.String(), batch, seq, positions, threads
+	res.PeakRSSMiB = procstat.PeakRSSMiB()
 	var ms goruntime.MemStats
 	goruntime.ReadMemStats(&ms)
-	r.GoHeapMiB = float64(ms.HeapInuse) / (1 << 20)
-	return r, nil
+	res.GoHeapMiB = float64(ms.HeapInuse) / (1 << 20)
+	return res, nil
+}
+
+// summariseSteps turns the timed steps into medians, and the step's FLOP rate at its median
+// time into a share of the GEMM rate, itself a median (GemmRate).
+func summariseSteps(samples []StepTimes, flops, gemmGFLOPS float64) *StepBenchmark {
+	sec := func(f func(StepTimes) time.Duration) float64 {
+		return median(samples, func(s StepTimes) float64 { return f(s).Seconds() })
+	}
+	r := &StepBenchmark{Iterations: len(samples), StepGFLOP: flops / 1e9, GemmGFLOPS: gemmGFLOPS,
+		ForwardSeconds:     sec(func(s StepTimes) time.Duration { return s.Forward }),
+		BackwardSeconds:    sec(func(s StepTimes) time.Duration { return s.Backward }),
+		ForwardCPUSeconds:  sec(func(s StepTimes) time.Duration { return s.ForwardCPU }),
+		BackwardCPUSeconds: sec(func(s StepTimes) time.Duration { return s.BackwardCPU }),
+	}
+	r.BackwardPerFwd = r.BackwardSeconds / r.ForwardSeconds
+	step := sec(func(s StepTimes) time.Duration { return s.Forward + s.Backward })
+	r.StepGFLOPS = r.StepGFLOP / step
+	r.ShareOfGemmRate = r.StepGFLOPS / gemmGFLOPS
+	return r
 }
 
 // StepFLOPs counts the multiply-adds (×2) of a LoRA step from the shapes: the forward pass
@@ -138,8 +194,15 @@ func StepFLOPs(c hf.Config, rank, loraModules, batch, seq, n int) float64 {
 	return forward + backward
 }
 
+// gemmSize is the side of the square MatMul GemmRate times.
+const gemmSize = 2048
+
+// gemmRuns is how many timed runs GemmRate takes the median of.
+const gemmRuns = 5
+
 // GemmRate measures ONNX Runtime's float32 MatMul rate (GFLOP/s) on an n×n by n×n product
-// with the weight as an initializer (pre-packed, as the model's weights are).
+// with the weight as an initializer (pre-packed, as the model's weights are): the median of
+// gemmRuns runs after a warm-up, as the step figures it is compared with are medians.
 func GemmRate(n, threads int) (float64, error) {
 	g := builder.New("gemm")
 	x := g.Input("x", builder.Float32, n, n)
@@ -168,13 +231,19 @@ func GemmRate(n, threads int) (float64, error) {
 	if err := s.RunNamed(in, out); err != nil {
 		return 0, err
 	}
-	best := time.Duration(1 << 62)
-	for range 5 {
+	runs := make([]time.Duration, gemmRuns)
+	for i := range runs {
 		t0 := time.Now()
 		if err := s.RunNamed(in, out); err != nil {
 			return 0, err
 		}
-		best = min(best, time.Since(t0))
+		runs[i] = time.Since(t0)
 	}
-	return 2 * float64(n) * float64(n) * float64(n) / best.Seconds() / 1e9, nil
+	return gemmGFLOPS(n, runs), nil
+}
+
+// gemmGFLOPS is the rate of an n×n by n×n product at the median of the timed runs.
+func gemmGFLOPS(n int, runs []time.Duration) float64 {
+	sec := median(runs, func(d time.Duration) float64 { return d.Seconds() })
+	return 2 * float64(n) * float64(n) * float64(n) / sec / 1e9
 }
