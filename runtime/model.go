@@ -3,6 +3,7 @@ package runtime
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -70,10 +71,13 @@ func Load(dir string, o ModelOptions) (*Model, error) {
 	return m, nil
 }
 
+// defaultCacheDir is the cache folder of a checkpoint when none is given: one folder per
+// checkpoint path under the user cache folder, so that entries of a checkpoint are found together.
+// Entries are content-addressed (llama.BindWeights), so the folder name is only a grouping.
 func defaultCacheDir(dir string) (string, error) {
 	base, err := os.UserCacheDir()
 	if err != nil {
-		return "", fmt.Errorf("no cache folder for converted weights (set $XDG_CACHE_HOME or pass a cache dir): %w", err)
+		return "", fmt.Errorf("no user cache folder for converted weights (%w): %s", err, cacheRemedy)
 	}
 	abs, err := filepath.Abs(dir)
 	if err != nil {
@@ -82,6 +86,9 @@ func defaultCacheDir(dir string) (string, error) {
 	sum := sha256.Sum256([]byte(abs))
 	return filepath.Join(base, "bear", "weights", hex.EncodeToString(sum[:8])), nil
 }
+
+// cacheRemedy says how to put the converted-weight cache somewhere writable.
+const cacheRemedy = "pass --cache-dir DIR with a writable folder, or set $XDG_CACHE_HOME (the default is $XDG_CACHE_HOME/bear/weights, else ~/.cache/bear/weights)"
 
 // Close releases the session.
 func (m *Model) Close() error { return m.sess.Close() }
@@ -245,7 +252,12 @@ func bindWeights(ck *hf.Checkpoint, dt hf.DType, cacheDir string) (*llama.Weight
 			return nil, err
 		}
 	}
-	return llama.BindWeights(ck, dt, cacheDir)
+	b, err := llama.BindWeights(ck, dt, cacheDir)
+	var ce *llama.CacheDirError
+	if errors.As(err, &ce) {
+		return nil, fmt.Errorf("%w: %s", err, cacheRemedy)
+	}
+	return b, err
 }
 
 // ReadModelConfig reads a checkpoint's config.json (for checking an adapter before loading).

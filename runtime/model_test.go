@@ -124,7 +124,7 @@ func TestConversionIsReused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bin := filepath.Join(cache, "weights-F32.bin")
+	bin := filepath.Join(cache, b1.Refs[hf.EmbedName].Location)
 	st1, err := os.Stat(bin)
 	if err != nil || !b1.Converted {
 		t.Fatalf("no conversion written: %v", err)

@@ -1,12 +1,16 @@
 package llama
 
 import (
-	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 
+	"github.com/bearrec/bear/internal/atomicfs"
 	"github.com/bearrec/bear/onnx/hf"
 )
 
@@ -26,15 +30,15 @@ type WeightBinding struct {
 
 // BindWeights locates the checkpoint's weights in compute dtype dt. When the checkpoint already
 // stores dt and all its files live in one real folder (symlinks resolved, as in the HF cache),
-// the weights are referenced in place. Otherwise they are converted once into
-// cacheDir/weights-<dt>.bin; a stamp of the source files' sizes and modification times lets later
-// calls reuse the conversion. Conversion streams tensor by tensor and keeps no copy in memory.
+// the weights are referenced in place. Otherwise they are converted once into a cache entry of
+// cacheDir (see convertWeights) that later calls reuse. Conversion streams tensor by tensor and
+// keeps no copy in memory.
 func BindWeights(ck *hf.Checkpoint, dt hf.DType, cacheDir string) (*WeightBinding, error) {
 	if b, ok := bindInPlace(ck, dt); ok {
 		return b, nil
 	}
 	if cacheDir == "" {
-		return nil, fmt.Errorf("%s: weights are stored as %s and need converting to %s, but no cache folder was given", ck.Dir, ck.StorageDType(), dt)
+		return nil, fmt.Errorf("%s: weights are stored as %s and need converting to %s, but no cache folder was given", ck.Dir, storedAs(ck), dt)
 	}
 	return convertWeights(ck, dt, cacheDir)
 }
@@ -64,95 +68,186 @@ func bindInPlace(ck *hf.Checkpoint, dt hf.DType) (*WeightBinding, bool) {
 	return b, true
 }
 
-type stampFile struct {
-	Size    int64 `json:"size"`
-	ModTime int64 `json:"mtime_ns"`
+// CacheDirError is a converted-weight cache folder that cannot be created or written. It says
+// why the cache is needed; the caller adds how to point it elsewhere.
+type CacheDirError struct {
+	Dir             string
+	Stored, Compute hf.DType // Stored is "" for a checkpoint of mixed dtypes
+	Err             error
 }
 
-type conversionStamp struct {
-	DType   hf.DType               `json:"dtype"`
-	Sources map[string]stampFile   `json:"sources"`
-	Refs    map[string]ExternalRef `json:"tensors"`
+func (e *CacheDirError) Error() string {
+	return fmt.Sprintf("converted-weight cache folder %s: %v (the checkpoint stores its weights as %s; they are converted to %s once and kept in this folder)",
+		e.Dir, e.Err, storedAsDType(e.Stored), e.Compute)
 }
 
-func sourceStamp(ck *hf.Checkpoint) (map[string]stampFile, error) {
-	m := map[string]stampFile{}
-	for _, f := range ck.Files {
-		st, err := os.Stat(f)
-		if err != nil {
-			return nil, err
-		}
-		abs, _ := filepath.Abs(f)
-		m[abs] = stampFile{st.Size(), st.ModTime().UnixNano()}
+func (e *CacheDirError) Unwrap() error { return e.Err }
+
+func storedAs(ck *hf.Checkpoint) string { return storedAsDType(ck.StorageDType()) }
+
+func storedAsDType(d hf.DType) string {
+	if d == "" {
+		return "mixed dtypes"
 	}
-	return m, nil
+	return string(d)
 }
 
-// conversionAlign keeps every converted tensor page-aligned, so ONNX Runtime can map it.
-const conversionAlign = 4096
+// Converted weights live in one file per content: weights-<dt>-<key>.bin, where key is the
+// SHA-256 of everything the conversion reads (the format version, the compute dtype, and each
+// expected tensor's name, stored dtype, shape and bytes, in the configuration's order). The
+// file's name is a function of its content, so two checkpoints sharing a cache folder never
+// share an entry, a checkpoint replaced by another of the same size and modification time (cp -p)
+// gets a new entry, and identical checkpoints in different folders share one. Entries are written
+// to a temporary file and renamed into place (atomicfs), so a reader sees a complete entry or
+// none, and concurrent writers of the same entry write the same bytes.
+//
+// The entry's first page is a JSON header (format, version, dtype, full key, size); tensors
+// follow, each page-aligned so ONNX Runtime can map it. The layout is a function of the
+// configuration and dtype, so reuse needs no index: it checks the size and the header.
+const (
+	conversionAlign  = 4096 // keeps every converted tensor page-aligned
+	conversionFormat = "bear converted weights"
+	conversionVer    = 1
+)
 
+type entryHeader struct {
+	Format  string   `json:"format"`
+	Version int      `json:"version"`
+	DType   hf.DType `json:"dtype"`
+	SHA256  string   `json:"sha256"`
+	Bytes   int64    `json:"bytes"`
+}
+
+// conversionLayout places every expected weight, in the configuration's order, after the header
+// page; total is the entry's size in bytes.
+func conversionLayout(ck *hf.Checkpoint, dt hf.DType, location string) (refs map[string]ExternalRef, order []string, total int64) {
+	refs = map[string]ExternalRef{}
+	off := int64(conversionAlign)
+	for _, spec := range ck.Config.ExpectedWeights() {
+		off += (conversionAlign - off%conversionAlign) % conversionAlign
+		n := ck.Weights[spec.Name].NumElements() * int64(dt.Size())
+		refs[spec.Name] = ExternalRef{Location: location, Offset: off, Length: n}
+		order = append(order, spec.Name)
+		off += n
+	}
+	return refs, order, off
+}
+
+// contentKey is the SHA-256, in hex, of what converting ck to dt reads.
+func contentKey(ck *hf.Checkpoint, dt hf.DType) (string, error) {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s v%d\n%s\n", conversionFormat, conversionVer, dt)
+	buf := make([]byte, 4<<20)
+	files := map[string]*os.File{}
+	defer func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}()
+	for _, spec := range ck.Config.ExpectedWeights() {
+		t := ck.Weights[spec.Name]
+		fmt.Fprintf(h, "%s %s %v %d\n", t.Name, t.DType, t.Shape, t.Size)
+		f, ok := files[t.File]
+		if !ok {
+			var err error
+			if f, err = os.Open(t.File); err != nil {
+				return "", err
+			}
+			files[t.File] = f
+		}
+		if _, err := io.CopyBuffer(h, io.NewSectionReader(f, t.Offset, t.Size), buf); err != nil {
+			return "", fmt.Errorf("%s: tensor %s: %w", t.File, t.Name, err)
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// convertWeights binds the checkpoint to its cache entry in dir, writing the entry when it is
+// missing or fails the cheap checks (size, header).
 func convertWeights(ck *hf.Checkpoint, dt hf.DType, dir string) (*WeightBinding, error) {
 	if dt != hf.F32 && dt != hf.F64 {
 		return nil, fmt.Errorf("compute dtype %s: want F32 or F64", dt)
 	}
-	src, err := sourceStamp(ck)
+	key, err := contentKey(ck, dt)
 	if err != nil {
 		return nil, err
 	}
-	binName := fmt.Sprintf("weights-%s.bin", dt)
-	stampPath := filepath.Join(dir, fmt.Sprintf("weights-%s.json", dt))
-	if data, err := os.ReadFile(stampPath); err == nil {
-		var s conversionStamp
-		if json.Unmarshal(data, &s) == nil && s.DType == dt && sameSources(s.Sources, src) && len(s.Refs) == len(ck.Weights) {
-			if _, err := os.Stat(filepath.Join(dir, binName)); err == nil {
-				return &WeightBinding{Dir: dir, Refs: s.Refs, Converted: true}, nil
-			}
-		}
+	name := fmt.Sprintf("weights-%s-%s.bin", dt, key[:32])
+	refs, order, total := conversionLayout(ck, dt, name)
+	hdr := entryHeader{Format: conversionFormat, Version: conversionVer, DType: dt, SHA256: key, Bytes: total}
+	b := &WeightBinding{Dir: dir, Refs: refs, Converted: true}
+	path := filepath.Join(dir, name)
+	if entryIntact(path, hdr) {
+		return b, nil
+	}
+	cacheErr := func(err error) error {
+		return &CacheDirError{Dir: dir, Stored: ck.StorageDType(), Compute: dt, Err: err}
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
+		return nil, cacheErr(err)
 	}
-	tmp, err := os.CreateTemp(dir, binName+".tmp*")
+	var srcErr error // a failure reading the checkpoint, as opposed to writing the cache
+	err = atomicfs.WriteBuffered(path, func(w io.Writer) error {
+		srcErr = writeEntry(w, ck, dt, hdr, order, refs)
+		return srcErr
+	})
+	switch {
+	case srcErr != nil:
+		return nil, srcErr
+	case err != nil:
+		return nil, cacheErr(err)
+	}
+	return b, nil
+}
+
+// entryIntact reports whether path holds a complete entry with header hdr.
+func entryIntact(path string, hdr entryHeader) bool {
+	f, err := os.Open(path)
 	if err != nil {
-		return nil, err
+		return false
 	}
-	defer os.Remove(tmp.Name())
-	w := bufio.NewWriterSize(tmp, 4<<20)
-	refs := map[string]ExternalRef{}
-	var off int64
-	for _, spec := range ck.Config.ExpectedWeights() {
-		t := ck.Weights[spec.Name]
-		if pad := (conversionAlign - off%conversionAlign) % conversionAlign; pad > 0 {
-			w.Write(make([]byte, pad))
-			off += pad
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil || st.Size() != hdr.Bytes {
+		return false
+	}
+	page := make([]byte, conversionAlign)
+	if _, err := io.ReadFull(f, page); err != nil {
+		return false
+	}
+	var got entryHeader
+	return json.Unmarshal(bytes.TrimRight(page, " "), &got) == nil && got == hdr
+}
+
+// writeEntry writes the header page and the converted tensors at their layout offsets.
+func writeEntry(w io.Writer, ck *hf.Checkpoint, dt hf.DType, hdr entryHeader, order []string, refs map[string]ExternalRef) error {
+	js, err := json.Marshal(hdr)
+	if err != nil || len(js) >= conversionAlign {
+		return fmt.Errorf("cache entry header: %v", err)
+	}
+	if _, err := w.Write(append(js, bytes.Repeat([]byte{' '}, conversionAlign-len(js))...)); err != nil {
+		return err
+	}
+	off := int64(conversionAlign)
+	for _, name := range order {
+		ref := refs[name]
+		if _, err := w.Write(make([]byte, ref.Offset-off)); err != nil {
+			return err
 		}
-		n, err := convertTensor(w, t, dt)
+		n, err := convertTensor(w, ck.Weights[name], dt)
 		if err != nil {
-			tmp.Close()
-			return nil, err
+			return err
 		}
-		refs[spec.Name] = ExternalRef{Location: binName, Offset: off, Length: n}
-		off += n
+		if n != ref.Length {
+			return fmt.Errorf("tensor %s: converted %d bytes, layout expects %d", name, n, ref.Length)
+		}
+		off = ref.Offset + n
 	}
-	if err := w.Flush(); err != nil {
-		tmp.Close()
-		return nil, fmt.Errorf("write %s: %w", tmp.Name(), err)
-	}
-	if err := tmp.Close(); err != nil {
-		return nil, err
-	}
-	if err := os.Rename(tmp.Name(), filepath.Join(dir, binName)); err != nil {
-		return nil, err
-	}
-	stamp, _ := json.MarshalIndent(conversionStamp{DType: dt, Sources: src, Refs: refs}, "", " ")
-	if err := os.WriteFile(stampPath, stamp, 0o644); err != nil {
-		return nil, err
-	}
-	return &WeightBinding{Dir: dir, Refs: refs, Converted: true}, nil
+	return nil
 }
 
 // convertTensor streams one tensor in rows so that memory stays bounded for 1B-scale embeddings.
-func convertTensor(w *bufio.Writer, t hf.TensorInfo, dt hf.DType) (int64, error) {
+func convertTensor(w io.Writer, t hf.TensorInfo, dt hf.DType) (int64, error) {
 	rows, cols := int64(1), t.NumElements()
 	if len(t.Shape) == 2 {
 		rows, cols = t.Shape[0], t.Shape[1]
@@ -185,16 +280,4 @@ func convertTensor(w *bufio.Writer, t hf.TensorInfo, dt hf.DType) (int64, error)
 		written += n * cols * int64(dt.Size())
 	}
 	return written, nil
-}
-
-func sameSources(a, b map[string]stampFile) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
-	}
-	return true
 }
