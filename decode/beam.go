@@ -53,7 +53,8 @@ type Config struct {
 	Stop          StopRule // early_stopping=False heuristic (default StopScorer)
 	// MaxNewTokens ends the search after this many generated tokens (HF max_new_tokens);
 	// still-open beams are then finalised as HF's finalize does. 0: no limit (the trie bounds
-	// every path; the official run used 128, which no title reaches).
+	// every path). The official run used 128, which titles of 128 tokens or more (two in
+	// Office) do not fit: their beams end unfinished, on an inner node with no items.
 	MaxNewTokens int
 }
 

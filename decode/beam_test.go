@@ -316,3 +316,24 @@ func TestSearchTrieWithoutEOS(t *testing.T) {
 		}
 	}
 }
+
+// TestIndexSequences counts distinct item sequences: duplicate titles share one, a title that
+// is a token-prefix of another is one of its own.
+func TestIndexSequences(t *testing.T) {
+	const eos = 9
+	for _, c := range []struct {
+		name  string
+		seqs  [][]int
+		items [][]int
+		want  int
+	}{
+		{"distinct", [][]int{{1, 2, eos}, {1, 3, eos}, {4, eos}}, [][]int{{1}, {2}, {3}}, 3},
+		{"duplicate titles", [][]int{{1, 2, eos}, {1, 2, eos}, {4, eos}}, [][]int{{1}, {2}, {3}}, 2},
+		{"prefix title", [][]int{{1, eos}, {1, 2, eos}}, [][]int{{1}, {2}}, 2},
+		{"empty", nil, nil, 0},
+	} {
+		if got := NewIndex(newTestTrie(c.seqs, c.items, eos)).Sequences(); got != c.want {
+			t.Errorf("%s: %d sequences, want %d", c.name, got, c.want)
+		}
+	}
+}

@@ -79,9 +79,10 @@
 //     prompt's open beams are discarded.
 //   - max_new_tokens (Config.MaxNewTokens, 0 = none): at that step a prompt's open beams are
 //     finalised like BeamSearchScorer.finalize (all added, score = sum / tokens so far). With a
-//     trie no path outlives the longest title (Index.Depth), so the official 128 never bites
-//     unless a title has more than 127 tokens; set 128 to match it exactly there. Such
-//     finalised hypotheses end without EOS, on an inner node, usually with no Items.
+//     trie no path outlives the longest title (Index.Depth), so the official 128 only bites
+//     where a title has 128 tokens or more (two Office titles have 138 and 176, quotes
+//     included): such beams are finalised without EOS, on an inner node with no Items, and
+//     take a slot of the returned list as HF's do. The evaluation passes 128.
 //   - The returned list is the finished hypotheses sorted by score, best first, ties as HF's
 //     stable sort-then-pop gives them (the later-added first), cut to Return.
 //   - The constraint: the allowed tokens of a beam are the children of its trie node; where a

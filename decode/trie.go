@@ -44,6 +44,7 @@ type Index struct {
 	paths map[int][]int    // item id -> tokens incl. EOS
 	ends  map[int][2]int32 // node -> {min, max} remaining tokens incl. EOS (0,0 at an end node)
 	depth int              // longest sequence, tokens incl. EOS
+	seqs  int              // nodes where items end: the distinct sequences
 }
 
 // NewIndex walks the whole trie (depth first) once.
@@ -53,6 +54,9 @@ func NewIndex(t Trie) *Index {
 	var path []int
 	var walk func(node int, afterEOS bool) [2]int32
 	walk = func(node int, afterEOS bool) [2]int32 {
+		if len(t.ItemsAt(node)) > 0 {
+			ix.seqs++
+		}
 		for _, it := range t.ItemsAt(node) {
 			if _, dup := ix.paths[it]; !dup {
 				p := append([]int(nil), path...)
@@ -102,6 +106,10 @@ func (ix *Index) Path(item int) ([]int, bool) {
 
 // Depth is the length in tokens (EOS included) of the longest sequence: no search runs longer.
 func (ix *Index) Depth() int { return ix.depth }
+
+// Sequences is the number of distinct item sequences (end nodes) in the trie: items with the
+// same title share one. No search can return more distinct hypotheses that end on an item.
+func (ix *Index) Sequences() int { return ix.seqs }
 
 // remaining returns the fewest and the most tokens (EOS included) from node to a sequence end.
 func (ix *Index) remaining(node int) (lo, hi int) {

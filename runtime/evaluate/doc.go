@@ -18,7 +18,12 @@
 //	          written through a temporary file and a rename; the journal is removed last
 //
 // The beam search is the official evaluation's: 10 beams, 10 returned sequences, length penalty
-// 1, early_stopping False (decode.DefaultConfig). --constrain after (default) is HF's
+// 1, early_stopping False (decode.DefaultConfig), max_new_tokens 128 (the official inference.py's
+// generate call; DefaultMaxNewTokens). The cap bites on titles of 128 tokens or more (two
+// Office titles have 138 and 176): their beams end unfinished, HF returns them as hypotheses
+// that take a slot of the ten, and they never match a target; NoMaxNewTokens (--max-new-tokens
+// 0) decodes without it. More beams than the trie has distinct item sequences are refused
+// (CheckBeams): the search could not return more, and HF would pad with filler. --constrain after (default) is HF's
 // prefix_allowed_tokens_fn, i.e. the official --constrained_before_softmax False: log-softmax
 // over the whole vocabulary, disallowed tokens dropped; --constrain before is the official
 // custom CBS (--constrained_before_softmax True, which the official scripts pass for MSL and
@@ -53,7 +58,9 @@
 // characters; ours writes them as UTF-8: the same JSON values.)
 //
 // metrics.json: {"item_match": {"NDCG@1": ..., "NDCG@5", "NDCG@10", "HR@1", "HR@5", "HR@10"},
-// "official_match": {...}, "primary": "item_match"|"official_match", "users": N, "pruning":
+// "official_match": {...}, "primary": "item_match"|"official_match", "users": N,
+// "dropped_item_ids": the ids of these users' rows missing from the catalogue (dropped as the
+// official code drops them; summed by a merge), "pruning":
 // {...} (with --pruning), "catalogue": {items, distinct_titles, cleanup_changed_titles,
 // cleanup_changed_items}, "config": {...}, "timing": {...}}. The metrics are computed as the
 // official evaluate script does (decode.RankMetrics: NDCG@K = mean of 1/log2(rank+2) over ranks
@@ -64,7 +71,9 @@
 // shard count, beams, constraint, length penalty, stop rule, max_new_tokens and the pruning
 // settings; paths, the shard index, KV cache and batch size are recorded but not compared.
 // "timing" has the users decoded by this run, decode seconds, seconds inside scorer calls,
-// go_share (1 - scorer/decode) and users_per_second.
+// go_share (1 - scorer/decode), seconds inside ONNX Runtime, go_share_outside_ort (1 -
+// ort/decode) and users_per_second; a merge sums the counts and seconds and derives the shares
+// from the sums.
 //
 // The pruning section: users, target_in_exact_top_b, target_returned_by_beam,
 // incorrectly_pruned (in the exact top-B by full-sequence score over the whole catalogue, but not
@@ -81,7 +90,8 @@
 // similar mix of users). Each shard folder is a complete result with its per-user ranks;
 // Merge (bear eval --merge --out DIR SHARD...) checks that the shards share one configuration
 // and are exactly shards 0..n-1 with disjoint rows, concatenates predictions.json in split order
-// and recomputes the metrics over the union (not an average of averages); timing is summed.
+// and recomputes the metrics over the union (not an average of averages); timing and
+// dropped_item_ids are summed.
 // An interrupted run leaves OUT/journal.jsonl (a config line, then one record per finished
 // user); running the same command again resumes after the last complete batch (a line cut by
 // the interruption is dropped), --fresh discards it, and a journal of another configuration is

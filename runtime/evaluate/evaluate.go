@@ -47,10 +47,12 @@ type Options struct {
 	Limit     int    // first Limit rows of the split (0: all), before sharding
 	Shard     Shard
 
-	Beams        int         // beams = returned sequences (0: 10)
-	Mode         decode.Mode // constraint: AfterSoftmax (official default) or BeforeSoftmax
-	MaxNewTokens int         // HF max_new_tokens (0: unbounded; the trie bounds every path)
-	Batch        int         // users per decode.Search call (0: 8)
+	Beams int         // beams = returned sequences (0: DefaultBeams)
+	Mode  decode.Mode // constraint: AfterSoftmax (official default) or BeforeSoftmax
+	// MaxNewTokens is HF's max_new_tokens (0: DefaultMaxNewTokens, the official 128;
+	// NoMaxNewTokens: no cap, the trie alone bounds every path).
+	MaxNewTokens int
+	Batch        int // users per decode.Search call (0: 8)
 
 	KVCache bool // decode with the KV-cache scorer (false: the no-cache reference path)
 	MaxRows int  // rows per ONNX Runtime call (runtime.ScorerOptions.MaxRows; 0: its default)
@@ -71,9 +73,23 @@ type Options struct {
 	Log func(format string, args ...any)
 }
 
+// DefaultBeams is the official evaluation's num_beams (= num_return_sequences).
+const DefaultBeams = 10
+
+// DefaultMaxNewTokens is the max_new_tokens of the official inference.py's generate call. Beams of
+// titles of 128 tokens or more (quotes included) cannot end within it: HF finalises them
+// unfinished, and they take a slot of the returned list without matching any target.
+const DefaultMaxNewTokens = 128
+
+// NoMaxNewTokens in Options.MaxNewTokens decodes without a cap.
+const NoMaxNewTokens = -1
+
 func (o *Options) defaults() {
 	if o.Beams <= 0 {
-		o.Beams = 10
+		o.Beams = DefaultBeams
+	}
+	if o.MaxNewTokens == 0 {
+		o.MaxNewTokens = DefaultMaxNewTokens
 	}
 	if o.Batch <= 0 {
 		o.Batch = 8
@@ -94,7 +110,7 @@ func (o *Options) defaults() {
 func (o Options) SearchConfig() decode.Config {
 	o.defaults()
 	c := decode.DefaultConfig()
-	c.Beams, c.Return, c.Mode, c.MaxNewTokens = o.Beams, o.Beams, o.Mode, o.MaxNewTokens
+	c.Beams, c.Return, c.Mode, c.MaxNewTokens = o.Beams, o.Beams, o.Mode, max(o.MaxNewTokens, 0)
 	return c
 }
 
@@ -139,6 +155,17 @@ func LoadData(o Options) (*Data, error) {
 		return nil, fmt.Errorf("split %s: shard %s of %d rows has no users", splitPath, o.Shard, len(rows))
 	}
 	return d, nil
+}
+
+// CheckBeams refuses more beams than the trie has distinct item sequences: beam search cannot
+// return more distinct items, and asking for more only grows the work and memory (HF would pad
+// the list with filler sequences). catalogue names the catalogue file in the message.
+func CheckBeams(beams int, ix *decode.Index, catalogue string, items int) error {
+	if n := ix.Sequences(); beams > n {
+		return fmt.Errorf("%d beams, but the catalogue %s holds %d distinct item sequences (%d items; duplicate titles share one), "+
+			"so beam search cannot return more than %d: use %d beams or fewer", beams, catalogue, n, items, n, n)
+	}
+	return nil
 }
 
 // PruneInfo is the pruning analysis of one user (decode.PruneCase).
@@ -327,6 +354,9 @@ func Run(o Options) (*Metrics, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := CheckBeams(o.Beams, d.Index, filepath.Join(o.Data, "id2name4Rec.json"), len(d.Catalogue.IDs)); err != nil {
+		return nil, fmt.Errorf("--beams %d: %w", o.Beams, err)
+	}
 	cfg, err := runConfig(o, d)
 	if err != nil {
 		return nil, err
@@ -338,6 +368,9 @@ func Run(o Options) (*Metrics, error) {
 		if _, err := os.Stat(filepath.Join(o.Out, journalName)); errors.Is(err, os.ErrNotExist) {
 			o.Log("%s holds finished results: they will be replaced", o.Out)
 		}
+	}
+	if n := tokenize.DroppedIDs(d.Rows); n > 0 {
+		o.Log("%d item ids of these %d users' rows are missing from the catalogue: dropped, as the official code drops them", n, len(d.Rows))
 	}
 	j, done, err := openJournal(filepath.Join(o.Out, journalName), cfg, o.Fresh)
 	if err != nil {
@@ -381,6 +414,7 @@ func Run(o Options) (*Metrics, error) {
 	sort.Slice(recs, func(a, b int) bool { return recs[a].Row < recs[b].Row })
 	m := Compute(recs, cfg, o.OfficialMatch)
 	m.Catalogue = catalogueInfo(d)
+	m.DroppedIDs = tokenize.DroppedIDs(d.Rows)
 	m.Timing = Timing{
 		Users: len(pending), WallS: searchTime.Seconds(), ScorerS: ev.ScorerTime.Seconds(), ORTS: ortTime.Seconds(),
 		LoadS: loadTime.Seconds(), TotalS: time.Since(t0).Seconds(),

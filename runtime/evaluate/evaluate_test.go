@@ -156,6 +156,12 @@ func checkRun(t *testing.T, dir string, d *Data, users int) (*Metrics, []Record)
 			if j > 0 && r.Scores[j] > r.Scores[j-1] {
 				t.Errorf("row %d: scores not sorted: %v", r.Row, r.Scores)
 			}
+			if len(r.PredictItems[j]) == 0 { // a beam that max_new_tokens ended inside a long title
+				if !unfinishedTitle(d, s) {
+					t.Errorf("row %d: predict[%d] = %q has no item and starts no title of %d tokens or more", r.Row, j, s, DefaultMaxNewTokens)
+				}
+				continue
+			}
 			title := d.Catalogue.Titles[r.PredictItems[j][0]]
 			if want := CleanUpTokenizationSpaces(tokenize.Quote(title)); s != want {
 				t.Errorf("row %d: predict[%d] = %q, item %d is %q", r.Row, j, s, r.PredictItems[j][0], want)
@@ -183,6 +189,18 @@ func checkRun(t *testing.T, dir string, d *Data, users int) (*Metrics, []Record)
 		t.Errorf("official_match %v, want %v", got, want)
 	}
 	return m, recs
+}
+
+// unfinishedTitle says whether s is a strict prefix of a quoted title too long to end within
+// DefaultMaxNewTokens (its EOS included).
+func unfinishedTitle(d *Data, s string) bool {
+	for _, title := range d.Catalogue.Titles {
+		q := CleanUpTokenizationSpaces(tokenize.Quote(title))
+		if len(d.Tok.Encode(tokenize.Quote(title))) >= DefaultMaxNewTokens && strings.HasPrefix(q, s) && q != s {
+			return true
+		}
+	}
+	return false
 }
 
 func TestRunShardsMergeResume(t *testing.T) {

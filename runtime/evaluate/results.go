@@ -210,6 +210,7 @@ type Metrics struct {
 	OfficialMatch map[string]float64 `json:"official_match"`
 	Primary       string             `json:"primary"` // which of the two is the headline
 	Users         int                `json:"users"`
+	DroppedIDs    int                `json:"dropped_item_ids"` // ids of the users' rows missing from the catalogue, dropped as the official code does
 	Pruning       *PruningSummary    `json:"pruning,omitempty"`
 	Catalogue     CatalogueInfo      `json:"catalogue"`
 	Config        Config             `json:"config"`
@@ -411,6 +412,7 @@ func Merge(dirs []string, out string) (*Metrics, error) {
 	var all []Record
 	var timing Timing
 	var cat CatalogueInfo
+	dropped := 0
 	official := false
 	seen := map[int]string{}
 	rows := map[int]string{}
@@ -443,6 +445,7 @@ func Merge(dirs []string, out string) (*Metrics, error) {
 		}
 		all = append(all, recs...)
 		timing.add(m.Timing)
+		dropped += m.DroppedIDs
 	}
 	for i := 0; i < cfg.ShardCount; i++ {
 		if _, ok := seen[i]; !ok {
@@ -458,7 +461,7 @@ func Merge(dirs []string, out string) (*Metrics, error) {
 		cfg.ShardList = append(cfg.ShardList, i)
 	}
 	m := Compute(all, cfg, official)
-	m.Catalogue = cat
+	m.Catalogue, m.DroppedIDs = cat, dropped
 	timing.finish() // summed seconds over the shards' machines
 	m.Timing = timing
 	if err := os.MkdirAll(out, 0o755); err != nil {

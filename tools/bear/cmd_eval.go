@@ -53,9 +53,9 @@ func defineEvalFlags(fs *flag.FlagSet) *evalFlags {
 		dataset:     fs.String("dataset", "", "prompt strings: Office, Book, Clothing, Toy, Beauty, Electronic, Game, Music (default: the data folder's name)"),
 		split:       fs.String("split", "test", "split: NAME (the file NAME_*.csv in --data, e.g. test_5000.csv), a file name in --data, or a path"),
 		limit:       fs.Int("limit", 0, "evaluate only the first N rows of the split (0: all)"),
-		beams:       fs.Int("beams", 10, "beams, and sequences returned per user (the official run: 10)"),
+		beams:       fs.Int("beams", evaluate.DefaultBeams, "beams, and sequences returned per user (the official run: 10); at most the number of distinct titles in the catalogue"),
 		constrain:   fs.String("constrain", "after", "where the trie constraint applies: after = log-softmax over the whole vocabulary, then disallowed tokens dropped (HF prefix_allowed_tokens_fn; official --constrained_before_softmax False); before = softmax over the allowed tokens only (the official custom CBS, --constrained_before_softmax True)"),
-		maxNew:      fs.Int("max-new-tokens", 0, "HF max_new_tokens (0: none; the trie bounds every title, the official 128 never bites)"),
+		maxNew:      fs.Int("max-new-tokens", evaluate.DefaultMaxNewTokens, "HF max_new_tokens, the official generate call's 128 (0: no cap, the trie alone bounds every title). Beams of titles of 128 tokens or more (two in Office) end unfinished: HF returns them as hypotheses that take a slot of the returned list and never match a target"),
 		batch:       fs.Int("batch", 8, "users per beam-search batch (results do not depend on it)"),
 		shard:       fs.String("shard", "", "evaluate shard i of n: rows i, i+n, i+2n, ... (format i/n)"),
 		noKV:        fs.Bool("no-kv-cache", false, "rerun the whole sequence at every step instead of keeping a KV cache (the slow reference path)"),
@@ -137,6 +137,9 @@ func (f *evalFlags) options() (evaluate.Options, error) {
 	}
 	if *f.beams < 1 || *f.batch < 1 || *f.limit < 0 || *f.maxNew < 0 || *f.maxFrontier < 0 {
 		return o, fmt.Errorf("--beams and --batch must be positive, --limit, --max-new-tokens and --max-frontier not negative")
+	}
+	if o.MaxNewTokens == 0 {
+		o.MaxNewTokens = evaluate.NoMaxNewTokens // evaluate.Options reads 0 as the default cap
 	}
 	if *f.shard != "" {
 		sh, err := evaluate.ParseShard(*f.shard)
@@ -221,6 +224,9 @@ func printMetrics(w io.Writer, m *evaluate.Metrics, out string) {
 	if p := m.Pruning; p != nil {
 		fmt.Fprintf(w, "pruning         %d of %d users incorrectly pruned (rate %.4f; %.4f of %d targets in the exact top-%d)\n",
 			p.Pruned, p.Users, p.Rate, p.RateOfExact, p.InExact, m.Config.Beams)
+	}
+	if m.DroppedIDs > 0 {
+		fmt.Fprintf(w, "dropped         %d item ids of these users' rows are missing from the catalogue (dropped, as the official code does)\n", m.DroppedIDs)
 	}
 	t := m.Timing
 	fmt.Fprintf(w, "users %d (shard %s), %.2f users/s, %.1f%% of decoding time outside the scorer; %s\n",

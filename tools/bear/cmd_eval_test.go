@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -127,5 +128,56 @@ func readJSONFile(t *testing.T, path string, v any) {
 	}
 	if err := json.Unmarshal(data, v); err != nil {
 		t.Fatalf("%s: %v", path, err)
+	}
+}
+
+// TestEvalSmallCatalogue: --max-new-tokens defaults to the official 128 and 0 lifts the cap;
+// --beams above the trie's distinct sequences is refused naming both numbers; the ids missing
+// from the catalogue are reported on stdout and in metrics.json.
+func TestEvalSmallCatalogue(t *testing.T) {
+	tok := testdeps.Tokenizer(t)
+	dir := t.TempDir()
+	p, err := hf.LookupPreset("tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	model := filepath.Join(dir, "tiny")
+	if err := hf.WriteRandom(model, p.Config, hf.InitOptions{Seed: 42}); err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(dir, "Office") // three items, two titles; two ids missing from the catalogue
+	os.MkdirAll(data, 0o755)
+	os.WriteFile(filepath.Join(data, "id2name4Rec.json"), []byte(`{"1": "Red Pen", "2": "Paper Clips", "3": "Red Pen"}`), 0o644)
+	os.WriteFile(filepath.Join(data, "test_2.csv"), []byte("user_id,item_ids\n7,\"[1, 99, 98, 2]\"\n"), 0o644)
+	run := func(args ...string) (string, error) {
+		var stdout, stderr bytes.Buffer
+		common := []string{"--model", model, "--tokenizer", tok, "--data", data, "--cache-dir", filepath.Join(dir, "cache"), "--no-progress"}
+		err := evalMain(append(common, args...), &stdout, &stderr)
+		return stdout.String(), err
+	}
+	if _, err := run("--beams", "3", "--out", filepath.Join(dir, "b3")); err == nil ||
+		!strings.Contains(err.Error(), "--beams 3") || !strings.Contains(err.Error(), "2 distinct item sequences (3 items") {
+		t.Errorf("--beams 3 over 2 titles: %v", err)
+	}
+	for _, c := range []struct {
+		args    []string
+		wantCap float64
+	}{{nil, 128}, {[]string{"--max-new-tokens", "0"}, 0}, {[]string{"--max-new-tokens", "40"}, 40}} {
+		out := filepath.Join(dir, fmt.Sprint("cap", c.wantCap))
+		stdout, err := run(append([]string{"--beams", "2", "--out", out}, c.args...)...)
+		if err != nil {
+			t.Fatalf("%q: %v", c.args, err)
+		}
+		var m struct {
+			Dropped int            `json:"dropped_item_ids"`
+			Config  map[string]any `json:"config"`
+		}
+		readJSONFile(t, filepath.Join(out, "metrics.json"), &m)
+		if m.Config["max_new_tokens"] != c.wantCap || m.Dropped != 2 {
+			t.Errorf("%q: max_new_tokens %v, dropped_item_ids %d; want %v and 2", c.args, m.Config["max_new_tokens"], m.Dropped, c.wantCap)
+		}
+		if !strings.Contains(stdout, "dropped         2 item ids") {
+			t.Errorf("%q: stdout does not report the dropped ids:\n%s", c.args, stdout)
+		}
 	}
 }
