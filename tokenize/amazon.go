@@ -1,6 +1,7 @@
 package tokenize
 
 import (
+	"bytes"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Catalogue maps item ids to titles (id2name4Rec.json). Several ids may share a title.
@@ -22,27 +24,95 @@ type Catalogue struct {
 }
 
 // ReadCatalogue reads an id2name4Rec.json file: a JSON object from item id (a decimal string)
-// to title.
+// to title. Anything else is an error naming the file (and the line for syntax errors): an id
+// that is not a canonical non-negative decimal ("01", "+1" would alias another id), an id
+// given twice (a JSON decoder keeps the last one silently), a title that is not a string,
+// invalid UTF-8 (Python's json.load refuses it too) or data after the object. Empty titles
+// are kept: Book's catalogue has one.
 func ReadCatalogue(path string) (*Catalogue, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read catalogue: %w", err)
 	}
-	var raw map[string]string
-	if err := json.Unmarshal(data, &raw); err != nil {
+	c, err := parseCatalogue(data)
+	if err != nil {
 		return nil, fmt.Errorf("read catalogue %s: %w", path, err)
 	}
-	c := &Catalogue{Titles: make(map[int]string, len(raw))}
-	for k, v := range raw {
-		id, err := strconv.Atoi(k)
+	return c, nil
+}
+
+func parseCatalogue(data []byte) (*Catalogue, error) {
+	if !utf8.Valid(data) {
+		off := invalidUTF8Offset(data)
+		return nil, fmt.Errorf("line %d: invalid UTF-8 (byte offset %d): save the file as UTF-8", lineAt(data, off), off)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if tok, err := dec.Token(); err != nil {
+		return nil, jsonError(data, dec, err)
+	} else if tok != json.Delim('{') {
+		return nil, fmt.Errorf("want a JSON object from item id to title, got %v", tok)
+	}
+	c := &Catalogue{Titles: map[int]string{}}
+	for dec.More() {
+		tok, err := dec.Token()
 		if err != nil {
-			return nil, fmt.Errorf("read catalogue %s: item id %q: %w", path, k, err)
+			return nil, jsonError(data, dec, err)
 		}
-		c.Titles[id] = v
+		key, _ := tok.(string) // object keys are strings
+		id, err := strconv.Atoi(key)
+		if err != nil || id < 0 || strconv.Itoa(id) != key {
+			return nil, fmt.Errorf("line %d: item id %q is not a non-negative decimal number written without sign or leading zeros", lineAt(data, int(dec.InputOffset())), key)
+		}
+		if _, dup := c.Titles[id]; dup {
+			return nil, fmt.Errorf("line %d: item id %q appears twice", lineAt(data, int(dec.InputOffset())), key)
+		}
+		var title *string
+		if err := dec.Decode(&title); err != nil {
+			return nil, jsonError(data, dec, fmt.Errorf("item %d: %w", id, err))
+		}
+		if title == nil {
+			return nil, fmt.Errorf("line %d: item %d: title is null", lineAt(data, int(dec.InputOffset())), id)
+		}
+		c.Titles[id] = *title
 		c.IDs = append(c.IDs, id)
+	}
+	if _, err := dec.Token(); err != nil { // the closing brace
+		return nil, jsonError(data, dec, err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("line %d: data after the object", lineAt(data, int(dec.InputOffset())))
 	}
 	sort.Ints(c.IDs)
 	return c, nil
+}
+
+// jsonError puts the line of the decoder's position (or of a syntax error) into err.
+func jsonError(data []byte, dec *json.Decoder, err error) error {
+	off := int(dec.InputOffset())
+	var syn *json.SyntaxError
+	if errors.As(err, &syn) {
+		off = int(syn.Offset)
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return fmt.Errorf("line %d: unexpected end of the JSON data", lineAt(data, len(data)))
+	}
+	return fmt.Errorf("line %d: %w", lineAt(data, off), err)
+}
+
+// lineAt is the 1-based line of byte offset off in data.
+func lineAt(data []byte, off int) int {
+	return 1 + bytes.Count(data[:min(max(off, 0), len(data))], []byte{'\n'})
+}
+
+func invalidUTF8Offset(data []byte) int {
+	for i := 0; i < len(data); {
+		r, n := utf8.DecodeRune(data[i:])
+		if r == utf8.RuneError && n == 1 {
+			return i
+		}
+		i += n
+	}
+	return len(data)
 }
 
 // MaxHistory is the longest history the data files hold (11 ids per row: 10 + the target).
@@ -78,70 +148,110 @@ func DroppedIDs(rows []Row) int {
 // does, the ids of item_ids (a Python-style list) that are missing from the catalogue are
 // dropped first; then the last remaining id is the target and the ones before it the history.
 // The official code keeps all of them (the files hold at most 11 ids); we keep the last
-// MaxHistory, which is the same on these files. Rows left with no item are an error.
+// MaxHistory, which is the same on these files. Rows left with no item, a bad user id, id list
+// or timestamp, a record with more or fewer fields than the header and a header naming a
+// column twice are errors naming the file and line.
 func ReadSplit(path string, cat *Catalogue) ([]Row, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("read split: %w", err)
 	}
 	defer f.Close()
-	r := csv.NewReader(f)
-	header, err := r.Read()
+	r := csv.NewReader(f) // FieldsPerRecord 0: every record has the header's field count
+	cols, err := readSplitHeader(r)
 	if err != nil {
-		return nil, fmt.Errorf("read split %s: header: %w", path, err)
-	}
-	col := map[string]int{}
-	for i, h := range header {
-		col[strings.TrimSpace(h)] = i
-	}
-	ui, ok1 := col["user_id"]
-	ii, ok2 := col["item_ids"]
-	ti, hasTS := col["timestamp"]
-	if !ok1 || !ok2 {
-		return nil, fmt.Errorf("read split %s: header %q lacks user_id or item_ids", path, header)
+		return nil, fmt.Errorf("read split %s: %w", path, err)
 	}
 	var rows []Row
-	for line := 2; ; line++ {
+	for {
 		rec, err := r.Read()
 		if errors.Is(err, io.EOF) {
 			break
 		}
+		var pe *csv.ParseError
+		if errors.As(err, &pe) && errors.Is(pe.Err, csv.ErrFieldCount) {
+			return nil, fmt.Errorf("read split %s:%d: the record has %d fields, the header %d", path, pe.StartLine, len(rec), r.FieldsPerRecord)
+		}
+		if errors.As(err, &pe) {
+			return nil, fmt.Errorf("read split %s:%d: %w", path, pe.Line, pe.Err)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("read split %s: %w", path, err)
 		}
-		user, err := strconv.Atoi(strings.TrimSpace(rec[ui]))
+		line, _ := r.FieldPos(0)
+		row, err := cols.row(rec, cat)
 		if err != nil {
-			return nil, fmt.Errorf("read split %s:%d: user_id: %w", path, line, err)
-		}
-		ids, err := parseIDList(rec[ii])
-		if err != nil {
-			return nil, fmt.Errorf("read split %s:%d: item_ids: %w", path, line, err)
-		}
-		kept := ids[:0]
-		for _, id := range ids {
-			if _, ok := cat.Titles[id]; ok {
-				kept = append(kept, id)
-			}
-		}
-		if len(kept) == 0 {
-			return nil, fmt.Errorf("read split %s:%d: no item of the row is in the catalogue", path, line)
-		}
-		row := Row{UserID: user, TargetID: kept[len(kept)-1], DroppedIDs: len(ids) - len(kept)}
-		row.Target = cat.Titles[row.TargetID]
-		hist := kept[:len(kept)-1]
-		if len(hist) > MaxHistory {
-			hist = hist[len(hist)-MaxHistory:]
-		}
-		row.HistoryIDs = append([]int(nil), hist...)
-		for _, id := range hist {
-			row.History = append(row.History, cat.Titles[id])
-		}
-		if hasTS {
-			row.Timestamp, _ = strconv.ParseInt(strings.TrimSpace(rec[ti]), 10, 64)
+			return nil, fmt.Errorf("read split %s:%d: %w", path, line, err)
 		}
 		rows = append(rows, row)
 	}
 	return rows, nil
+}
+
+// splitColumns are the positions of the columns ReadSplit reads (timestamp -1 if absent).
+type splitColumns struct{ user, items, timestamp int }
+
+func readSplitHeader(r *csv.Reader) (splitColumns, error) {
+	header, err := r.Read()
+	if err != nil {
+		return splitColumns{}, fmt.Errorf("header: %w", err)
+	}
+	col := map[string]int{}
+	for i, h := range header {
+		h = strings.TrimSpace(strings.TrimPrefix(h, "\ufeff")) // a byte order mark, as pandas ignores it
+		if _, dup := col[h]; dup {
+			return splitColumns{}, fmt.Errorf("header %q names column %q twice", header, h)
+		}
+		col[h] = i
+	}
+	c := splitColumns{timestamp: -1}
+	var ok1, ok2 bool
+	c.user, ok1 = col["user_id"]
+	c.items, ok2 = col["item_ids"]
+	if ts, ok := col["timestamp"]; ok {
+		c.timestamp = ts
+	}
+	if !ok1 || !ok2 {
+		return splitColumns{}, fmt.Errorf("header %q lacks user_id or item_ids", header)
+	}
+	return c, nil
+}
+
+// row turns one record into a Row (see ReadSplit).
+func (c splitColumns) row(rec []string, cat *Catalogue) (Row, error) {
+	user, err := strconv.Atoi(strings.TrimSpace(rec[c.user]))
+	if err != nil {
+		return Row{}, fmt.Errorf("user_id: %w", err)
+	}
+	ids, err := parseIDList(rec[c.items])
+	if err != nil {
+		return Row{}, fmt.Errorf("item_ids: %w", err)
+	}
+	kept := make([]int, 0, len(ids))
+	for _, id := range ids {
+		if _, ok := cat.Titles[id]; ok {
+			kept = append(kept, id)
+		}
+	}
+	if len(kept) == 0 {
+		return Row{}, fmt.Errorf("no item of the row is in the catalogue")
+	}
+	row := Row{UserID: user, TargetID: kept[len(kept)-1], DroppedIDs: len(ids) - len(kept)}
+	row.Target = cat.Titles[row.TargetID]
+	hist := kept[:len(kept)-1]
+	if len(hist) > MaxHistory {
+		hist = hist[len(hist)-MaxHistory:]
+	}
+	row.HistoryIDs = hist
+	for _, id := range hist {
+		row.History = append(row.History, cat.Titles[id])
+	}
+	if c.timestamp >= 0 {
+		if row.Timestamp, err = strconv.ParseInt(strings.TrimSpace(rec[c.timestamp]), 10, 64); err != nil {
+			return Row{}, fmt.Errorf("timestamp %q is not an integer (Unix seconds)", rec[c.timestamp])
+		}
+	}
+	return row, nil
 }
 
 // parseIDList parses a Python list of integers such as "[1, 2, 3]".
