@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 
@@ -17,19 +18,26 @@ func runInit(args []string) error {
 	fs := newFlagSet("init", "--preset NAME|--config FILE --out DIR [flags]")
 	preset := fs.String("preset", "", "model shape: tiny, small, llama-3.2-1b, llama-3.2-3b")
 	configPath := fs.String("config", "", "a config.json to use instead of a preset")
-	out := fs.String("out", "", "output folder (required)")
+	out := fs.String("out", "", "output folder (required; must not exist or be empty, unless --force)")
 	seed := fs.Uint64("seed", 42, "random seed: the same seed gives the same bytes")
 	dtype := fs.String("dtype", "", "storage dtype: bf16 or fp32 (default: the preset's, bf16)")
 	weights := fs.Bool("weights", false, "also write weights for the large presets (llama-3.2-1b/3b write only config.json by default)")
 	std := fs.Float64("std", 0.02, "standard deviation of the random weights (transformers' initializer_range)")
 	normJitter := fs.Float64("norm-jitter", 0, "perturb RMSNorm weights around 1 by this standard deviation (fixtures)")
 	shard := fs.Int64("shard-bytes", 0, "split weights into shards of about this many bytes, with model.safetensors.index.json")
+	force := fs.Bool("force", false, "replace a non-empty --out folder whole")
 	tokenizer := fs.String("tokenizer", os.Getenv("BEAR_TOKENIZER"), "tokenizer.json to copy (default $BEAR_TOKENIZER; needed for Llama-3 vocabularies)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q: bear init takes flags only (-h lists them)", fs.Args())
+	}
 	if *out == "" {
 		return fmt.Errorf("--out is required")
+	}
+	if err := checkInitNumbers(*std, *normJitter, *shard); err != nil {
+		return err
 	}
 	if (*preset == "") == (*configPath == "") {
 		return fmt.Errorf("give exactly one of --preset and --config")
@@ -63,13 +71,18 @@ func runInit(args []string) error {
 	if cfg.VocabSize == 128256 && *tokenizer == "" {
 		return fmt.Errorf("no tokenizer.json to copy: pass --tokenizer or set $BEAR_TOKENIZER (run `make deps` for the Llama-3.2 one)")
 	}
-	if err := hf.WriteRandom(*out, cfg, opt); err != nil {
+	tokPath := *tokenizer
+	if err := checkOutDir(*out, *force, nonEmpty(*configPath, tokPath)...); err != nil {
 		return err
 	}
-	if copyTok {
-		if err := writeTokenizerFiles(*out, *tokenizer, cfg); err != nil {
+	err := writeOutDir(*out, *force, func(tmp string) error {
+		if err := hf.WriteRandom(tmp, cfg, opt); err != nil || !copyTok {
 			return err
 		}
+		return writeTokenizerFiles(tmp, tokPath, cfg)
+	})
+	if err != nil {
+		return err
 	}
 	what := "config and weights"
 	if !withWeights {
@@ -77,6 +90,32 @@ func runInit(args []string) error {
 	}
 	fmt.Fprintf(os.Stderr, "bear init: wrote %s to %s\n", what, *out)
 	return nil
+}
+
+// checkInitNumbers refuses standard deviations that are not finite and positive (a zero --std
+// would silently become the default) and a negative shard size.
+func checkInitNumbers(std, normJitter float64, shard int64) error {
+	if !(std > 0) || math.IsInf(std, 0) {
+		return fmt.Errorf("--std %v: want a finite standard deviation > 0", std)
+	}
+	if !(normJitter >= 0) || math.IsInf(normJitter, 0) {
+		return fmt.Errorf("--norm-jitter %v: want a finite standard deviation ≥ 0", normJitter)
+	}
+	if shard < 0 {
+		return fmt.Errorf("--shard-bytes %d: want a size in bytes, or 0 for a single model.safetensors", shard)
+	}
+	return nil
+}
+
+// nonEmpty drops the empty strings of paths.
+func nonEmpty(paths ...string) []string {
+	var out []string
+	for _, p := range paths {
+		if p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 func readConfigFile(path string) (hf.Config, error) {
