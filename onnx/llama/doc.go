@@ -29,7 +29,10 @@
 //     branch is B(A(dropout(x)))·scaling as in PEFT, dropout(x) = x·keep/(1-p) (see below).
 //   - Base weights are initializers stored as external data: in place in the checkpoint's
 //     safetensors files when their dtype is the compute dtype, otherwise converted once into a
-//     weights file beside the graph (see BindWeights).
+//     weights file beside the graph (see BindWeights). That cache is content-addressed: an
+//     entry's name is the SHA-256 of what the conversion reads, so checkpoints sharing a cache
+//     folder, running at the same time or replaced in place with the same size and time never
+//     get each other's weights; entries are written by rename (atomicfs) and checked on reuse.
 //
 // # LoRA dropout inside the graph
 //
