@@ -1,6 +1,8 @@
 package tokenize
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"sort"
@@ -65,57 +67,126 @@ func pairKey(a, b int) uint64 { return uint64(uint32(a))<<32 | uint64(uint32(b))
 // the package documentation). Only the Llama-3 configuration is accepted: no normalizer, the
 // Llama-3 Split regex followed by ByteLevel without regex, a byte-level BPE model and decoder.
 func Load(path string) (*Tokenizer, error) {
-	if _, err := os.Stat(path); err != nil {
+	data, err := os.ReadFile(path)
+	if err != nil {
 		return nil, fmt.Errorf("load tokenizer %s: %w (run `make deps` to fetch it)", path, err)
 	}
-	cfg, err := sugar.ConfigFromFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("load tokenizer %s: %w", path, err)
-	}
-	t, err := fromConfig(cfg)
+	t, err := parseTokenizer(data)
 	if err != nil {
 		return nil, fmt.Errorf("load tokenizer %s: %w", path, err)
 	}
 	return t, nil
 }
 
+// parseTokenizer builds a Tokenizer from the bytes of a tokenizer.json.
+func parseTokenizer(data []byte) (*Tokenizer, error) {
+	var cfg *sugar.Config
+	if err := json.Unmarshal(data, &cfg); err != nil {
+		return nil, jsonSyntaxError(data, err)
+	}
+	if cfg == nil {
+		return nil, fmt.Errorf("the file holds JSON null, not a tokenizer")
+	}
+	return fromConfig(cfg)
+}
+
+// jsonSyntaxError adds the line of a JSON syntax error.
+func jsonSyntaxError(data []byte, err error) error {
+	var syn *json.SyntaxError
+	if errors.As(err, &syn) {
+		return fmt.Errorf("line %d: %w", lineAt(data, int(syn.Offset)), err)
+	}
+	return err
+}
+
+// sugarCall runs one of sugarme's constructors, which type-assert the JSON values without
+// checking them, so that a malformed section becomes an error instead of a panic.
+func sugarCall[T any](section string, build func() (T, error)) (v T, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%s: malformed (%v)", section, r)
+		}
+	}()
+	v, err = build()
+	if err != nil {
+		err = fmt.Errorf("%s: %w", section, err)
+	}
+	return v, err
+}
+
 // llama3Pattern is the Split pattern of the Llama-3 pre-tokenizer that splitLlama3 implements.
 const llama3Pattern = `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
 
 func fromConfig(cfg *sugar.Config) (*Tokenizer, error) {
-	if cfg.Normalizer != nil {
-		return nil, fmt.Errorf("normalizer %v is not supported", cfg.Normalizer["type"])
-	}
-	if err := checkPreTokenizer(cfg.PreTokenizer); err != nil {
+	if err := checkConfig(cfg); err != nil {
 		return nil, err
 	}
-	if typ, _ := cfg.Decoder["type"].(string); typ != "ByteLevel" {
-		return nil, fmt.Errorf("decoder %q is not supported (want ByteLevel)", typ)
-	}
-	if _, err := pretrained.CreateDecoder(cfg.Decoder); err != nil {
-		return nil, fmt.Errorf("decoder: %w", err)
-	}
-	if typ, _ := cfg.Model["type"].(string); typ != "BPE" {
-		return nil, fmt.Errorf("model %q is not supported (want BPE)", typ)
-	}
-	for _, k := range []string{"continuing_subword_prefix", "end_of_word_suffix", "dropout"} {
-		if v, ok := cfg.Model[k]; ok && v != nil {
-			return nil, fmt.Errorf("BPE option %s=%v is not supported", k, v)
-		}
-	}
-	if v, _ := cfg.Model["byte_fallback"].(bool); v {
-		return nil, fmt.Errorf("BPE byte_fallback is not supported")
-	}
-	ignoreMerges, _ := cfg.Model["ignore_merges"].(bool)
-	m, err := pretrained.CreateModel(cfg)
+	m, err := sugarCall("model", func() (any, error) { return pretrained.CreateModel(cfg) })
 	if err != nil {
-		return nil, fmt.Errorf("model: %w", err)
+		return nil, err
 	}
 	model, ok := m.(*bpe.BPE)
 	if !ok {
 		return nil, fmt.Errorf("model: got %T, want BPE", m)
 	}
+	ignoreMerges, _ := cfg.Model["ignore_merges"].(bool)
+	t, err := newModel(model, ignoreMerges, len(cfg.AddedTokens))
+	if err != nil {
+		return nil, err
+	}
+	if err := t.addConfigTokens(cfg.AddedTokens, len(*model.Vocab)+len(cfg.AddedTokens)); err != nil {
+		return nil, err
+	}
+	if id, ok := t.special[BOSToken]; ok {
+		t.bos = id
+	}
+	if id, ok := t.special[EOSToken]; ok {
+		t.eos = id
+	}
+	t.bosTemplate, err = singleTemplate(cfg.PostProcessor)
+	if err != nil {
+		return nil, fmt.Errorf("post-processor: %w", err)
+	}
+	for _, id := range t.bosTemplate {
+		if id < 0 || id >= len(t.tokens) {
+			return nil, fmt.Errorf("post-processor: template id %d is not a token id", id)
+		}
+	}
+	return t, nil
+}
 
+// checkConfig refuses the settings the encoder does not implement.
+func checkConfig(cfg *sugar.Config) error {
+	if cfg.Normalizer != nil {
+		return fmt.Errorf("normalizer %v is not supported", cfg.Normalizer["type"])
+	}
+	if err := checkPreTokenizer(cfg.PreTokenizer); err != nil {
+		return err
+	}
+	if typ, _ := cfg.Decoder["type"].(string); typ != "ByteLevel" {
+		return fmt.Errorf("decoder %q is not supported (want ByteLevel)", typ)
+	}
+	if _, err := sugarCall("decoder", func() (any, error) { return pretrained.CreateDecoder(cfg.Decoder) }); err != nil {
+		return err
+	}
+	if typ, _ := cfg.Model["type"].(string); typ != "BPE" {
+		return fmt.Errorf("model %q is not supported (want BPE)", typ)
+	}
+	for _, k := range []string{"continuing_subword_prefix", "end_of_word_suffix", "dropout"} {
+		if v, ok := cfg.Model[k]; ok && v != nil {
+			return fmt.Errorf("BPE option %s=%v is not supported", k, v)
+		}
+	}
+	if v, _ := cfg.Model["byte_fallback"].(bool); v {
+		return fmt.Errorf("BPE byte_fallback is not supported")
+	}
+	return nil
+}
+
+// newModel builds the vocabulary, byte and merge tables from sugarme's BPE. Token ids must be
+// distinct and below the number of vocabulary and added tokens (ids are dense: a huge id
+// would only size the id table).
+func newModel(model *bpe.BPE, ignoreMerges bool, added int) (*Tokenizer, error) {
 	t := &Tokenizer{
 		vocab:        make(map[string]int, len(*model.Vocab)),
 		merges:       make(map[uint64]merge, len(*model.Merges)),
@@ -126,20 +197,25 @@ func fromConfig(cfg *sugar.Config) (*Tokenizer, error) {
 		bos:          -1,
 		pad:          -1,
 	}
-	size := 0
+	limit := len(*model.Vocab) + added
+	t.tokens = make([]string, 0, limit)
+	owner := make(map[int]string, len(*model.Vocab))
 	for tok, id := range *model.Vocab {
 		raw, err := unByteLevel(tok)
 		if err != nil {
 			return nil, fmt.Errorf("vocabulary token %q: %w", tok, err)
 		}
+		if id < 0 || id >= limit {
+			return nil, fmt.Errorf("vocabulary token %q: id %d is not in [0, %d) (ids count the vocabulary and the added tokens)", tok, id, limit)
+		}
+		if other, dup := owner[id]; dup {
+			return nil, fmt.Errorf("vocabulary tokens %q and %q share id %d", min(tok, other), max(tok, other), id)
+		}
+		owner[id] = tok
 		t.vocab[raw] = id
-		size = max(size, id+1)
-	}
-	for _, a := range cfg.AddedTokens {
-		size = max(size, int(a.Id)+1)
-	}
-	t.tokens = make([]string, size)
-	for raw, id := range t.vocab {
+		for len(t.tokens) <= id {
+			t.tokens = append(t.tokens, "")
+		}
 		t.tokens[id] = raw
 	}
 	for b := 0; b < 256; b++ {
@@ -152,24 +228,35 @@ func fromConfig(cfg *sugar.Config) (*Tokenizer, error) {
 	for p, v := range *model.Merges {
 		t.merges[pairKey(p.C1, p.C2)] = merge{rank: int32(v.Rank), id: int32(v.NewId)}
 	}
-
-	for _, a := range cfg.AddedTokens {
-		if a.Lstrip || a.Rstrip || a.SingleWord || a.Normalized {
-			return nil, fmt.Errorf("added token %q: lstrip/rstrip/single_word/normalized are not supported", a.Content)
-		}
-		t.addToken(a.Content, int(a.Id))
-	}
-	if id, ok := t.special[BOSToken]; ok {
-		t.bos = id
-	}
-	if id, ok := t.special[EOSToken]; ok {
-		t.eos = id
-	}
-	t.bosTemplate, err = singleTemplate(cfg.PostProcessor)
-	if err != nil {
-		return nil, fmt.Errorf("post-processor: %w", err)
-	}
 	return t, nil
+}
+
+// addConfigTokens adds the added tokens of the file. Each needs its own id, outside the
+// vocabulary unless it spells that vocabulary token (otherwise decoding the id would be
+// ambiguous), and the options the encoder does not implement off.
+func (t *Tokenizer) addConfigTokens(list []sugar.TokenConfig, limit int) error {
+	for _, a := range list {
+		if a.Lstrip || a.Rstrip || a.SingleWord || a.Normalized {
+			return fmt.Errorf("added token %q: lstrip/rstrip/single_word/normalized are not supported", a.Content)
+		}
+		id := int(a.Id)
+		switch {
+		case a.Id < 0 || a.Id >= int64(limit):
+			return fmt.Errorf("added token %q: id %d is not in [0, %d)", a.Content, a.Id, limit)
+		case a.Content == "":
+			return fmt.Errorf("added token %d has no content", id)
+		case t.specialIDs[id]:
+			return fmt.Errorf("added tokens %q and %q share id %d", t.tokens[id], a.Content, id)
+		}
+		if old, ok := t.special[a.Content]; ok {
+			return fmt.Errorf("added token %q has two ids, %d and %d", a.Content, old, id)
+		}
+		if id < len(t.tokens) && t.tokens[id] != "" && t.tokens[id] != a.Content {
+			return fmt.Errorf("added token %q has id %d, which the vocabulary gives to %q", a.Content, id, t.tokens[id])
+		}
+		t.addToken(a.Content, id)
+	}
+	return nil
 }
 
 // unByteLevel maps a byte-level token spelling ("Ġthe") back to its raw bytes (" the").
@@ -224,7 +311,7 @@ func singleTemplate(cfg map[string]interface{}) ([]int, error) {
 	}
 	var ids []int
 	for _, p := range parts {
-		pp, err := pretrained.CreatePostProcessor(p)
+		pp, err := sugarCall("processor", func() (any, error) { return pretrained.CreatePostProcessor(p) })
 		if err != nil {
 			return nil, err
 		}
