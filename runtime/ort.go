@@ -34,28 +34,41 @@ func FindLibrary(explicit string) (string, error) {
 	if p := os.Getenv(LibraryEnv); p != "" {
 		return check(p, "$"+LibraryEnv)
 	}
+	p, _, err := FindCached(cachedLibrary)
+	if err != nil || p != "" {
+		return p, err
+	}
+	return "", fmt.Errorf("ONNX Runtime library not found: pass --ort-lib, set $%s, or run `make deps` in the bear checkout "+
+		"(it extracts libonnxruntime.so.1 from `npm pack onnxruntime-node@1.30.0` into %s)", LibraryEnv, cachedLibrary)
+}
+
+// FindCached looks for rel (a path under the repository root, as `make deps` writes it) in the
+// working directory and each of its parents, then in the executable's folder and each of its
+// parents, so that bin/bear finds the checkout's .cache from anywhere. It returns the first
+// that exists, or "" and a description of each place it looked.
+func FindCached(rel string) (path string, looked []string, err error) {
 	var roots []string
 	if wd, err := os.Getwd(); err == nil {
 		roots = append(roots, wd)
 	}
-	if exe, err := os.Executable(); err == nil {
+	if exe, err := os.Executable(); err == nil && (len(roots) == 0 || filepath.Dir(exe) != roots[0]) {
 		roots = append(roots, filepath.Dir(exe))
 	}
 	for _, r := range roots {
 		for d := r; ; d = filepath.Dir(d) {
-			p := filepath.Join(d, cachedLibrary)
+			p := filepath.Join(d, rel)
 			if _, err := os.Stat(p); err == nil {
-				return p, nil
+				return p, nil, nil
 			} else if !errors.Is(err, fs.ErrNotExist) {
-				return "", err
+				return "", nil, err
 			}
 			if filepath.Dir(d) == d {
 				break
 			}
 		}
+		looked = append(looked, fmt.Sprintf("%s in %s and each folder above it", rel, r))
 	}
-	return "", fmt.Errorf("ONNX Runtime library not found: pass --ort-lib, set $%s, or run `make deps` in the bear checkout "+
-		"(it extracts libonnxruntime.so.1 from `npm pack onnxruntime-node@1.30.0` into %s)", LibraryEnv, cachedLibrary)
+	return "", looked, nil
 }
 
 var (

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	goruntime "runtime"
+	"sort"
 	"time"
 
 	"github.com/bearrec/bear/internal/bench"
@@ -32,7 +33,25 @@ func benchMain(args []string, stdout io.Writer) error {
 			return benchTrain(args[1:], stdout)
 		}
 	}
+	if len(args) > 0 && args[0] != "-h" && args[0] != "--help" {
+		return fmt.Errorf("unknown benchmark %q: want forward, step or train (bear bench forward|step|train --model DIR [flags])", args[0])
+	}
 	return fmt.Errorf("usage: bear bench forward|step|train --model DIR [flags]")
+}
+
+// checkCounts refuses any of the named counts below 1, naming the flags in order.
+func checkCounts(counts map[string]int) error {
+	names := make([]string, 0, len(counts))
+	for name := range counts {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if err := checkPositive(name, counts[name]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // benchForward reports forward tokens/s, the time to create the session, and the process's peak
@@ -44,11 +63,17 @@ func benchForward(args []string, stdout io.Writer) error {
 	seq := fs.Int("seq", 256, "tokens per sequence")
 	iters := fs.Int("iters", 5, "timed runs after one warm-up run")
 	of := addORTFlags(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *model == "" {
 		return fmt.Errorf("--model is required")
+	}
+	if err := checkCounts(map[string]int{"batch": *batch, "seq": *seq, "iters": *iters}); err != nil {
+		return err
+	}
+	if err := of.check(); err != nil {
+		return err
 	}
 	opts, err := of.modelOptions()
 	if err != nil {
@@ -110,11 +135,20 @@ func benchStep(args []string, stdout io.Writer) error {
 	iters := fs.Int("iters", 3, "timed steps after one warm-up step")
 	of := addORTFlags(fs)
 	tf := addTrainFlags(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *model == "" {
 		return fmt.Errorf("--model is required")
+	}
+	if err := checkCounts(map[string]int{"batch": *batch, "seq": *seq, "positions": *positions, "iters": *iters}); err != nil {
+		return err
+	}
+	if *positions > *seq {
+		return fmt.Errorf("--positions %d: want at most --seq %d (label positions are the last tokens of each sequence)", *positions, *seq)
+	}
+	if err := of.check(); err != nil {
+		return err
 	}
 	mo, err := of.modelOptions()
 	if err != nil {
@@ -159,7 +193,7 @@ func benchTrain(args []string, stdout io.Writer) error {
 	steps := fs.Int("steps", 5, "timed optimizer steps after one warm-up step")
 	dump := fs.String("dump", "", "write the micro-batches of every step run (JSON lines) to this file")
 	cpuProfile := fs.String("cpuprofile", "", "write a Go CPU profile of the timed steps to this file")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	o, err := benchTrainOptions(fs, f, *steps)
@@ -186,9 +220,6 @@ func benchTrain(args []string, stdout io.Writer) error {
 // checks them (with a placeholder --out, the benchmark's temporary folder), the step count, and
 // the refusal of run-only flags.
 func benchTrainOptions(fs *flag.FlagSet, f *runFlags, steps int) (train.Options, error) {
-	if fs.NArg() > 0 {
-		return train.Options{}, fmt.Errorf("unexpected arguments %q", fs.Args())
-	}
 	for _, name := range benchTrainRefused {
 		if isFlagSet(fs, name) {
 			return train.Options{}, fmt.Errorf("--%s describes a whole run: bench train times single optimizer steps", name)
@@ -199,9 +230,6 @@ func benchTrainOptions(fs *flag.FlagSet, f *runFlags, steps int) (train.Options,
 	}
 	if steps < 1 {
 		return train.Options{}, fmt.Errorf("--steps %d: want at least 1 timed step", steps)
-	}
-	if *f.ort.threads < 0 {
-		return train.Options{}, fmt.Errorf("--threads %d: want 0 (one per core) or a positive count", *f.ort.threads)
 	}
 	o, err := f.options()
 	if err != nil {

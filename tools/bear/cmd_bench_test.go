@@ -66,7 +66,7 @@ func TestBenchTrainBadFlags(t *testing.T) {
 		{"negative samples", []string{"--samples", "-1"}, "--samples -1"},
 		{"unknown loss", []string{"--loss", "mse"}, "--loss"},
 		{"zero lr", []string{"--lr", "0"}, "--lr"},
-		{"zero LoRA rank", []string{"--lora-r", "0"}, "LoRA"},
+		{"zero LoRA rank", []string{"--lora-r", "0"}, "--lora-r 0"},
 		{"unknown policy", []string{"--policy", "keep"}, "--policy"},
 		{"a run's --out", []string{"--out", filepath.Join(f.dir, "run")}, "--out describes a whole run"},
 		{"a run's --epochs", []string{"--epochs", "2"}, "--epochs describes a whole run"},

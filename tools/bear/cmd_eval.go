@@ -149,26 +149,11 @@ func (f *evalFlags) options() (evaluate.Options, error) {
 		o.Shard = sh
 	}
 	var err error
-	if o.Tokenizer, err = resolveTokenizer(*f.tokenizer, *f.model); err != nil {
+	if o.Tokenizer, err = findTokenizer(*f.tokenizer, *f.model); err != nil {
 		return o, err
 	}
 	o.Session, err = f.ort.modelOptions()
 	return o, err
-}
-
-// resolveTokenizer is --tokenizer when given, else MODEL/tokenizer.json, else $BEAR_TOKENIZER.
-func resolveTokenizer(explicit, model string) (string, error) {
-	if explicit != "" {
-		return explicit, nil
-	}
-	path := filepath.Join(model, "tokenizer.json")
-	if _, err := os.Stat(path); err == nil {
-		return path, nil
-	}
-	if env := os.Getenv("BEAR_TOKENIZER"); env != "" {
-		return env, nil
-	}
-	return "", fmt.Errorf("no tokenizer: %s is missing and $BEAR_TOKENIZER is not set (pass --tokenizer)", path)
 }
 
 // evalProgress returns the progress callback of an evaluation (a bar of users whose clock starts

@@ -49,7 +49,7 @@ func (f trainFlags) options(base runtime.ModelOptions) (runtime.TrainOptions, er
 	o := runtime.TrainOptions{Model: base}
 	var err error
 	if o.Policy, err = autodiff.ParsePolicy(*f.policy); err != nil {
-		return o, err
+		return o, fmt.Errorf("--policy: %w", err)
 	}
 	switch *f.train {
 	case "lora":
@@ -75,6 +75,9 @@ func (f trainFlags) options(base runtime.ModelOptions) (runtime.TrainOptions, er
 	}
 	// Full training adds LoRA matrices only when targets are named explicitly.
 	if !o.Full || isFlagSet(f.fs, "lora-targets") {
+		if err := checkLoRAFlags(*f.rank, *f.alpha); err != nil {
+			return o, err
+		}
 		spec := &llama.LoRASpec{Rank: *f.rank, Alpha: *f.alpha}
 		for _, t := range strings.Split(*f.targets, ",") {
 			if t = strings.TrimSpace(t); t != "" {
@@ -82,7 +85,7 @@ func (f trainFlags) options(base runtime.ModelOptions) (runtime.TrainOptions, er
 			}
 		}
 		if err := spec.Validate(); err != nil {
-			return o, err
+			return o, fmt.Errorf("--lora-targets %q: %w", *f.targets, err)
 		}
 		o.Model.LoRA = spec
 	}
@@ -95,7 +98,7 @@ func exportMain(args []string, log io.Writer) error {
 	out := fs.String("out", "", "artifact folder to write (required)")
 	tf := addTrainFlags(fs)
 	cache := fs.String("cache-dir", "", "folder for weights converted to the compute dtype (default: the user cache folder)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *model == "" || *out == "" {
@@ -126,18 +129,31 @@ func gradMain(args []string, stdout io.Writer) error {
 	policy := fs.String("policy", "stash", "residual policy: stash or recompute")
 	dtype := fs.String("dtype", "fp32", "compute dtype: fp32 or fp64")
 	of := addORTFlags(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *model == "" || *adapter == "" || *idsFlag == "" || *cotPath == "" {
 		return fmt.Errorf("--model, --adapter, --ids and --cotangent are required")
 	}
-	ids, err := forwardIDs(*model, *idsFlag, "")
+	if *dtype != "fp32" && *dtype != "fp64" {
+		return fmt.Errorf("--dtype %q: want fp32 or fp64", *dtype)
+	}
+	if err := of.check(); err != nil {
+		return err
+	}
+	pol, err := autodiff.ParsePolicy(*policy)
+	if err != nil {
+		return fmt.Errorf("--policy: %w", err)
+	}
+	ids, err := forwardIDs(*model, *idsFlag, "", "")
 	if err != nil {
 		return err
 	}
 	cfg, err := hf.ReadConfig(*model)
 	if err != nil {
+		return err
+	}
+	if err := checkIDs("--ids", ids, cfg.VocabSize); err != nil {
 		return err
 	}
 	ad, err := peft.ReadAdapter(*adapter, cfg)
@@ -153,10 +169,7 @@ func gradMain(args []string, stdout io.Writer) error {
 		return err
 	}
 	mo.LoRA = &ad.Spec
-	o := runtime.TrainOptions{Model: mo}
-	if o.Policy, err = autodiff.ParsePolicy(*policy); err != nil {
-		return err
-	}
+	o := runtime.TrainOptions{Model: mo, Policy: pol}
 	switch *dtype {
 	case "fp32":
 		return runGrad[float32](*model, o, ad, ids, cot, stdout)
@@ -164,6 +177,18 @@ func gradMain(args []string, stdout io.Writer) error {
 		return runGrad[float64](*model, o, ad, ids, cot, stdout)
 	}
 	return fmt.Errorf("--dtype %q: want fp32 or fp64", *dtype)
+}
+
+// checkLoRAFlags refuses a LoRA rank below 1 and an alpha that is not a finite positive number
+// (the adapter's scaling is alpha/r).
+func checkLoRAFlags(rank int, alpha float64) error {
+	if err := checkPositive("lora-r", rank); err != nil {
+		return err
+	}
+	if err := checkFinite("lora-alpha", alpha); err != nil || alpha <= 0 {
+		return fmt.Errorf("--lora-alpha %v: want a finite positive number (the scaling is alpha/r)", alpha)
+	}
+	return nil
 }
 
 func readCotangent(path string, rows, vocab int) ([]float64, error) {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -32,14 +31,30 @@ func addORTFlags(fs interface {
 	Int(string, int, string) *int
 }) ortFlags {
 	return ortFlags{
-		lib:     fs.String("ort-lib", "", "ONNX Runtime shared library (default $"+runtime.LibraryEnv+", then .cache/ from `make deps`)"),
+		// The flag package shows a backquoted word of a usage text as the value's name (FILE).
+		lib:     fs.String("ort-lib", "", "ONNX Runtime shared library `FILE` (default $"+runtime.LibraryEnv+", then the .cache/onnxruntime that make deps fills)"),
 		device:  fs.String("device", "cpu", "execution provider: cpu or cuda"),
 		threads: fs.Int("threads", 0, "CPU threads (0: one per core)"),
 		cache:   fs.String("cache-dir", "", "folder for weights converted to float32 (default: the user cache folder)"),
 	}
 }
 
+// check refuses a negative --threads and an unknown --device.
+func (o ortFlags) check() error {
+	if *o.threads < 0 {
+		return fmt.Errorf("--threads %d: want 0 (one per core) or a positive count", *o.threads)
+	}
+	if _, err := runtime.ParseDevice(*o.device); err != nil {
+		return fmt.Errorf("--device: %w", err)
+	}
+	return nil
+}
+
+// modelOptions checks the flags, then loads ONNX Runtime.
 func (o ortFlags) modelOptions() (runtime.ModelOptions, error) {
+	if err := o.check(); err != nil {
+		return runtime.ModelOptions{}, err
+	}
 	if err := runtime.Init(*o.lib); err != nil {
 		return runtime.ModelOptions{}, err
 	}
@@ -57,22 +72,36 @@ func forwardMain(args []string, stdout io.Writer) error {
 	model := fs.String("model", "", "checkpoint folder in the HF layout (required)")
 	adapter := fs.String("adapter", "", "PEFT LoRA adapter folder")
 	idsFlag := fs.String("ids", "", "comma-separated token ids")
-	text := fs.String("text", "", "text to tokenize with the checkpoint's tokenizer.json (BOS is added)")
+	text := fs.String("text", "", "text to tokenize (BOS is added)")
+	tokenizer := fs.String("tokenizer", "", "tokenizer.json for --text (default: MODEL/tokenizer.json, then $BEAR_TOKENIZER, then the one make deps fetched)")
 	positions := fs.String("positions", "last", "positions to print: last, all, or comma-separated indices")
-	top := fs.Int("top", 0, "print only the top K tokens per position instead of whole rows")
+	top := fs.Int("top", 0, "print only the top K tokens per position instead of whole rows (0: whole rows)")
 	of := addORTFlags(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *model == "" {
 		return fmt.Errorf("--model is required")
 	}
-	ids, err := forwardIDs(*model, *idsFlag, *text)
+	if *top < 0 {
+		return fmt.Errorf("--top %d: want 0 (whole rows) or a positive count", *top)
+	}
+	if err := of.check(); err != nil {
+		return err
+	}
+	ids, err := forwardIDs(*model, *idsFlag, *text, *tokenizer)
 	if err != nil {
 		return err
 	}
 	pos, err := parsePositions(*positions, len(ids))
 	if err != nil {
+		return err
+	}
+	cfg, err := runtime.ReadModelConfig(*model)
+	if err != nil {
+		return err
+	}
+	if err := checkIDs("--ids", ids, cfg.VocabSize); err != nil {
 		return err
 	}
 	opts, err := of.modelOptions()
@@ -81,11 +110,7 @@ func forwardMain(args []string, stdout io.Writer) error {
 	}
 	var ad *peft.Adapter
 	if *adapter != "" {
-		cfgOnly, err := runtime.ReadModelConfig(*model)
-		if err != nil {
-			return err
-		}
-		if ad, err = peft.ReadAdapter(*adapter, cfgOnly); err != nil {
+		if ad, err = peft.ReadAdapter(*adapter, cfg); err != nil {
 			return err
 		}
 		opts.LoRA = &ad.Spec
@@ -112,7 +137,9 @@ func forwardMain(args []string, stdout io.Writer) error {
 	return writeLogitsJSON(stdout, pos, logits, m.Config.VocabSize, *top)
 }
 
-func forwardIDs(model, idsFlag, text string) ([]int64, error) {
+// forwardIDs is the sequence of --ids, or of --text encoded with the tokenizer findTokenizer
+// resolves from --tokenizer and the model folder.
+func forwardIDs(model, idsFlag, text, tokenizer string) ([]int64, error) {
 	switch {
 	case idsFlag != "" && text != "":
 		return nil, fmt.Errorf("give --ids or --text, not both")
@@ -127,9 +154,20 @@ func forwardIDs(model, idsFlag, text string) ([]int64, error) {
 		}
 		return ids, nil
 	case text != "":
-		return encodeText(model, text)
+		return encodeText(model, text, tokenizer)
 	}
 	return nil, fmt.Errorf("give --ids or --text")
+}
+
+// checkIDs refuses token ids outside the model's vocabulary, which ONNX Runtime would otherwise
+// meet deep inside the embedding lookup.
+func checkIDs(flagName string, ids []int64, vocab int) error {
+	for i, id := range ids {
+		if id < 0 || id >= int64(vocab) {
+			return fmt.Errorf("%s: entry %d is token %d, outside the model's vocabulary [0, %d)", flagName, i, id, vocab)
+		}
+	}
+	return nil
 }
 
 func parsePositions(s string, n int) ([]int, error) {
@@ -203,10 +241,14 @@ func writeLogitsJSON(f io.Writer, pos []int, logits []float32, vocab, top int) e
 	return w.Flush()
 }
 
-// encodeText tokenizes text with the checkpoint's tokenizer.json, BOS included (as HF's
+// encodeText tokenizes text with the tokenizer findTokenizer resolves, BOS included (as HF's
 // tokenizer(text) does).
-func encodeText(model, text string) ([]int64, error) {
-	tok, err := tokenize.Load(filepath.Join(model, "tokenizer.json"))
+func encodeText(model, text, tokenizer string) ([]int64, error) {
+	path, err := findTokenizer(tokenizer, model)
+	if err != nil {
+		return nil, err
+	}
+	tok, err := tokenize.Load(path)
 	if err != nil {
 		return nil, err
 	}

@@ -26,7 +26,7 @@ func runInit(args []string) error {
 	normJitter := fs.Float64("norm-jitter", 0, "perturb RMSNorm weights around 1 by this standard deviation (fixtures)")
 	shard := fs.Int64("shard-bytes", 0, "split weights into shards of about this many bytes, with model.safetensors.index.json")
 	force := fs.Bool("force", false, "replace a non-empty --out folder whole")
-	tokenizer := fs.String("tokenizer", os.Getenv("BEAR_TOKENIZER"), "tokenizer.json to copy (default $BEAR_TOKENIZER; needed for Llama-3 vocabularies)")
+	tokenizer := fs.String("tokenizer", "", "tokenizer.json to copy (default for Llama-3 vocabularies: $BEAR_TOKENIZER, then the one make deps fetched; \"\" copies none)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -66,16 +66,15 @@ func runInit(args []string) error {
 	default:
 		return fmt.Errorf("--dtype %q: want bf16 or fp32", *dtype)
 	}
-	// The Llama-3 tokenizer belongs with Llama-3 vocabularies; other shapes copy one only on request.
-	copyTok := *tokenizer != "" && (cfg.VocabSize == 128256 || isFlagSet(fs, "tokenizer"))
-	if cfg.VocabSize == 128256 && *tokenizer == "" {
-		return fmt.Errorf("no tokenizer.json to copy: pass --tokenizer or set $BEAR_TOKENIZER (run `make deps` for the Llama-3.2 one)")
+	tokPath, err := initTokenizer(*tokenizer, isFlagSet(fs, "tokenizer"), cfg.VocabSize)
+	if err != nil {
+		return err
 	}
-	tokPath := *tokenizer
+	copyTok := tokPath != ""
 	if err := checkOutDir(*out, *force, nonEmpty(*configPath, tokPath)...); err != nil {
 		return err
 	}
-	err := writeOutDir(*out, *force, func(tmp string) error {
+	err = writeOutDir(*out, *force, func(tmp string) error {
 		if err := hf.WriteRandom(tmp, cfg, opt); err != nil || !copyTok {
 			return err
 		}

@@ -28,21 +28,23 @@ func lossMain(args []string, stdout io.Writer) error {
 	cases := fs.String("cases", "", "case file (JSON; - reads standard input); absent tau, xi, lambda, k default to 1, 2.75, 0.25, 10")
 	out := fs.String("out", "", "write the result here instead of standard output")
 	indent := fs.Bool("indent", false, "indent the JSON output")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() != 0 {
-		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	if *cases == "" {
 		return fmt.Errorf("--cases is required")
+	}
+	if *out != "" {
+		if st, err := os.Stat(*out); err == nil && st.IsDir() {
+			return fmt.Errorf("--out %s is a folder, want a file", *out)
+		}
 	}
 	var in io.Reader = os.Stdin
 	name := "stdin"
 	if *cases != "-" {
 		f, err := os.Open(*cases)
 		if err != nil {
-			return err
+			return fmt.Errorf("--cases: %w", err)
 		}
 		defer f.Close()
 		in, name = bufio.NewReader(f), *cases

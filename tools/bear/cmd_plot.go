@@ -22,7 +22,7 @@ func plotMain(args []string, stderr io.Writer) error {
 	logPath := fs.String("log", "", "training log written by bear train (train.jsonl; required)")
 	out := fs.String("out", "", "PNG file to write (required; its folder must exist)")
 	title := fs.String("title", "", "title above the panels (default: the --log path)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if err := checkPlotFlags(fs.Args(), *logPath, *out); err != nil {

@@ -28,21 +28,19 @@ func init() {
 func runTokenize(args []string, in io.Reader, out io.Writer) error {
 	fs := newFlagSet("tokenize", "[--tokenizer FILE] [--json] [--special] [--pad] [--decode] < lines")
 	fs.SetOutput(os.Stderr)
-	tokPath := fs.String("tokenizer", os.Getenv("BEAR_TOKENIZER"), "Hugging Face tokenizer.json (default $BEAR_TOKENIZER)")
+	tokPath := fs.String("tokenizer", "", "Hugging Face tokenizer.json (default: $BEAR_TOKENIZER, then the one make deps fetched)")
 	asJSON := fs.Bool("json", false, "each input line (or, with --decode, each output line) is a JSON string, for texts with newlines")
 	special := fs.Bool("special", false, "add the post-processor's special tokens (BOS); with --decode, drop them from the front")
 	pad := fs.Bool("pad", false, "add the official code's <pad> special token (id 128256) before encoding")
 	decode := fs.Bool("decode", false, "read JSON arrays of ids and write the texts")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	path, err := findTokenizer(*tokPath, "")
+	if err != nil {
+		return err
 	}
-	if *tokPath == "" {
-		return fmt.Errorf("no tokenizer: pass --tokenizer or set BEAR_TOKENIZER (make deps fetches it)")
-	}
-	tok, err := tokenize.Load(*tokPath)
+	tok, err := tokenize.Load(path)
 	if err != nil {
 		return err
 	}

@@ -55,7 +55,7 @@ func defineRunFlags(fs *flag.FlagSet) *runFlags {
 		data:       fs.String("data", "", "dataset folder: id2name4Rec.json, train_*.csv, test_*.csv (required)"),
 		dataset:    fs.String("dataset", "", "prompt strings: Office, Book, Clothing, Toy, ... (default: the data folder's name)"),
 		split:      fs.String("split", d.Split, "training split: NAME (the file NAME_*.csv in --data), a file name in --data, or a path"),
-		tokenizer:  fs.String("tokenizer", "", "tokenizer.json (default: MODEL/tokenizer.json, else $BEAR_TOKENIZER)"),
+		tokenizer:  fs.String("tokenizer", "", "tokenizer.json (default: MODEL/tokenizer.json, then $BEAR_TOKENIZER, then the one make deps fetched)"),
 		out:        fs.String("out", "", "run folder (required)"),
 		loss:       fs.String("loss", "", "lml, msl or bear (required)"),
 		samples:    fs.Int("samples", 0, "train on the first N rows of the split (0: all; the official train_10000.csv has 10000)"),
@@ -91,11 +91,8 @@ func trainMain(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("train", trainUsage)
 	fs.SetOutput(stderr)
 	f := defineRunFlags(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	o, err := f.options()
 	if err != nil {
@@ -175,11 +172,30 @@ func (f *runFlags) options() (train.Options, error) {
 		if !isFlagSet(f.fs, "lora-dropout") {
 			o.LoRADropout = 0
 		}
+	} else if err := checkLoRAFlags(*f.rank, *f.alpha); err != nil {
+		return o, err
+	}
+	if err := f.checkFloats(); err != nil {
+		return o, err
 	}
 	if *f.model != "" {
-		if o.Tokenizer, err = resolveTokenizer(*f.tokenizer, *f.model); err != nil {
+		if o.Tokenizer, err = findTokenizer(*f.tokenizer, *f.model); err != nil {
 			return o, err
 		}
 	}
 	return o, nil
+}
+
+// checkFloats refuses NaN and infinities in the real-valued flags, which the range checks of
+// train.Options.Validate would let through in part (a NaN compares false with every bound).
+func (f *runFlags) checkFloats() error {
+	for _, v := range []struct {
+		name string
+		v    float64
+	}{{"lr", *f.lr}, {"tau", *f.tau}, {"xi", *f.xi}, {"lambda", *f.lambda}, {"lora-dropout", *f.dropout}} {
+		if err := checkFinite(v.name, v.v); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -8,7 +8,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"math"
 	"os"
+	"runtime/debug"
 	"sort"
 )
 
@@ -41,24 +44,60 @@ func usage() {
 	fmt.Fprintln(os.Stderr, "\nRun 'bear COMMAND -h' for the flags of one command.")
 }
 
-func main() {
-	if len(os.Args) < 2 || os.Args[1] == "-h" || os.Args[1] == "--help" || os.Args[1] == "help" {
+func main() { os.Exit(runMain(os.Args[1:], os.Stderr)) }
+
+// tracebackEnv set to 1 adds the Go stack trace to an internal error's message.
+const tracebackEnv = "BEAR_TRACEBACK"
+
+// runMain runs `bear ARGS...` and returns the exit status: 0, 1 for an error, 2 for a usage error.
+func runMain(args []string, stderr io.Writer) int {
+	if len(args) < 1 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		usage()
-		os.Exit(2)
+		return 2
 	}
-	c, ok := commands[os.Args[1]]
+	c, ok := commands[args[0]]
 	if !ok {
-		fmt.Fprintf(os.Stderr, "bear: unknown command %q\n", os.Args[1])
+		fmt.Fprintf(stderr, "bear: unknown command %q\n", args[0])
 		usage()
-		os.Exit(2)
+		return 2
 	}
-	if err := c.run(os.Args[2:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(2)
+	err := runCommand(c, args[1:])
+	var ie *internalError
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 2
+	case errors.As(err, &ie):
+		fmt.Fprintf(stderr, "bear %s: internal error: %v (a bug in bear: please report it with the command line; "+
+			"%s=1 adds the stack trace)\n", c.name, ie.value, tracebackEnv)
+		if os.Getenv(tracebackEnv) == "1" {
+			stderr.Write(ie.stack)
 		}
-		fmt.Fprintf(os.Stderr, "bear %s: %v\n", c.name, err)
-		os.Exit(1)
+		return 1
 	}
+	fmt.Fprintf(stderr, "bear %s: %v\n", c.name, err)
+	return 1
+}
+
+// internalError is a panic inside a command, recovered so that the user gets one line, not a
+// Go stack trace (kept for $BEAR_TRACEBACK=1).
+type internalError struct {
+	value any
+	stack []byte
+}
+
+func (e *internalError) Error() string { return fmt.Sprintf("internal error: %v", e.value) }
+
+// runCommand runs c, turning a panic of the command's own goroutine into an internalError: the
+// last resort behind the validation of every flag before work starts.
+func runCommand(c *command, args []string) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &internalError{value: r, stack: debug.Stack()}
+		}
+	}()
+	return c.run(args)
 }
 
 // newFlagSet returns a flag set for one subcommand whose usage line names it.
@@ -76,4 +115,32 @@ func isFlagSet(fs *flag.FlagSet, name string) bool {
 	set := false
 	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
 	return set
+}
+
+// parseFlags parses a command's arguments and refuses positional ones: every command but
+// `bear eval --merge` takes flags only, and a stray word is a mistyped flag or a missing "--".
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q: %s takes flags only (-h lists them)", fs.Args(), fs.Name())
+	}
+	return nil
+}
+
+// checkPositive refuses a count below 1 for the flag name.
+func checkPositive(name string, v int) error {
+	if v < 1 {
+		return fmt.Errorf("--%s %d: want a positive count", name, v)
+	}
+	return nil
+}
+
+// checkFinite refuses NaN and infinities for the flag name.
+func checkFinite(name string, v float64) error {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return fmt.Errorf("--%s %v: want a finite number", name, v)
+	}
+	return nil
 }
