@@ -19,7 +19,7 @@ while IFS=: read -r file name; do
 	log=$logdir/$name.log
 	echo "fuzz $name ($pkg) for $fuzztime" >&2
 	result=ok
-	if ! go test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" "$pkg" >"$log" 2>&1; then
+	if ! go test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" -fuzzminimizetime 5s "$pkg" >"$log" 2>&1; then
 		result="FAILED (see $log)"
 		failed=1
 	fi
