@@ -33,6 +33,14 @@
 //	                     "hr@1", ... (Eval.Metric also finds keys in other cases)
 //	elapsed_s     float  seconds since the run (or its latest resume) started, at its end
 //
+// "kind":"run", when a run starts or resumes (bear train writes it before its first step):
+//
+//	step              int    optimizer steps done when the process started (0: a fresh run)
+//	split             string the training split file
+//	rows              int    rows trained on (after --samples)
+//	dropped_item_ids  int    item ids of those rows missing from the catalogue, dropped from
+//	                         them as the official data code drops them
+//
 // A float that is not finite (NaN or ±Inf, as on the step where a run diverges) is written as
 // null (JSON has no NaN or Infinity) and read back as NaN. Example:
 //
@@ -44,8 +52,9 @@
 // Writer.WriteStep and Writer.WriteEval append one line each with a single write and sync the
 // file before returning, so a kill (SIGKILL, power loss) leaves at most one torn final line.
 // Open(path, keepThroughStep) prepares the file for a run: a fresh run passes 0, which empties
-// an old log; a run resumed from the checkpoint after step n passes n, which drops every
-// record with a step above n (written after that checkpoint, so they will be written again)
+// an old log (run records included); a run resumed from the checkpoint after step n passes n,
+// which drops every record with a step above n (written after that checkpoint, so they will be
+// written again)
 // and the torn line. The kept lines stay byte for byte as they were; the new file replaces the
 // old one by rename after a sync, so no crash loses them.
 //

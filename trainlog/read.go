@@ -32,6 +32,26 @@ func Read(path string) (steps []Step, evals []Eval, err error) {
 	return steps, evals, nil
 }
 
+// ReadRuns returns the run records of the log at path (one per start or resume of the run), in
+// file order; the file is checked as Read checks it.
+func ReadRuns(path string) ([]Run, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	recs, _, err := parseLog(path, data)
+	if err != nil {
+		return nil, err
+	}
+	var runs []Run
+	for _, r := range recs {
+		if r.kind == KindRun {
+			runs = append(runs, r.runRec)
+		}
+	}
+	return runs, nil
+}
+
 // record is one decoded line together with its bytes, so that a rewrite keeps them unchanged.
 type record struct {
 	raw     []byte // the line including its '\n'
@@ -39,6 +59,7 @@ type record struct {
 	step    int
 	stepRec Step
 	evalRec Eval
+	runRec  Run
 }
 
 // parseLog splits data into records. torn reports a final line without '\n': dropped when it
@@ -89,8 +110,10 @@ func decodeRecord(line []byte) (record, error) {
 		err = json.Unmarshal(line, &r.stepRec)
 	case KindEval:
 		err = json.Unmarshal(line, &r.evalRec)
+	case KindRun:
+		err = json.Unmarshal(line, &r.runRec)
 	default:
-		return record{}, fmt.Errorf("unknown record kind %q (want %q or %q)", r.kind, KindStep, KindEval)
+		return record{}, fmt.Errorf("unknown record kind %q (want %q, %q or %q)", r.kind, KindStep, KindEval, KindRun)
 	}
 	if err != nil {
 		return record{}, fmt.Errorf("%s record: %w", r.kind, err)

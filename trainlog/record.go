@@ -10,7 +10,17 @@ import (
 const (
 	KindStep = "step"
 	KindEval = "eval"
+	KindRun  = "run"
 )
+
+// Run describes the data of a run when it starts or resumes ("kind":"run").
+type Run struct {
+	Kind       string `json:"kind"`             // "run"; WriteRun sets it
+	Step       int    `json:"step"`             // optimizer steps done when the process started (0: a fresh run)
+	Split      string `json:"split"`            // the training split file
+	Rows       int    `json:"rows"`             // rows trained on (after --samples)
+	DroppedIDs int    `json:"dropped_item_ids"` // ids of those rows missing from the catalogue, dropped as the official code does
+}
 
 // Step is one optimizer step ("kind":"step").
 type Step struct {

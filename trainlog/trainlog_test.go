@@ -314,3 +314,52 @@ func TestOpenCreatesWithMode0644(t *testing.T) {
 		t.Fatalf("new log: mode %v (%v), want 0644", st.Mode(), err)
 	}
 }
+
+// TestRunRecords: run records round-trip through ReadRuns, are kept by a resume at or after
+// their step, are dropped by a fresh run (keep 0), and may not go back before a written step.
+func TestRunRecords(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "train.jsonl")
+	first := Run{Step: 0, Split: "train_10.csv", Rows: 10, DroppedIDs: 3}
+	w, err := Open(path, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, write := range []func() error{
+		func() error { return w.WriteRun(first) },
+		func() error { return w.WriteStep(testStep(1)) },
+		func() error { return w.WriteStep(testStep(2)) },
+	} {
+		if err := write(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.WriteRun(Run{Step: 1}); err == nil {
+		t.Errorf("a run record at step 1 after step 2 was accepted")
+	}
+	w.Close()
+	w, err = Open(path, 2) // resumed after step 2: its own run record follows the kept ones
+	if err != nil {
+		t.Fatal(err)
+	}
+	resumed := Run{Step: 2, Split: "train_10.csv", Rows: 10, DroppedIDs: 3}
+	if err := w.WriteRun(resumed); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	runs, err := ReadRuns(path)
+	first.Kind, resumed.Kind = KindRun, KindRun
+	if err != nil || !reflect.DeepEqual(runs, []Run{first, resumed}) {
+		t.Errorf("ReadRuns: %+v (%v), want %+v and %+v", runs, err, first, resumed)
+	}
+	if steps, _, err := Read(path); err != nil || len(steps) != 2 {
+		t.Errorf("Read: %d steps (%v), want 2", len(steps), err)
+	}
+	w, err = Open(path, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	if runs, err := ReadRuns(path); err != nil || len(runs) != 0 || w.Dropped() != 4 {
+		t.Errorf("a fresh run kept %d run records (%v), dropped %d records; want 0 and 4", len(runs), err, w.Dropped())
+	}
+}

@@ -23,7 +23,8 @@ type Writer struct {
 
 // Open opens the log at path for appending, creating it if needed. Records with a step above
 // keepThroughStep are removed first, and so is a final line cut short by a kill: a resumed run
-// passes the step of the checkpoint it resumes from, a fresh run 0 (which empties the file).
+// passes the step of the checkpoint it resumes from, a fresh run 0 (which empties the file, the
+// run record at step 0 included).
 // The removal writes the kept lines, byte for byte, to a temporary file in the same folder,
 // syncs it and renames it over the log, so a crash at any point leaves either the old or the
 // new file. A malformed line other than the last is an error and leaves the file as it is.
@@ -43,7 +44,7 @@ func Open(path string, keepThroughStep int) (*Writer, error) {
 	w := &Writer{path: path}
 	var kept [][]byte
 	for _, r := range recs {
-		if r.step > keepThroughStep {
+		if r.step > keepThroughStep || keepThroughStep == 0 { // 0: a fresh run, whose run record is at step 0
 			w.dropped++
 			continue
 		}
@@ -87,6 +88,24 @@ func (w *Writer) WriteStep(s Step) error {
 		return err
 	}
 	w.lastStep = s.Step
+	return nil
+}
+
+// WriteRun appends the record of a run's start (or resume) at step r.Step, which must not be
+// below the last step written.
+func (w *Writer) WriteRun(r Run) error {
+	if r.Step < w.lastStep {
+		return fmt.Errorf("trainlog: run record at step %d written after step %d", r.Step, w.lastStep)
+	}
+	r.Kind = KindRun
+	line, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("trainlog: run record: %w", err)
+	}
+	if err := w.writeLine(line); err != nil {
+		return err
+	}
+	w.lastStep = max(w.lastStep, r.Step)
 	return nil
 }
 

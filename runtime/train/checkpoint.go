@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/bearrec/bear/internal/atomicfs"
 	"github.com/bearrec/bear/onnx/hf"
 	"github.com/bearrec/bear/optim"
 	"github.com/bearrec/bear/runtime"
@@ -110,11 +109,9 @@ func saveCheckpoint(dir string, s *stepper, step int, id map[string]string) erro
 		add("exp_avg_sq/", m.Name, m.ExpAvgSq)
 	}
 	path := filepath.Join(dir, CheckpointFile)
-	// hf.WriteSafetensors takes a path: it rewrites the temporary file by name, and atomicfs
-	// then syncs, chmods and renames it.
-	return atomicfs.WriteFile(path, func(tmp *os.File) error {
-		return hf.WriteSafetensors(tmp.Name(), ts, map[string]string{"bear_train_state": string(meta)})
-	})
+	// hf.WriteSafetensors writes through internal/atomicfs: a crash leaves the previous
+	// checkpoint or this one, never a torn file.
+	return hf.WriteSafetensors(path, ts, map[string]string{"bear_train_state": string(meta)})
 }
 
 // loadCheckpoint restores a run from dir's checkpoint after checking that it is the same run,

@@ -38,7 +38,11 @@
 // Every file is written beside its final name and renamed into place (folders are built in a
 // temporary sibling and swapped in): epoch-N/ and final/ (a PEFT adapter, or with --train full a
 // whole checkpoint), checkpoint.safetensors (every CheckpointEvery steps, at each epoch's end, at
-// the run's end, and when the context is cancelled), train.jsonl (one record per step, appended
-// and fsynced; a resumed run first drops the records after its checkpoint), and with EvalUsers
-// the evaluation of each epoch's model on the first test users (eval-epoch-N/).
+// the run's end, and when the context is cancelled), train.jsonl (a run record when the run starts or
+// resumes, with the training rows and the item ids missing from the catalogue that were dropped
+// from them, which the start-up message also reports; then one record per step, appended and
+// fsynced; a resumed run first drops the records after its checkpoint), and with EvalUsers the
+// evaluation of each epoch's model on the first test users (eval-epoch-N/, `bear eval`'s
+// defaults: 10 beams, max_new_tokens 128, checked against the catalogue before training). Files
+// are written with mode 0644 (internal/atomicfs).
 package train

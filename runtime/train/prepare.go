@@ -15,7 +15,8 @@ import (
 // data is the tokenised training split.
 type data struct {
 	*tokenize.Split
-	set *trainset.Set
+	rows []tokenize.Row // the rows trained on: Split.Rows cut to --samples
+	set  *trainset.Set
 }
 
 // loadData reads the dataset folder, tokenises the training split and builds its examples.
@@ -35,7 +36,7 @@ func loadData(o *Options) (*data, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", sp.Path, err)
 	}
-	return &data{Split: sp, set: set}, nil
+	return &data{Split: sp, rows: rows, set: set}, nil
 }
 
 // newTrainer builds the training graphs of the run and their sessions.

@@ -126,7 +126,7 @@ func signalAfterSteps(t *testing.T, o Options, n int, sig os.Signal) string {
 	deadline := time.Now().Add(2 * time.Minute)
 	for time.Now().Before(deadline) {
 		data, _ := os.ReadFile(filepath.Join(o.Out, LogFile))
-		if bytes.Count(data, []byte("\n")) >= n {
+		if bytes.Count(data, []byte(`"kind":"step"`)) >= n { // the run record is not a step
 			break
 		}
 		time.Sleep(20 * time.Millisecond)

@@ -71,10 +71,8 @@ func prepare(o *Options) (*job, error) {
 	if err != nil {
 		return nil, err
 	}
-	if o.EvalUsers > 0 {
-		if _, err := tokenize.SplitPath(o.Data, evalSplit); err != nil {
-			return nil, fmt.Errorf("--eval-users %d: %w", o.EvalUsers, err)
-		}
+	if err := checkEvaluation(o, d); err != nil {
+		return nil, err
 	}
 	if err := checkWritable(o.Out); err != nil {
 		return nil, err
@@ -103,7 +101,37 @@ func prepare(o *Options) (*job, error) {
 		j.close()
 		return nil, err
 	}
+	if err := j.logRun(done); err != nil {
+		j.close()
+		return nil, err
+	}
 	return j, nil
+}
+
+// checkEvaluation makes sure, before any training, that --eval-users can run: the test split
+// exists and the catalogue has enough distinct titles for the evaluation's beams.
+func checkEvaluation(o *Options, d *data) error {
+	if o.EvalUsers == 0 {
+		return nil
+	}
+	if _, err := tokenize.SplitPath(o.Data, evalSplit); err != nil {
+		return fmt.Errorf("--eval-users %d: %w", o.EvalUsers, err)
+	}
+	ix := decode.NewIndex(d.Items.Trie())
+	if err := evaluate.CheckBeams(evaluate.DefaultBeams, ix, filepath.Join(o.Data, "id2name4Rec.json"), len(d.Catalogue.IDs)); err != nil {
+		return fmt.Errorf("--eval-users %d: the evaluation's beam search: %w", o.EvalUsers, err)
+	}
+	return nil
+}
+
+// logRun reports the training data at start-up, on stderr and as train.jsonl's run record: the
+// rows, and the item ids missing from the catalogue that were dropped from them.
+func (j *job) logRun(done int) error {
+	rows := j.d.rows
+	dropped := tokenize.DroppedIDs(rows)
+	j.o.log("training on %d rows of %s; %d item ids of them are missing from the catalogue and were dropped, as the official code drops them",
+		len(rows), j.d.Path, dropped)
+	return j.log.WriteRun(trainlog.Run{Step: done, Split: j.d.Path, Rows: len(rows), DroppedIDs: dropped})
 }
 
 // restore loads the checkpoint of a resumed run, or initialises the LoRA matrices of a new one
