@@ -95,7 +95,8 @@
 // An interrupted run leaves OUT/journal.jsonl (a config line, then one record per finished
 // user); running the same command again resumes after the last complete batch (a line cut by
 // the interruption is dropped), --fresh discards it, and a journal of another configuration is
-// refused.
+// refused, as is any other damaged line (not JSON, lists of different lengths, ranks out of
+// range, a row twice or not of this shard): the error names the line (FuzzJournal).
 //
 // # Cost
 //

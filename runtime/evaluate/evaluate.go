@@ -168,6 +168,18 @@ func CheckBeams(beams int, ix *decode.Index, catalogue string, items int) error 
 	return nil
 }
 
+// belongs checks that a journal record is one of the shard's users, as the split has it.
+func (d *Data) belongs(r Record) error {
+	i, ok := slices.BinarySearch(d.RowIndex, r.Row) // RowIndex increases
+	if !ok {
+		return fmt.Errorf("row %d is not a row of this shard", r.Row)
+	}
+	if row := d.Rows[i]; row.UserID != r.UserID || row.TargetID != r.TargetItem {
+		return fmt.Errorf("row %d: user %d with target %d, but the split has user %d with target %d", r.Row, r.UserID, r.TargetItem, row.UserID, row.TargetID)
+	}
+	return nil
+}
+
 // PruneInfo is the pruning analysis of one user (decode.PruneCase).
 type PruneInfo struct {
 	BeamRank  int    `json:"beam_rank"`
@@ -372,7 +384,7 @@ func Run(o Options) (*Metrics, error) {
 	if n := tokenize.DroppedIDs(d.Rows); n > 0 {
 		o.Log("%d item ids of these %d users' rows are missing from the catalogue: dropped, as the official code drops them", n, len(d.Rows))
 	}
-	j, done, err := openJournal(filepath.Join(o.Out, journalName), cfg, o.Fresh)
+	j, done, err := openJournal(filepath.Join(o.Out, journalName), cfg, o.Fresh, d.belongs)
 	if err != nil {
 		return nil, err
 	}

@@ -287,7 +287,7 @@ func TestRunShardsMergeResume(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	j, _, err := openJournal(filepath.Join(o.Out, journalName), cfg, false)
+	j, _, err := openJournal(filepath.Join(o.Out, journalName), cfg, false, d.belongs)
 	if err != nil {
 		t.Fatal(err)
 	}

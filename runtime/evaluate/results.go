@@ -1,7 +1,6 @@
 package evaluate
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -304,101 +303,6 @@ func readJSON(path string, v any) error {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	return nil
-}
-
-// journal holds the records of finished batches of an unfinished run: a config line, then one
-// record per line, fsynced per batch.
-type journal struct {
-	path string
-	f    *os.File
-}
-
-func openJournal(path string, cfg Config, fresh bool) (*journal, map[int]Record, error) {
-	done := map[int]Record{}
-	if fresh {
-		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return nil, nil, err
-		}
-	}
-	data, err := os.ReadFile(path)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
-		if err != nil {
-			return nil, nil, err
-		}
-		line, _ := json.Marshal(struct {
-			Config Config `json:"config"`
-		}{cfg})
-		if _, err := f.Write(append(line, '\n')); err != nil {
-			f.Close()
-			return nil, nil, err
-		}
-		return &journal{path, f}, done, nil
-	case err != nil:
-		return nil, nil, err
-	}
-	lines := bytes.Split(data, []byte("\n"))
-	var head struct {
-		Config *Config `json:"config"`
-	}
-	if err := json.Unmarshal(lines[0], &head); err != nil || head.Config == nil {
-		return nil, nil, fmt.Errorf("journal %s: unreadable first line (delete it or pass --fresh)", path)
-	}
-	if diff := configDiff(head.Config.identity(), cfg.identity()); diff != "" || head.Config.Shard != cfg.Shard {
-		if diff == "" {
-			diff = "shard " + head.Config.Shard + " vs " + cfg.Shard
-		}
-		return nil, nil, fmt.Errorf("journal %s belongs to a run with another configuration (%s): use another --out, or --fresh to discard it", path, diff)
-	}
-	good := len(lines[0]) + 1
-	for _, l := range lines[1:] {
-		var r Record
-		if len(l) == 0 || json.Unmarshal(l, &r) != nil {
-			break // a line cut by the interruption: dropped, its batch is redone
-		}
-		done[r.Row] = r
-		good += len(l) + 1
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY, 0o644)
-	if err != nil {
-		return nil, nil, err
-	}
-	if err := f.Truncate(int64(min(good, len(data)))); err != nil {
-		f.Close()
-		return nil, nil, err
-	}
-	if _, err := f.Seek(0, io.SeekEnd); err != nil {
-		f.Close()
-		return nil, nil, err
-	}
-	return &journal{path, f}, done, nil
-}
-
-// Append writes one batch's records and syncs them to disk.
-func (j *journal) Append(recs []Record) error {
-	var b bytes.Buffer
-	for _, r := range recs {
-		line, err := json.Marshal(r)
-		if err != nil {
-			return err
-		}
-		b.Write(line)
-		b.WriteByte('\n')
-	}
-	if _, err := j.f.Write(b.Bytes()); err != nil {
-		return fmt.Errorf("journal %s: %w", j.path, err)
-	}
-	return j.f.Sync()
-}
-
-func (j *journal) Close() error {
-	if j.f == nil {
-		return nil
-	}
-	err := j.f.Close()
-	j.f = nil
-	return err
 }
 
 // Merge combines shard folders into out: predictions.json (all users, in split order) and
