@@ -80,8 +80,8 @@ const (
 // RefuseNonEmpty.
 var ErrNotEmpty = errors.New("folder exists and is not empty")
 
-// WriteDir builds dir in a temporary sibling with fill, syncs every file in it, and renames it
-// into place. Under Replace an existing dir is moved aside first and removed after the swap; a
+// WriteDir builds dir in a temporary sibling with fill, gives its files mode 0644 and its
+// folders 0755, syncs every file in it, and renames it into place. Under Replace an existing dir is moved aside first and removed after the swap; a
 // crash in between leaves it beside dir as ".NAME.old-*", never mixed with the new files.
 func WriteDir(dir string, mode DirMode, fill func(tmp string) error) error {
 	dir = filepath.Clean(dir)
@@ -136,6 +136,15 @@ func fillAndSync(tmp string, fill func(tmp string) error) error {
 		}
 		if d.Type()&fs.ModeSymlink != 0 {
 			return nil
+		}
+		// Files written by fill follow the umask (os.WriteFile under umask 077 gives 0600):
+		// the outputs get the usual modes whatever the umask.
+		mode := FileMode
+		if d.IsDir() {
+			mode = 0o755
+		}
+		if err := os.Chmod(path, mode); err != nil {
+			return err
 		}
 		return syncPath(path)
 	})

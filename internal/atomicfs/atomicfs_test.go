@@ -53,6 +53,9 @@ func TestWriteDir(t *testing.T) {
 	if len(entries) != 1 || entries[0].Name() != "two" {
 		t.Errorf("replaced folder holds %v, want only two", entries)
 	}
+	if st, err := os.Stat(filepath.Join(dir, "two")); err != nil || st.Mode().Perm() != FileMode {
+		t.Errorf("file written 0600 by fill has mode %v (err %v), want %v", st.Mode().Perm(), err, FileMode)
+	}
 	failed := errors.New("fill failed")
 	if err := WriteDir(dir, Replace, func(string) error { return failed }); !errors.Is(err, failed) {
 		t.Fatalf("err %v", err)
