@@ -48,7 +48,7 @@ func defineEvalFlags(fs *flag.FlagSet) *evalFlags {
 	return &evalFlags{
 		model:       fs.String("model", "", "checkpoint folder in the HF layout (required)"),
 		adapter:     fs.String("adapter", "", "PEFT LoRA adapter folder (default: the base model)"),
-		tokenizer:   fs.String("tokenizer", "", "tokenizer.json (default: MODEL/tokenizer.json, else $BEAR_TOKENIZER)"),
+		tokenizer:   fs.String("tokenizer", "", "tokenizer.json (default: MODEL/tokenizer.json, then $BEAR_TOKENIZER, then the one make deps fetched)"),
 		data:        fs.String("data", "", "dataset folder with id2name4Rec.json and the split files (required)"),
 		dataset:     fs.String("dataset", "", "prompt strings: Office, Book, Clothing, Toy, Beauty, Electronic, Game, Music (default: the data folder's name)"),
 		split:       fs.String("split", "test", "split: NAME (the file NAME_*.csv in --data, e.g. test_5000.csv), a file name in --data, or a path"),
