@@ -10,7 +10,9 @@
 // the added tokens come from its config, pretrained.CreateDecoder and
 // pretrained.CreatePostProcessor read the decoder and post-processor settings (the latter gives
 // the template's BOS), and its byte-level alphabet (pretokenizer.CharBytes) maps vocabulary
-// spellings back to bytes.
+// spellings back to bytes. Its constructors type-assert the JSON without checking, so Load
+// turns their panics into errors naming the section, and checks the ids itself (distinct, in
+// range, an added token never reusing another token's id); FuzzLoadTokenizer holds it to that.
 //
 // Its encoding pipeline cannot produce Llama-3 ids, so the encoder is ours. Measured against
 // Hugging Face's Rust library (tokcheck sugarme): pretrained.FromFile panics on the Llama-3
@@ -46,9 +48,9 @@
 // ids gives the text back. Long inputs (100 kB and 1 MB runs of one character, huge random
 // words, mixed text: testdata/tokenize/long.json, TestEncodeLong) match too, and the whole
 // path is O(n log n) in the text's length: the split scans each character a bounded number
-// of times, special tokens are matched at most maxSpecial bytes deep, and BPE is as above.
-// On 1 MB of "a", of spaces or of "!" one encode takes about as long as the Rust library's or
-// less (make tokbench-long). Single goroutine, it encodes about 270k-350k titles/s and 29k-36k
+// of times, special tokens are matched through a byte trie (at most one token's length per
+// position), and BPE is as above. On 1 MB of "a", of spaces or of "!" one encode takes about
+// as long as the Rust library's or less (make tokbench-long). Single goroutine, it encodes about 270k-350k titles/s and 29k-36k
 // prompts/s, against 58k-70k titles/s and 6.5k-6.8k prompts/s for the Rust library batched
 // on both cores of the same machine (make tokbench).
 //
@@ -58,7 +60,10 @@
 // and Prompt.Inference the official templates, verbatim (the inference one has two spaces after
 // "request."). ReadCatalogue and ReadSplit read id2name4Rec.json and the split CSV files; as
 // the official data code does, ids missing from the catalogue are dropped before the last id
-// becomes the target, and the ids before it (at most 10 in these files) the history.
+// becomes the target, and the ids before it (at most 10 in these files) the history. Bad
+// input is an error naming the file and line (a non-integer timestamp, a record with the wrong
+// number of fields, a catalogue id given twice or written "01"), never a silent default;
+// empty titles are kept (Book's catalogue has one). Each parser has a fuzz target.
 //
 // NewItemSet tokenises every title as the official inference code does, in context: the ids
 // of ### Response:\n"TITLE" minus the separator's [14711 6075 512], then EOS (128001). The

@@ -180,3 +180,31 @@ func TestMergeQueue(t *testing.T) {
 		}
 	}
 }
+
+// TestMatchSpecialTrie checks the trie match against the longest-content-first lookup over
+// strings made of fragments of the special tokens.
+func TestMatchSpecialTrie(t *testing.T) {
+	tok := llama3(t)
+	frags := []string{"<|", "|>", "begin_of_text", "end_of_text", "<|eot_id|>", "reserved_special_token_", "1", "25", "<", "x"}
+	x := uint32(99)
+	for k := 0; k < 20000; k++ {
+		var b strings.Builder
+		for j := 0; j < 6; j++ {
+			x ^= x << 13
+			x ^= x >> 17
+			x ^= x << 5
+			b.WriteString(frags[x%uint32(len(frags))])
+		}
+		s := b.String()
+		want := 0
+		for n := min(len(s), tok.maxSpecial); n > 0; n-- {
+			if _, ok := tok.special[s[:n]]; ok {
+				want = n
+				break
+			}
+		}
+		if got := tok.matchSpecial(s); got != want {
+			t.Fatalf("matchSpecial(%q) = %d, want %d", s, got, want)
+		}
+	}
+}

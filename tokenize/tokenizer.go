@@ -47,7 +47,12 @@ type Tokenizer struct {
 	special    map[string]int // added tokens matched in the text (content -> id)
 	specialIDs map[int]bool
 	firstByte  [256]bool // first bytes of the added tokens' contents
-	maxSpecial int
+	maxSpecial int       // length of the longest content
+	// specialTrie is the byte trie of the added tokens' contents: (node<<8 | byte) -> child,
+	// node 0 the root; specialEnd marks the nodes that end a content. Matching walks at most
+	// one content's length per position, and one integer lookup per byte.
+	specialTrie map[uint64]uint32
+	specialEnd  map[uint32]bool
 
 	bosTemplate []int // ids the post-processor puts before the sequence (single template)
 	eos         int
@@ -349,6 +354,20 @@ func (t *Tokenizer) addToken(content string, id int) {
 		t.firstByte[content[0]] = true
 	}
 	t.maxSpecial = max(t.maxSpecial, len(content))
+	if t.specialTrie == nil {
+		t.specialTrie, t.specialEnd = map[uint64]uint32{}, map[uint32]bool{}
+	}
+	node := uint32(0)
+	for i := 0; i < len(content); i++ {
+		key := uint64(node)<<8 | uint64(content[i])
+		child, ok := t.specialTrie[key]
+		if !ok {
+			child = uint32(len(t.specialTrie) + 1)
+			t.specialTrie[key] = child
+		}
+		node = child
+	}
+	t.specialEnd[node] = true
 	for id >= len(t.tokens) {
 		t.tokens = append(t.tokens, "")
 	}
@@ -451,12 +470,18 @@ func (t *Tokenizer) appendEncode(dst []int, text string, w *bpeWork) []int {
 
 // matchSpecial returns the length of the longest special token at the start of s, or 0.
 func (t *Tokenizer) matchSpecial(s string) int {
-	for n := min(len(s), t.maxSpecial); n > 0; n-- {
-		if _, ok := t.special[s[:n]]; ok {
-			return n
+	best, node := 0, uint32(0)
+	for i := 0; i < len(s); i++ {
+		child, ok := t.specialTrie[uint64(node)<<8|uint64(s[i])]
+		if !ok {
+			break
+		}
+		node = child
+		if t.specialEnd[node] {
+			best = i + 1
 		}
 	}
-	return 0
+	return best
 }
 
 func (t *Tokenizer) appendPlain(dst []int, text string, w *bpeWork) []int {
