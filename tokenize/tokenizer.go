@@ -74,7 +74,7 @@ func pairKey(a, b int) uint64 { return uint64(uint32(a))<<32 | uint64(uint32(b))
 func Load(path string) (*Tokenizer, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("load tokenizer %s: %w (run `make deps` to fetch it)", path, err)
+		return nil, fmt.Errorf("load tokenizer %s: %w", path, err)
 	}
 	t, err := parseTokenizer(data)
 	if err != nil {
