@@ -257,8 +257,9 @@ func BenchmarkEncodeTitlesAPI(b *testing.B) {
 }
 
 func TestLoadErrors(t *testing.T) {
-	_, err := Load(filepath.Join(t.TempDir(), "missing.json"))
-	if err == nil || !strings.Contains(err.Error(), "make deps") {
+	missing := filepath.Join(t.TempDir(), "missing.json")
+	_, err := Load(missing)
+	if err == nil || !strings.Contains(err.Error(), missing) {
 		t.Errorf("missing file: %v", err)
 	}
 	cfg, err := sugar.ConfigFromFile(testdeps.TokenizerPath())
