@@ -17,6 +17,7 @@
 const crypto = require('crypto');
 const fs = require('fs');
 const path = require('path');
+const { load } = require('./tokref.js');
 
 const KB100 = 100000;
 const MB = 1000000;
@@ -74,21 +75,6 @@ function partText(p) {
 
 function caseText(c) {
   return c.parts.map(partText).join('');
-}
-
-function load(file) {
-  const dirs = [
-    process.env.TOKREF_NODE_MODULES,
-    path.join(__dirname, '..', '..', '.cache', 'node-tokenizers', 'node_modules'),
-  ].filter(Boolean);
-  for (const d of dirs) {
-    try {
-      return require(path.join(d, 'tokenizers')).Tokenizer.fromFile(file);
-    } catch (e) {
-      if (e.code !== 'MODULE_NOT_FOUND') throw e;
-    }
-  }
-  throw new Error('npm package tokenizers not found: run `make tokref-deps`');
 }
 
 function idsDigest(ids) {

@@ -97,4 +97,8 @@ async function main() {
   else throw new Error(`unknown mode ${mode}`);
 }
 
-main().catch((e) => { console.error(e); process.exit(1); });
+module.exports = { load };
+
+if (require.main === module) {
+  main().catch((e) => { console.error(e); process.exit(1); });
+}
