@@ -21,14 +21,7 @@ import (
 func TestEvalCommand(t *testing.T) {
 	tok := testdeps.Tokenizer(t)
 	dir := t.TempDir()
-	p, err := hf.LookupPreset("tiny")
-	if err != nil {
-		t.Fatal(err)
-	}
-	model := filepath.Join(dir, "tiny")
-	if err := hf.WriteRandom(model, p.Config, hf.InitOptions{Seed: 42}); err != nil {
-		t.Fatal(err)
-	}
+	model := writeTinyModel(t, filepath.Join(dir, "tiny"))
 	data := filepath.Join("..", "..", "testdata", "office")
 	common := []string{"--model", model, "--tokenizer", tok, "--data", data, "--cache-dir", filepath.Join(dir, "cache")}
 	run := func(args ...string) (string, string, error) {
@@ -137,14 +130,7 @@ func readJSONFile(t *testing.T, path string, v any) {
 func TestEvalSmallCatalogue(t *testing.T) {
 	tok := testdeps.Tokenizer(t)
 	dir := t.TempDir()
-	p, err := hf.LookupPreset("tiny")
-	if err != nil {
-		t.Fatal(err)
-	}
-	model := filepath.Join(dir, "tiny")
-	if err := hf.WriteRandom(model, p.Config, hf.InitOptions{Seed: 42}); err != nil {
-		t.Fatal(err)
-	}
+	model := writeTinyModel(t, filepath.Join(dir, "tiny"))
 	data := filepath.Join(dir, "Office") // three items, two titles; two ids missing from the catalogue
 	os.MkdirAll(data, 0o755)
 	os.WriteFile(filepath.Join(data, "id2name4Rec.json"), []byte(`{"1": "Red Pen", "2": "Paper Clips", "3": "Red Pen"}`), 0o644)
@@ -180,4 +166,17 @@ func TestEvalSmallCatalogue(t *testing.T) {
 			t.Errorf("%q: stdout does not report the dropped ids:\n%s", c.args, stdout)
 		}
 	}
+}
+
+// writeTinyModel writes a random tiny checkpoint (seed 42) at path and returns path.
+func writeTinyModel(t *testing.T, path string) string {
+	t.Helper()
+	p, err := hf.LookupPreset("tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := hf.WriteRandom(path, p.Config, hf.InitOptions{Seed: 42}); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
