@@ -71,6 +71,7 @@ func writeCheckpoint(dir, base string, tr *runtime.Trainer[float32]) error {
 	}
 	return hf.WriteWeights(dir, ts, 0)
 }
+
 // checkWritable makes sure the run folder can be created and written before any work starts.
 func checkWritable(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
