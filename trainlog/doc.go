@@ -40,6 +40,9 @@
 //	rows              int    rows trained on (after --samples)
 //	dropped_item_ids  int    item ids of those rows missing from the catalogue, dropped from
 //	                         them as the official data code drops them
+//	flags             object flag name ("--loss", "--seed", "--model", ...) to its value as
+//	                         a string; the inputs' content hashes under keys with a space
+//	                         ("--model (content sha256)"); absent in logs of older runs
 //
 // A float that is not finite (NaN or ±Inf, as on the step where a run diverges) is written as
 // null (JSON has no NaN or Infinity) and read back as NaN. Example:

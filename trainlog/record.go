@@ -20,6 +20,10 @@ type Run struct {
 	Split      string `json:"split"`            // the training split file
 	Rows       int    `json:"rows"`             // rows trained on (after --samples)
 	DroppedIDs int    `json:"dropped_item_ids"` // ids of those rows missing from the catalogue, dropped as the official code does
+	// Flags maps each flag of the run ("--loss", "--seed", "--model", ...) to its value, and each
+	// input's content hash to its key ("--model (content sha256)"), so that the run can be
+	// described and rerun from its log alone (bear report). Absent in logs of older runs.
+	Flags map[string]string `json:"flags,omitempty"`
 }
 
 // Step is one optimizer step ("kind":"step").

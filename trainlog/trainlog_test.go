@@ -341,7 +341,7 @@ func TestRunRecords(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resumed := Run{Step: 2, Split: "train_10.csv", Rows: 10, DroppedIDs: 3}
+	resumed := Run{Step: 2, Split: "train_10.csv", Rows: 10, DroppedIDs: 3, Flags: map[string]string{"--loss": "bear", "--seed": "42"}}
 	if err := w.WriteRun(resumed); err != nil {
 		t.Fatal(err)
 	}

@@ -62,6 +62,22 @@ func identity(o *Options, d *data) (map[string]string, error) {
 	return id, nil
 }
 
+// runFlags is the run record's description of the run (trainlog.Run.Flags): the identity plus
+// the paths and machine settings that do not decide the numbers, so that a report can show how
+// to rerun it. A run without LoRA records "--lora-targets none", which the flag's default is not.
+func runFlags(o *Options, id map[string]string) map[string]string {
+	f := map[string]string{
+		"--model": o.Model, "--data": o.Data, "--split": o.Split, "--tokenizer": o.Tokenizer, "--out": o.Out,
+		"--eval-users": strconv.Itoa(o.EvalUsers), "--checkpoint-every": strconv.Itoa(o.CheckpointEvery),
+		"--policy": o.Policy.String(), "--device": string(o.Session.Session.Device),
+		"--threads": strconv.Itoa(o.Session.Session.Threads), "--lora-targets": "none",
+	}
+	for k, v := range id {
+		f[k] = v
+	}
+	return f
+}
+
 func fmtF(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
 
 func trainMode(o *Options) string {

@@ -70,6 +70,9 @@ func TestRunOutputs(t *testing.T) {
 	runs, err := trainlog.ReadRuns(filepath.Join(out, LogFile))
 	if err != nil || len(runs) != 1 || runs[0].Step != 0 || runs[0].Rows != 16 || runs[0].DroppedIDs != 8 {
 		t.Errorf("run records %+v (%v), want one at step 0 with 16 rows and 8 dropped ids", runs, err)
+	} else if f := runs[0].Flags; f["--loss"] != "bear" || f["--seed"] != "42" || f["--model"] != o.Model ||
+		f["--lora-targets"] != "q_proj,v_proj" || f["--eval-users"] != "2" || f["--threads"] != "1" || f["--samples"] != "16" {
+		t.Errorf("run record flags %v, want the run's loss, seed, model path, LoRA targets, eval users, threads and rows", f)
 	}
 	var m struct {
 		Config struct {

@@ -131,7 +131,7 @@ func (j *job) logRun(done int) error {
 	dropped := tokenize.DroppedIDs(rows)
 	j.o.log("training on %d rows of %s; %d item ids of them are missing from the catalogue and were dropped, as the official code drops them",
 		len(rows), j.d.Path, dropped)
-	return j.log.WriteRun(trainlog.Run{Step: done, Split: j.d.Path, Rows: len(rows), DroppedIDs: dropped})
+	return j.log.WriteRun(trainlog.Run{Step: done, Split: j.d.Path, Rows: len(rows), DroppedIDs: dropped, Flags: runFlags(j.o, j.id)})
 }
 
 // restore loads the checkpoint of a resumed run, or initialises the LoRA matrices of a new one
