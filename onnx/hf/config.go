@@ -250,6 +250,9 @@ func (r *rawConfig) specialTokens(c *Config) error {
 		} else if err := json.Unmarshal(r.EOSTokenID, &c.EOSTokenIDs); err != nil {
 			return fmt.Errorf("field eos_token_id: want an int or a list of ints")
 		}
+		if len(c.EOSTokenIDs) == 0 {
+			c.EOSTokenIDs = nil // [] says what an absent field says: no end-of-sequence token
+		}
 	}
 	for _, id := range c.EOSTokenIDs {
 		if id < 0 {
