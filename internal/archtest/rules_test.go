@@ -28,6 +28,9 @@ var rules = []rule{
 	{"runtime/evaluate", []string{"runtime", "onnx/...", "decode", "tokenize", "internal/atomicfs"}},
 	{"runtime/train", []string{"runtime", "runtime/evaluate", "onnx/...", "lossgrad", "optim", "trainset", "trainlog", "tokenize", "decode", "internal/atomicfs"}},
 
+	// bear report: reads train.jsonl, metrics.json (evaluate's types) and old checkpoints' metadata (onnx/hf).
+	{"report", []string{"trainlog", "runtime/evaluate", "onnx/hf", "internal/atomicfs"}},
+
 	// Benchmarks of whole jobs, and their leaf helper reading the process's CPU time and RSS.
 	{"internal/bench", []string{"runtime", "runtime/train", "onnx/...", "lossgrad", "decode", "tokenize", "trainset", "optim", "internal/procstat"}},
 	{"internal/procstat", nil},

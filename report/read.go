@@ -1,0 +1,162 @@
+package report
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math"
+	"os"
+	"path/filepath"
+
+	"github.com/bearrec/bear/onnx/hf"
+	"github.com/bearrec/bear/runtime/evaluate"
+	"github.com/bearrec/bear/trainlog"
+)
+
+// Names inside a run folder, as bear train and bear eval write them.
+const (
+	LogFile           = "train.jsonl"            // runtime/train.LogFile
+	CheckpointFile    = "checkpoint.safetensors" // runtime/train.CheckpointFile
+	FinalDir          = "final"                  // the adapter (or checkpoint) at the end of the run
+	DefaultEvalSubdir = "eval"                   // RUN_DIR/eval: bear eval --out RUN_DIR/eval
+	checkpointMetaKey = "bear_train_state"       // the checkpoint's metadata entry (runtime/train)
+)
+
+// metricKeys are the headline metrics of metrics.json, in table order.
+var metricKeys = []string{"NDCG@1", "NDCG@5", "NDCG@10", "HR@1", "HR@5", "HR@10"}
+
+// Run is one run folder as the report reads it: a bear train run with its evaluation, or a
+// plain bear eval folder (Loss, Seed, Flags and Steps empty).
+type Run struct {
+	Dir     string // the folder as given
+	EvalDir string // the folder holding metrics.json
+	Loss    string // "--loss" of the run; "" for a plain evaluation folder
+	Seed    string // "--seed" of the run
+	// Flags is every recorded flag of the run (trainlog.Run.Flags), or with logs of older runs
+	// the identity in the checkpoint's metadata.
+	Flags               map[string]string
+	FlagsFromCheckpoint bool // Flags came from the checkpoint: no paths or machine settings
+	Steps               []trainlog.Step
+	Metrics             *evaluate.Metrics
+	Setting             string // the setting label, set by Build
+}
+
+// IsTraining reports whether the run is a bear train run (not a plain evaluation folder).
+func (r *Run) IsTraining() bool { return r.Steps != nil }
+
+// ReadRun reads dir: a finished bear train run (train.jsonl, final/, and its evaluation in
+// dir/evalSubdir/metrics.json), or, when dir has no train.jsonl, a bear eval folder. Errors
+// name the folder or file at fault and what to do.
+func ReadRun(dir, evalSubdir string) (*Run, error) {
+	if evalSubdir == "" {
+		evalSubdir = DefaultEvalSubdir
+	}
+	if st, err := os.Stat(dir); err != nil {
+		return nil, fmt.Errorf("run folder: %w", err)
+	} else if !st.IsDir() {
+		return nil, fmt.Errorf("run folder %s is a file, want a bear train or bear eval output folder", dir)
+	}
+	if exists(filepath.Join(dir, LogFile)) {
+		return readTraining(dir, evalSubdir)
+	}
+	if exists(filepath.Join(dir, evaluate.MetricsName)) {
+		m, err := readMetrics(dir)
+		if err != nil {
+			return nil, err
+		}
+		return &Run{Dir: dir, EvalDir: dir, Metrics: m}, nil
+	}
+	return nil, fmt.Errorf("%s: neither a bear train run folder (no %s) nor a bear eval folder (no %s)", dir, LogFile, evaluate.MetricsName)
+}
+
+// readTraining reads a bear train run folder and its evaluation.
+func readTraining(dir, evalSubdir string) (*Run, error) {
+	logPath := filepath.Join(dir, LogFile)
+	steps, _, err := trainlog.Read(logPath)
+	if err != nil {
+		return nil, err
+	}
+	if len(steps) == 0 {
+		return nil, fmt.Errorf("%s: no step records: the run has not trained", logPath)
+	}
+	if !exists(filepath.Join(dir, FinalDir)) {
+		return nil, fmt.Errorf("%s: no %s/ folder: the run has not finished (continue it with bear train --resume %s --out %s and its flags)",
+			dir, FinalDir, dir, dir)
+	}
+	flags, fromCheckpoint, err := readFlags(dir)
+	if err != nil {
+		return nil, err
+	}
+	r := &Run{Dir: dir, EvalDir: filepath.Join(dir, evalSubdir), Loss: flags["--loss"], Seed: flags["--seed"], Flags: flags,
+		FlagsFromCheckpoint: fromCheckpoint, Steps: steps}
+	if r.Loss == "" || r.Seed == "" {
+		return nil, fmt.Errorf("%s: the recorded flags lack --loss or --seed", dir)
+	}
+	if !exists(filepath.Join(r.EvalDir, evaluate.MetricsName)) {
+		return nil, fmt.Errorf("%s: missing: evaluate the run with bear eval --adapter %s --pruning --out %s "+
+			"(or name its evaluation subfolder with --eval-subdir)",
+			filepath.Join(r.EvalDir, evaluate.MetricsName), filepath.Join(dir, FinalDir), r.EvalDir)
+	}
+	if r.Metrics, err = readMetrics(r.EvalDir); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// readFlags returns the flags of the latest run record that has them, or else the identity
+// recorded in the checkpoint (logs written before run records carried flags).
+func readFlags(dir string) (flags map[string]string, fromCheckpoint bool, err error) {
+	recs, err := trainlog.ReadRuns(filepath.Join(dir, LogFile))
+	if err != nil {
+		return nil, false, err
+	}
+	for i := len(recs) - 1; i >= 0; i-- {
+		if len(recs[i].Flags) > 0 {
+			return recs[i].Flags, false, nil
+		}
+	}
+	ck := filepath.Join(dir, CheckpointFile)
+	if !exists(ck) {
+		return nil, false, fmt.Errorf("%s: no record of the run's flags: no run record with flags in %s and no %s", dir, LogFile, CheckpointFile)
+	}
+	_, meta, err := hf.ReadSafetensorsHeader(ck)
+	if err != nil {
+		return nil, false, err
+	}
+	var st struct {
+		Identity map[string]string `json:"identity"`
+	}
+	if err := json.Unmarshal([]byte(meta[checkpointMetaKey]), &st); err != nil || len(st.Identity) == 0 {
+		return nil, false, fmt.Errorf("%s: no run identity in its metadata (not a bear train checkpoint?)", ck)
+	}
+	return st.Identity, true, nil
+}
+
+// readMetrics reads dir/metrics.json and checks that it has every headline metric.
+func readMetrics(dir string) (*evaluate.Metrics, error) {
+	path := filepath.Join(dir, evaluate.MetricsName)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var m evaluate.Metrics
+	if err := json.Unmarshal(data, &m); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if m.Users < 1 {
+		return nil, fmt.Errorf("%s: %d users evaluated, want at least one", path, m.Users)
+	}
+	h := m.Headline()
+	for _, k := range metricKeys {
+		if v, ok := h[k]; !ok || math.IsNaN(v) {
+			return nil, fmt.Errorf("%s: no %s in its %s metrics", path, k, m.Primary)
+		}
+	}
+	return &m, nil
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return !errors.Is(err, fs.ErrNotExist)
+}
