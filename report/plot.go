@@ -2,11 +2,8 @@ package report
 
 import (
 	"fmt"
-	"image"
 	"image/color"
-	"image/png"
 	"math"
-	"os"
 	"path/filepath"
 
 	"github.com/bearrec/bear/internal/atomicfs"
@@ -15,7 +12,6 @@ import (
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
-	"gonum.org/v1/plot/vg/vgimg"
 )
 
 // Plot geometry in pixels.
@@ -39,12 +35,12 @@ func (r *Report) WriteFiles(dir string) error {
 	if err := atomicfs.WriteBytes(filepath.Join(dir, MarkdownFile), r.Markdown()); err != nil {
 		return err
 	}
-	if err := writePNG(filepath.Join(dir, NDCGFile), barWidthPx*max(len(r.Settings), 3)+120, barHeightPx,
+	if err := trainlog.WritePNG(filepath.Join(dir, NDCGFile), barWidthPx*max(len(r.Settings), 3)+120, barHeightPx,
 		[][]*plot.Plot{{r.ndcgChart()}}); err != nil {
 		return fmt.Errorf("%s: %w", NDCGFile, err)
 	}
 	if grid := r.curvePanels(); grid != nil {
-		if err := writePNG(filepath.Join(dir, CurvesFile), curveColumnWidth*len(grid[0]), curvePanelHeight*len(grid), grid); err != nil {
+		if err := trainlog.WritePNG(filepath.Join(dir, CurvesFile), curveColumnWidth*len(grid[0]), curvePanelHeight*len(grid), grid); err != nil {
 			return fmt.Errorf("%s: %w", CurvesFile, err)
 		}
 	}
@@ -161,31 +157,4 @@ func addLine(p *plot.Plot, xys plotter.XYs, c color.Color, widthPt float64) {
 			p.Add(pts)
 		}
 	}
-}
-
-// writePNG draws grid (rows of panels) on a w x h image and writes it atomically. gonum/plot
-// panics on data it cannot lay out; the runs are user input, so that becomes an error.
-func writePNG(path string, w, h int, grid [][]*plot.Plot) (err error) {
-	var img image.Image
-	func() {
-		defer func() {
-			if rec := recover(); rec != nil {
-				err = fmt.Errorf("plot: %v", rec)
-			}
-		}()
-		rgba := image.NewRGBA(image.Rect(0, 0, w, h))
-		canvas := vgimg.NewWith(vgimg.UseImage(rgba), vgimg.UseDPI(vgimg.DefaultDPI))
-		pad := vg.Points(8)
-		tiles := draw.Tiles{Rows: len(grid), Cols: len(grid[0]), PadX: 2 * pad, PadY: pad, PadTop: pad, PadBottom: pad, PadLeft: pad, PadRight: 2 * pad}
-		for i, row := range plot.Align(grid, tiles, draw.New(canvas)) {
-			for j, c := range row {
-				grid[i][j].Draw(c)
-			}
-		}
-		img = canvas.Image()
-	}()
-	if err != nil {
-		return err
-	}
-	return atomicfs.WriteFile(path, func(f *os.File) error { return png.Encode(f, img) })
 }

@@ -61,11 +61,11 @@ func Plot(steps []Step, evals []Eval, title, out string) error {
 	}
 	panels[0].Title.Text = title
 	panels[len(panels)-1].X.Label.Text = "epoch"
-	img, err := render(panels)
-	if err != nil {
-		return err
+	grid := make([][]*plot.Plot, len(panels))
+	for i, p := range panels {
+		grid[i] = []*plot.Plot{p}
 	}
-	return atomicfs.WriteFile(out, func(f *os.File) error { return png.Encode(f, img) })
+	return WritePNG(out, PlotWidth, PanelHeight*len(panels), grid)
 }
 
 // lossPanel plots the loss per step (x: epoch) and, once there are enough steps for noise to
@@ -159,25 +159,32 @@ func runningMean(xys plotter.XYs, window int) plotter.XYs {
 
 func isFinite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 
-// render draws the panels one above the other with aligned data areas.
-func render(panels []*plot.Plot) (img image.Image, err error) {
-	// gonum/plot panics on data it cannot lay out (say, extreme magnitudes); the log is user
-	// input, so that becomes an error.
+// WritePNG draws grid (rows of panels, every row as long) on a w × h image with aligned data
+// areas and writes it to path atomically (a temporary file beside it, renamed). gonum/plot
+// panics on data it cannot lay out (say, extreme magnitudes); logs and runs are user input, so
+// that becomes an error.
+func WritePNG(path string, w, h int, grid [][]*plot.Plot) error {
+	img, err := render(w, h, grid)
+	if err != nil {
+		return err
+	}
+	return atomicfs.WriteFile(path, func(f *os.File) error { return png.Encode(f, img) })
+}
+
+func render(w, h int, grid [][]*plot.Plot) (img image.Image, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			img, err = nil, fmt.Errorf("plot: %v", r)
 		}
 	}()
-	rgba := image.NewRGBA(image.Rect(0, 0, PlotWidth, PanelHeight*len(panels)))
+	rgba := image.NewRGBA(image.Rect(0, 0, w, h))
 	canvas := vgimg.NewWith(vgimg.UseImage(rgba), vgimg.UseDPI(vgimg.DefaultDPI))
-	grid := make([][]*plot.Plot, len(panels))
-	for i, p := range panels {
-		grid[i] = []*plot.Plot{p}
-	}
 	pad := vg.Points(8)
-	tiles := draw.Tiles{Rows: len(panels), Cols: 1, PadY: pad, PadTop: pad, PadBottom: pad, PadLeft: pad, PadRight: 2 * pad}
-	for i, c := range plot.Align(grid, tiles, draw.New(canvas)) {
-		panels[i].Draw(c[0])
+	tiles := draw.Tiles{Rows: len(grid), Cols: len(grid[0]), PadX: 2 * pad, PadY: pad, PadTop: pad, PadBottom: pad, PadLeft: pad, PadRight: 2 * pad}
+	for i, row := range plot.Align(grid, tiles, draw.New(canvas)) {
+		for j, c := range row {
+			grid[i][j].Draw(c)
+		}
 	}
 	return canvas.Image(), nil
 }
