@@ -124,7 +124,7 @@ func TestAnalysePruning(t *testing.T) {
 		for i, c := range cases {
 			path, inTrie := ix.Path(targets[i])
 			if !inTrie {
-				if c.Trace.How != NotInTrie || c.Pruned {
+				if c.Trace.How != NotInTrie || c.Pruned || c.LostHit || !math.IsNaN(c.TargetScore) {
 					t.Fatalf("trial %d: target outside the trie: %+v", trial, c)
 				}
 				continue
@@ -167,14 +167,26 @@ func TestAnalysePruning(t *testing.T) {
 			if c.Pruned != (c.ExactRank >= 0 && c.BeamRank < 0) {
 				t.Fatal("pruned verdict")
 			}
+			// The target's own score against an independent scoring of its path, and the
+			// lost-hit verdict against the returned list.
+			want := seqLogProb(tr, lm.logits, prompts[i], path, cfg.Mode) / math.Pow(float64(len(path)), cfg.LengthPenalty)
+			if math.Abs(c.TargetScore-want) > 1e-9*math.Max(1, math.Abs(want)) {
+				t.Fatalf("trial %d: target score %v, want %v", trial, c.TargetScore, want)
+			}
+			hyps := res[i].Hyps
+			lostHit := c.BeamRank < 0 && (len(hyps) < cfg.Return || want > hyps[len(hyps)-1].Score+1e-12)
+			if c.LostHit != lostHit {
+				t.Fatalf("trial %d: lost hit %v, want %v (score %v, returned %+v)", trial, c.LostHit, lostHit, want, hyps)
+			}
 		}
 		all = append(all, cases...)
 	}
 	s := Summarise(all)
-	if s.Pruned == 0 || s.InExact == 0 || s.Prompts != len(all) {
+	if s.Pruned == 0 || s.InExact == 0 || s.LostHits == 0 || s.Prompts != len(all) {
 		t.Fatalf("degenerate test data: %v", s)
 	}
-	if math.Abs(s.Rate-float64(s.Pruned)/float64(s.Prompts)) > 0 || math.Abs(s.RateOfExact-float64(s.Pruned)/float64(s.InExact)) > 0 {
+	if math.Abs(s.Rate-float64(s.Pruned)/float64(s.Prompts)) > 0 || math.Abs(s.RateOfExact-float64(s.Pruned)/float64(s.InExact)) > 0 ||
+		s.LostHitRate != float64(s.LostHits)/float64(s.InBeam+s.LostHits) {
 		t.Fatal("rates")
 	}
 	n := 0
@@ -192,6 +204,39 @@ func TestAnalysePruning(t *testing.T) {
 		}
 	}
 	t.Log(s.ByHow, hc)
+}
+
+// A path longer than max_new_tokens cannot be returned: its target has no score.
+func TestTargetLogProbsHonoursMaxNewTokens(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	tr, seqs := randomCatalogue(r, 20, 6, 4)
+	ix := NewIndex(tr)
+	lm := toyLM{V: 6, seed: 9, scale: 3}
+	var prompts [][]int
+	var targets []int
+	for item := range seqs {
+		prompts, targets = append(prompts, []int{100, item}), append(targets, item)
+	}
+	for _, maxNew := range []int{0, 2, 3} {
+		for _, mode := range []Mode{AfterSoftmax, BeforeSoftmax} {
+			sums, err := TargetLogProbs(NewFuncScorer(lm.logits), ix, prompts, targets, mode, maxNew)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, item := range targets {
+				path, _ := ix.Path(item)
+				if maxNew > 0 && len(path) > maxNew {
+					if !math.IsNaN(sums[i]) {
+						t.Fatalf("max %d: path of %d tokens scored %v", maxNew, len(path), sums[i])
+					}
+					continue
+				}
+				if want := seqLogProb(tr, lm.logits, prompts[i], path, mode); math.Abs(sums[i]-want) > 1e-9 {
+					t.Fatalf("max %d mode %v item %d: %v, want %v", maxNew, mode, item, sums[i], want)
+				}
+			}
+		}
+	}
 }
 
 func howCounts(cases []PruneCase) map[Loss]int {

@@ -32,9 +32,12 @@ type Setting struct {
 	// (by full-sequence score) that beam search pruned; PrunedOfUsers the same count over all
 	// users evaluated.
 	PrunedOfExact, PrunedOfUsers Interval
-	TokensPerS                   Interval // median training tokens/s of each run
-	WallS                        Interval // training wall time of each run, seconds
-	Steps                        int      // optimizer steps of its longest run
+	// LostHitRate is the share of the targets beam search would have returned had it kept
+	// their prefixes (returned + lost hits) that it pruned: lost_hits / (returned + lost_hits).
+	LostHitRate Interval
+	TokensPerS  Interval // median training tokens/s of each run
+	WallS       Interval // training wall time of each run, seconds
+	Steps       int      // optimizer steps of its longest run
 }
 
 // Training reports whether the setting's runs are bear train runs.
@@ -43,9 +46,9 @@ func (s *Setting) Training() bool { return s.Loss != "" }
 // Comparison is a setting paired with the baseline by seed: each value is the interval of
 // the per-seed differences setting - baseline (a paired t interval).
 type Comparison struct {
-	Setting                  string
-	Seeds                    []string // the seeds run by both, in the settings' order
-	NDCG10, HR10, PrunedRate Interval
+	Setting                               string
+	Seeds                                 []string // the seeds run by both, in the settings' order
+	NDCG10, HR10, PrunedRate, LostHitRate Interval
 }
 
 // Report is everything report.md and the plots show.
@@ -119,6 +122,7 @@ func summarise(s *Setting) {
 	}
 	s.PrunedOfExact = MeanCI(collect(s.Runs, prunedOfExact))
 	s.PrunedOfUsers = MeanCI(collect(s.Runs, prunedOfUsers))
+	s.LostHitRate = MeanCI(collect(s.Runs, lostHitRate))
 	s.TokensPerS = MeanCI(collect(s.Runs, tokensPerS))
 	s.WallS = MeanCI(collect(s.Runs, wallSeconds))
 	for _, r := range s.Runs {
@@ -152,6 +156,16 @@ func prunedOfUsers(r *Run) float64 {
 		return math.NaN()
 	}
 	return float64(p.Pruned) / float64(p.Users)
+}
+
+// lostHitRate is the run's lost hits over its returned targets plus lost hits; NaN without a
+// pruning analysis or with neither.
+func lostHitRate(r *Run) float64 {
+	p := r.Metrics.Pruning
+	if p == nil || p.InBeam+p.LostHits == 0 {
+		return math.NaN()
+	}
+	return float64(p.LostHits) / float64(p.InBeam+p.LostHits)
 }
 
 // tokensPerS is the median tokens/s of the run's steps (NaN for an evaluation folder).
@@ -225,7 +239,7 @@ func compare(s, base *Setting) Comparison {
 		byseed[r.Seed] = r
 	}
 	c := Comparison{Setting: s.Label}
-	var dn, dh, dp []float64
+	var dn, dh, dp, dl []float64
 	for _, r := range s.Runs {
 		b, ok := byseed[r.Seed]
 		if !ok {
@@ -235,7 +249,8 @@ func compare(s, base *Setting) Comparison {
 		dn = append(dn, r.Metrics.Headline()["NDCG@10"]-b.Metrics.Headline()["NDCG@10"])
 		dh = append(dh, r.Metrics.Headline()["HR@10"]-b.Metrics.Headline()["HR@10"])
 		dp = append(dp, prunedOfExact(r)-prunedOfExact(b))
+		dl = append(dl, lostHitRate(r)-lostHitRate(b))
 	}
-	c.NDCG10, c.HR10, c.PrunedRate = MeanCI(dn), MeanCI(dh), MeanCI(dp)
+	c.NDCG10, c.HR10, c.PrunedRate, c.LostHitRate = MeanCI(dn), MeanCI(dh), MeanCI(dp), MeanCI(dl)
 	return c
 }

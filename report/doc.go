@@ -34,7 +34,9 @@
 // the 95% interval (s the sample standard deviation; gonum's stat and distuv); one run has no
 // interval, and the report says so. The incorrect-pruning rate of a run is
 // incorrectly_pruned / target_in_exact_top_b of its pruning summary (targets among the exact
-// top-B items by full-sequence score that beam search pruned); pruned / users is shown too.
+// top-B items by full-sequence score that beam search pruned); pruned / users is shown too, and
+// the lost-hit rate lost_hits / (target_returned_by_beam + lost_hits): of the targets whose
+// own final score beats the last returned hypothesis, the share beam search did not return.
 // Tokens/s is the median over a run's steps; wall time sums, over the processes of a run
 // (a resume restarts elapsed_s), the elapsed_s of their last step. The paired comparison takes,
 // for each seed run by both a setting and the baseline, the difference setting - baseline of

@@ -2,6 +2,7 @@ package report
 
 import (
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -46,8 +47,10 @@ func testMetrics(f fakeRun) *evaluate.Metrics {
 			"HR@1": f.hr10 / 4, "HR@5": f.hr10 / 2, "HR@10": f.hr10},
 		OfficialMatch: map[string]float64{"NDCG@1": 0, "NDCG@5": 0, "NDCG@10": 0, "HR@1": 0, "HR@5": 0, "HR@10": 0},
 		Primary:       "item_match", Users: testUsers,
+		// Returned targets follow HR@10; lost hits are pruned + 2 (known numbers for the lost-hit rate).
 		Pruning: &evaluate.PruningSummary{Users: testUsers, InExact: f.inExact, Pruned: f.pruned,
-			Rate: float64(f.pruned) / testUsers, RateOfExact: float64(f.pruned) / float64(max(f.inExact, 1))},
+			Rate: float64(f.pruned) / testUsers, RateOfExact: float64(f.pruned) / float64(max(f.inExact, 1)),
+			InBeam: int(math.Round(f.hr10 * testUsers)), LostHits: f.pruned + 2},
 		Config: evaluate.Config{Dataset: "Office", SplitFile: "test_5000.csv", SplitSHA256: "5p1i7", CatalogueSHA256: "ca7",
 			TokenizerSHA256: "70c", ModelFingerprint: "f1n9", AdapterSHA256: "ad4" + f.seed, Limit: testUsers, SelectedUsers: testUsers,
 			ShardCount: 1, Beams: 10, Return: 10, Constrain: "before", LengthPenalty: 1, StopRule: "vectorized", MaxNewTokens: 128,

@@ -60,8 +60,10 @@ func (r *Report) writePruning(b *bytes.Buffer) {
 	b.WriteString("## Incorrect pruning\n\n")
 	fmt.Fprintf(b, "The incorrect-pruning rate is the share of the test targets in the exact top-B items (by full-sequence "+
 		"score, length penalty %s) that beam search pruned: `incorrectly_pruned / target_in_exact_top_b` of `bear eval --pruning`. "+
-		"The last column divides the same count by all users evaluated.\n\n", lp)
-	tableHead(b, "setting", "seeds", "incorrect-pruning rate", "pruned / users")
+		"The next column divides the same count by all users evaluated. The lost-hit rate needs no exact search: of the targets "+
+		"that beam search returned or would have returned had it kept their prefixes (their own final score beats the last "+
+		"returned hypothesis), the share it pruned: `lost_hits / (target_returned_by_beam + lost_hits)`.\n\n", lp)
+	tableHead(b, "setting", "seeds", "incorrect-pruning rate", "pruned / users", "lost-hit rate")
 	undefined := false
 	for _, s := range r.Settings {
 		rate := fmtIv(s.PrunedOfExact, false)
@@ -69,10 +71,15 @@ func (r *Report) writePruning(b *bytes.Buffer) {
 			rate += fmt.Sprintf(" (%d of %d runs)", n, len(s.Runs))
 			undefined = true
 		}
-		tableRow(b, s.Label, fmt.Sprint(len(s.Runs)), rate, fmtIv(s.PrunedOfUsers, false))
+		lost := fmtIv(s.LostHitRate, false)
+		if n := s.LostHitRate.N; n < len(s.Runs) {
+			lost += fmt.Sprintf(" (%d of %d runs)", n, len(s.Runs))
+			undefined = true
+		}
+		tableRow(b, s.Label, fmt.Sprint(len(s.Runs)), rate, fmtIv(s.PrunedOfUsers, false), lost)
 	}
 	if undefined {
-		b.WriteString("\nThe rate is undefined for a run with no target in the exact top-B; such runs are left out of its mean.\n")
+		b.WriteString("\nA rate is undefined for a run whose denominator is 0 (no target in the exact top-B; no target returned or lost); such runs are left out of its mean.\n")
 	}
 	b.WriteString("\n")
 }

@@ -18,13 +18,13 @@ func (r *Report) writeComparisons(b *bytes.Buffer) {
 		"LoRA initialisation and dropout masks), ± the half-width of its paired t %g%% interval.\n\n", r.Baseline, Confidence*100)
 	cols := []string{"setting", "seeds paired", "Δ NDCG@10", "Δ HR@10"}
 	if r.Pruning {
-		cols = append(cols, "Δ incorrect-pruning rate")
+		cols = append(cols, "Δ incorrect-pruning rate", "Δ lost-hit rate")
 	}
 	tableHead(b, cols...)
 	for _, c := range r.Comparisons {
 		row := []string{c.Setting, seedList(c.Seeds), fmtIv(c.NDCG10, true), fmtIv(c.HR10, true)}
 		if r.Pruning {
-			row = append(row, fmtIv(c.PrunedRate, true))
+			row = append(row, fmtIv(c.PrunedRate, true), fmtIv(c.LostHitRate, true))
 		}
 		tableRow(b, row...)
 	}
@@ -33,7 +33,7 @@ func (r *Report) writeComparisons(b *bytes.Buffer) {
 		paired := len(c.Seeds) > 0
 		fmt.Fprintf(b, "- %s − %s: NDCG@10 %s; HR@10 %s", c.Setting, r.Baseline, verdict(c.NDCG10, paired), verdict(c.HR10, paired))
 		if r.Pruning {
-			fmt.Fprintf(b, "; incorrect-pruning rate %s", verdict(c.PrunedRate, paired))
+			fmt.Fprintf(b, "; incorrect-pruning rate %s; lost-hit rate %s", verdict(c.PrunedRate, paired), verdict(c.LostHitRate, paired))
 		}
 		b.WriteString(".\n")
 	}

@@ -131,6 +131,8 @@ func TestBuild(t *testing.T) {
 		{"bear lambda 0.5 NDCG@10 (one seed)", l05.Metrics["NDCG@10"], wantCI(0.12)},
 		{"msl pruning rate", msl.PrunedOfExact, wantCI(8.0/20, 6.0/20, 4.0/20)},
 		{"msl pruned / users", msl.PrunedOfUsers, wantCI(8.0/50, 6.0/50, 4.0/50)},
+		{"msl lost-hit rate", msl.LostHitRate, wantCI(10.0/20, 8.0/23, 6.0/26)},
+		{"bear lost-hit rate", toy.LostHitRate, wantCI(6.0/17, 5.0/23, 3.0/24)},
 		{"msl tokens/s (medians 200, 120, 97.5)", msl.TokensPerS, wantCI(200, 120, 97.5)},
 		{"msl wall time", msl.WallS, wantCI(30, 30, 40)},
 	} {
@@ -144,7 +146,7 @@ func TestBuild(t *testing.T) {
 	c := rep.Comparisons[0]
 	if c.Setting != "bear (lambda 0.25)" || strings.Join(c.Seeds, ",") != "1,2,3" ||
 		!sameIv(c.NDCG10, wantCI(0.05, 0.10, 0.05)) || !sameIv(c.HR10, wantCI(0.02, 0.06, 0.02)) ||
-		!sameIv(c.PrunedRate, wantCI(-0.2, -0.15, -0.15)) {
+		!sameIv(c.PrunedRate, wantCI(-0.2, -0.15, -0.15)) || !sameIv(c.LostHitRate, wantCI(6.0/17-0.5, 5.0/23-8.0/23, 3.0/24-6.0/26)) {
 		t.Errorf("paired comparison %+v", c)
 	}
 	// NDCG@10: 0.0667 ± 0.0717 holds 0; pruning rate: -0.1667 ± 0.0717 does not.
@@ -390,7 +392,7 @@ func TestUndefinedPruningRate(t *testing.T) {
 		t.Errorf("msl rate %+v, paired %+v over seeds %v", msl.PrunedOfExact, c.PrunedRate, c.Seeds)
 	}
 	md := string(rep.Markdown())
-	for _, want := range []string{"| msl | 3 | 0.3500 ± 0.6353 (2 of 3 runs) |", "undefined for a run with no target in the exact top-B"} {
+	for _, want := range []string{"| msl | 3 | 0.3500 ± 0.6353 (2 of 3 runs) |", "undefined for a run whose denominator is 0 (no target in the exact top-B"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("report lacks %q:\n%s", want, md)
 		}

@@ -79,7 +79,11 @@
 // incorrectly_pruned (in the exact top-B by full-sequence score over the whole catalogue, but not
 // returned by beam search: the paper's incorrect pruning), rate (of users), rate_of_exact (of
 // targets in the exact top-B), lost_at_step (decoding step at which those targets fell out, see
-// decode.Trace), by_how, exact_search_capped. --exact-length-penalty sets the exact ranking:
+// decode.Trace), by_how, exact_search_capped, and lost_hits / lost_hit_rate: targets beam search
+// did not return although their own final score beats the last returned hypothesis (keeping
+// their prefixes would have made them hits), over target_returned_by_beam + lost_hits. This
+// second measure needs only a teacher-forced pass over each target, so it stays cheap with the
+// beam's length-normalised score. --exact-length-penalty sets the exact ranking:
 // 1 (default) ranks by the beam search's own final score sum(log p)/len, 0 by the plain sequence
 // log-probability (which favours short titles). --max-frontier caps the exact search's open
 // prefixes per user and depth (0: none, exact; capped users are counted).

@@ -3,6 +3,7 @@ package evaluate
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -188,6 +189,10 @@ type PruneInfo struct {
 	How       string `json:"how"`
 	Step      int    `json:"step"`
 	Truncated bool   `json:"truncated,omitempty"`
+	// TargetScore is the beam's final score of the target's whole sequence (absent where no
+	// search could return it); LostHit: not returned although it beats the last returned.
+	TargetScore *float64 `json:"target_score,omitempty"`
+	LostHit     bool     `json:"lost_hit"`
 }
 
 // Record is one user's entry of predictions.json: the official fields (instruction, input,
@@ -285,7 +290,11 @@ func (e *BatchDecoder) Decode(rows []tokenize.Row, rowIndex []int) ([]Record, er
 		rec.OfficialRank = decode.RankOfTitles(rec.Predict, rec.Output)
 		if cases != nil {
 			c := cases[i]
-			rec.Pruning = &PruneInfo{BeamRank: c.BeamRank, ExactRank: c.ExactRank, Pruned: c.Pruned, How: c.Trace.How.String(), Step: c.Trace.Step, Truncated: c.Truncated}
+			rec.Pruning = &PruneInfo{BeamRank: c.BeamRank, ExactRank: c.ExactRank, Pruned: c.Pruned, How: c.Trace.How.String(), Step: c.Trace.Step,
+				Truncated: c.Truncated, LostHit: c.LostHit}
+			if !math.IsNaN(c.TargetScore) {
+				rec.Pruning.TargetScore = &c.TargetScore
+			}
 		}
 		out[i] = rec
 	}

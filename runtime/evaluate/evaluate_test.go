@@ -384,9 +384,32 @@ func TestPruning(t *testing.T) {
 		if q.ExactRank >= 0 {
 			inExact++
 		}
+		checkLostHit(t, r, m.Config.Beams)
 	}
 	if p.Pruned != pruned || p.InExact != inExact || p.Rate != float64(pruned)/4 {
 		t.Errorf("summary %+v, records say %d pruned, %d in the exact top-B", p, pruned, inExact)
+	}
+}
+
+// checkLostHit checks a record's target score against the beam's own score where the beam
+// returned the target (the teacher-forced pass must score it as the search did), and the
+// lost-hit verdict against the returned scores.
+func checkLostHit(t *testing.T, r Record, ret int) {
+	t.Helper()
+	q := r.Pruning
+	if q.TargetScore == nil {
+		if q.LostHit || r.Rank >= 0 {
+			t.Errorf("row %d: no target score but lost hit %v, rank %d", r.Row, q.LostHit, r.Rank)
+		}
+		return
+	}
+	s := *q.TargetScore
+	if r.Rank >= 0 && math.Abs(s-r.Scores[r.Rank]) > 1e-4 {
+		t.Errorf("row %d: target scored %v teacher-forced, %v by the beam", r.Row, s, r.Scores[r.Rank])
+	}
+	want := r.Rank < 0 && (len(r.Scores) < ret || s > r.Scores[len(r.Scores)-1])
+	if q.LostHit != want {
+		t.Errorf("row %d: lost hit %v with target score %v, returned scores %v", r.Row, q.LostHit, s, r.Scores)
 	}
 }
 

@@ -192,13 +192,17 @@ func (t *Timing) add(o Timing) {
 
 // PruningSummary is the "pruning" section of metrics.json (decode.PruneSummary).
 type PruningSummary struct {
-	Users       int            `json:"users"`
-	InExact     int            `json:"target_in_exact_top_b"`
-	InBeam      int            `json:"target_returned_by_beam"`
-	Pruned      int            `json:"incorrectly_pruned"`
-	Rate        float64        `json:"rate"`          // incorrectly_pruned / users
-	RateOfExact float64        `json:"rate_of_exact"` // incorrectly_pruned / target_in_exact_top_b
-	LostAtStep  map[string]int `json:"lost_at_step"`  // decoding step (1-based) at which a pruned target fell out
+	Users       int     `json:"users"`
+	InExact     int     `json:"target_in_exact_top_b"`
+	InBeam      int     `json:"target_returned_by_beam"`
+	Pruned      int     `json:"incorrectly_pruned"`
+	Rate        float64 `json:"rate"`          // incorrectly_pruned / users
+	RateOfExact float64 `json:"rate_of_exact"` // incorrectly_pruned / target_in_exact_top_b
+	// LostHits counts the targets beam search did not return although their own score beats
+	// the last returned hypothesis; LostHitRate = lost_hits / (target_returned_by_beam + lost_hits).
+	LostHits    int            `json:"lost_hits"`
+	LostHitRate float64        `json:"lost_hit_rate"`
+	LostAtStep  map[string]int `json:"lost_at_step"` // decoding step (1-based) at which a pruned target fell out
 	ByHow       map[string]int `json:"by_how"`
 	Truncated   int            `json:"exact_search_capped"`
 }
@@ -238,7 +242,7 @@ func Compute(recs []Record, cfg Config, official bool) *Metrics {
 		item[i], off[i] = r.Rank, r.OfficialRank
 		if p := r.Pruning; p != nil {
 			cases = append(cases, decode.PruneCase{Target: r.TargetItem, BeamRank: p.BeamRank, ExactRank: p.ExactRank,
-				Pruned: p.Pruned, Trace: decode.Trace{Target: r.TargetItem, How: hows[p.How], Step: p.Step}, Truncated: p.Truncated})
+				Pruned: p.Pruned, Trace: decode.Trace{Target: r.TargetItem, How: hows[p.How], Step: p.Step}, Truncated: p.Truncated, LostHit: p.LostHit})
 		}
 	}
 	m := &Metrics{ItemMatch: decode.RankMetrics(item, nil).Map(), OfficialMatch: decode.RankMetrics(off, nil).Map(), Primary: "item_match", Users: len(recs), Config: cfg}
@@ -248,7 +252,7 @@ func Compute(recs []Record, cfg Config, official bool) *Metrics {
 	if cfg.Pruning {
 		s := decode.Summarise(cases)
 		ps := &PruningSummary{Users: s.Prompts, InExact: s.InExact, InBeam: s.InBeam, Pruned: s.Pruned, Rate: s.Rate,
-			RateOfExact: s.RateOfExact, LostAtStep: map[string]int{}, ByHow: map[string]int{}, Truncated: s.Truncated}
+			RateOfExact: s.RateOfExact, LostHits: s.LostHits, LostHitRate: s.LostHitRate, LostAtStep: map[string]int{}, ByHow: map[string]int{}, Truncated: s.Truncated}
 		for k, v := range s.LostAt {
 			ps.LostAtStep[strconv.Itoa(k)] = v
 		}

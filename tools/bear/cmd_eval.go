@@ -209,6 +209,8 @@ func printMetrics(w io.Writer, m *evaluate.Metrics, out string) {
 	if p := m.Pruning; p != nil {
 		fmt.Fprintf(w, "pruning         %d of %d users incorrectly pruned (rate %.4f; %.4f of %d targets in the exact top-%d)\n",
 			p.Pruned, p.Users, p.Rate, p.RateOfExact, p.InExact, m.Config.Beams)
+		fmt.Fprintf(w, "lost hits       %d targets pruned although they outscore the last returned (%.4f of %d returned + lost)\n",
+			p.LostHits, p.LostHitRate, p.InBeam+p.LostHits)
 	}
 	if m.DroppedIDs > 0 {
 		fmt.Fprintf(w, "dropped         %d item ids of these users' rows are missing from the catalogue (dropped, as the official code does)\n", m.DroppedIDs)
