@@ -26,13 +26,18 @@ var rules = []rule{
 	// ONNX Runtime front-ends and the jobs that drive them.
 	{"runtime", []string{"onnx/...", "decode", "internal/atomicfs"}},
 	{"runtime/evaluate", []string{"runtime", "onnx/...", "decode", "tokenize", "internal/atomicfs"}},
-	{"runtime/train", []string{"runtime", "runtime/evaluate", "onnx/...", "lossgrad", "optim", "trainset", "trainlog", "tokenize", "decode", "internal/atomicfs"}},
+	{"runtime/train", []string{"runtime", "runtime/evaluate", "onnx/...", "lossgrad", "optim", "trainset", "trainlog", "tokenize", "decode", "dist", "internal/atomicfs"}},
+
+	// Data-parallel communication (the MPI binding): a leaf. Its test helper re-executes test
+	// binaries under mpirun.
+	{"dist", []string{"internal/mpirun"}},
+	{"internal/mpirun", nil},
 
 	// bear report: reads train.jsonl, metrics.json (evaluate's types) and old checkpoints' metadata (onnx/hf).
 	{"report", []string{"trainlog", "runtime/evaluate", "onnx/hf", "internal/atomicfs"}},
 
 	// Benchmarks of whole jobs, and their leaf helper reading the process's CPU time and RSS.
-	{"internal/bench", []string{"runtime", "runtime/train", "onnx/...", "lossgrad", "decode", "tokenize", "trainset", "optim", "internal/procstat"}},
+	{"internal/bench", []string{"runtime", "runtime/train", "dist", "onnx/...", "lossgrad", "decode", "tokenize", "trainset", "optim", "internal/procstat"}},
 	{"internal/procstat", nil},
 
 	// Crash-safe file and folder writes, used by everything that writes outputs.

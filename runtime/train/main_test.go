@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/bearrec/bear/internal/mpirun"
 	"github.com/bearrec/bear/internal/testdeps"
 	"github.com/bearrec/bear/lossgrad"
 	"github.com/bearrec/bear/onnx/hf"
@@ -22,11 +23,16 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "train tests need ONNX Runtime:", err)
 		os.Exit(1)
 	}
+	mpirun.Dispatch(mpiChildren) // a rank of an MPI test (mpi_test.go)
 	if os.Getenv(childEnv) != "" {
 		os.Exit(runChild())
 	}
 	os.Exit(m.Run())
 }
+
+// mpiChildren are the functions the ranks of the MPI tests run (set by mpi_test.go, built with
+// the mpi tag).
+var mpiChildren map[string]func() error
 
 // officeData is the committed Office dataset (testdata/office/README.md).
 var officeData = filepath.Join("..", "..", "testdata", "office")

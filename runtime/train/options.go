@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"slices"
 
+	"github.com/bearrec/bear/dist"
 	"github.com/bearrec/bear/lossgrad"
 	"github.com/bearrec/bear/onnx/autodiff"
 	"github.com/bearrec/bear/onnx/llama"
@@ -40,6 +41,10 @@ type Options struct {
 	EvalUsers       int    // --eval-users: evaluate the first N test users after each epoch (0: none)
 	CheckpointEvery int    // --checkpoint-every: optimizer steps between checkpoints (0: epoch ends only)
 	MaxSteps        int    // --max-steps: stop after this many optimizer steps of the run (0: all)
+
+	// Comm is the data-parallel communicator when several processes train together (mpirun;
+	// package dist); nil is the one-process run.
+	Comm dist.Comm `json:"-"`
 
 	// Progress, when set, is called after every optimizer step.
 	Progress func(p Progress) `json:"-"`
@@ -101,6 +106,10 @@ func (o *Options) Validate() error {
 	o.Batch.Seed = o.Seed // one seed: LoRA initialisation, data order and dropout masks
 	if o.Batch, err = o.Batch.Validate(); err != nil {
 		return err
+	}
+	if n, g := o.comm().Size(), o.Batch.Batch/o.Batch.NormGroup; n > g {
+		return fmt.Errorf("%d processes but --batch %d / --norm-group %d = %d norm groups per step: each process computes whole norm groups, so start at most %d (or use smaller --norm-group)",
+			n, o.Batch.Batch, o.Batch.NormGroup, g, g)
 	}
 	if o.Resume != "" && filepath.Clean(o.Resume) != filepath.Clean(o.Out) {
 		return fmt.Errorf("--resume %s: a run continues in its own folder; pass --out %s too", o.Resume, o.Resume)

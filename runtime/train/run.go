@@ -74,8 +74,10 @@ func prepare(o *Options) (*job, error) {
 	if err := checkEvaluation(o, d); err != nil {
 		return nil, err
 	}
-	if err := checkWritable(o.Out); err != nil {
-		return nil, err
+	if o.writer() {
+		if err := checkWritable(o.Out); err != nil {
+			return nil, err
+		}
 	}
 	j := &job{o: o, d: d, start: time.Now()}
 	if j.id, err = identity(o, d); err != nil {
@@ -93,9 +95,15 @@ func prepare(o *Options) (*job, error) {
 		return nil, err
 	}
 	done, err := j.restore()
+	if err == nil {
+		done, err = j.startTogether(done)
+	}
 	if err != nil {
 		j.close()
 		return nil, err
+	}
+	if !o.writer() {
+		return j, nil
 	}
 	if j.log, err = trainlog.Open(filepath.Join(o.Out, LogFile), done); err != nil {
 		j.close()
@@ -135,9 +143,16 @@ func (j *job) logRun(done int) error {
 }
 
 // restore loads the checkpoint of a resumed run, or initialises the LoRA matrices of a new one
-// (refusing to start over a folder that holds another run's checkpoint).
+// (refusing to start over a folder that holds another run's checkpoint). Only rank 0 reads the
+// run folder; the others receive its state (startTogether).
 func (j *job) restore() (int, error) {
 	ck := filepath.Join(j.o.Out, CheckpointFile)
+	if !j.o.writer() {
+		if j.o.LoRA != nil {
+			initLoRA(j.tr, j.o.Seed)
+		}
+		return 0, nil
+	}
 	if j.o.Resume == "" {
 		if _, err := os.Stat(ck); err == nil {
 			return 0, fmt.Errorf("--out %s holds a run (%s): pass --resume %s to continue it, or choose another --out", j.o.Out, CheckpointFile, j.o.Out)
@@ -171,8 +186,12 @@ func (j *job) loop(ctx context.Context) (*Summary, error) {
 	sum := &Summary{Steps: j.st.opt.Steps(), Total: j.total, Final: filepath.Join(j.o.Out, FinalDir)}
 	spe := j.d.set.StepsPerEpoch()
 	for global := sum.Steps; global < j.total; global++ {
-		if ctx.Err() != nil {
-			if err := saveCheckpoint(j.o.Out, j.st, global, j.id); err != nil {
+		stop, err := agreeStop(j.o.comm(), ctx.Err() != nil)
+		if err != nil {
+			return sum, err
+		}
+		if stop {
+			if err := j.checkpoint(global); err != nil {
 				return sum, err
 			}
 			return sum, fmt.Errorf("%w at step %d of %d: checkpoint saved; continue with --resume %s", ErrInterrupted, global, j.total, j.o.Out)
@@ -203,6 +222,14 @@ func (j *job) loop(ctx context.Context) (*Summary, error) {
 // CheckpointEvery steps, the final adapter at the last step.
 func (j *job) afterStep(done, spe int, sum *Summary) error {
 	epochEnd, last := done%spe == 0, done == j.total
+	if epochEnd || last || (j.o.CheckpointEvery > 0 && done%j.o.CheckpointEvery == 0) {
+		if err := j.checkInSync(done); err != nil {
+			return err
+		}
+	}
+	if !j.o.writer() {
+		return nil
+	}
 	if epochEnd {
 		if err := writeModel(EpochDir(j.o.Out, done/spe), j.o, j.tr); err != nil {
 			return err
@@ -228,8 +255,22 @@ func (j *job) afterStep(done, spe int, sum *Summary) error {
 	return nil
 }
 
+// checkpoint saves the run after step done, once the ranks are known to agree (rank 0 writes).
+func (j *job) checkpoint(done int) error {
+	if err := j.checkInSync(done); err != nil {
+		return err
+	}
+	if !j.o.writer() {
+		return nil
+	}
+	return saveCheckpoint(j.o.Out, j.st, done, j.id)
+}
+
 // logStep appends the step's line to train.jsonl and reports progress.
 func (j *job) logStep(s StepStats, spe int) error {
+	if !j.o.writer() {
+		return nil
+	}
 	rec := trainlog.Step{
 		Step: s.Step, Epoch: float64(s.Step) / float64(spe), Loss: s.Loss, LR: s.LR, GradNorm: s.GradNorm,
 		Tokens: s.Tokens, TokensPerS: float64(s.Tokens) / s.Wall.Seconds(), StepMS: float64(s.Wall.Microseconds()) / 1e3,

@@ -25,6 +25,7 @@ type StepStats struct {
 	Violations int     // positions whose target is outside the top-K allowed tokens
 	RawWeights float64 // sum of BEAR's raw weights w_t over the positions (1 each for LML, MSL)
 	Wall, ORT  time.Duration
+	Comm       time.Duration // in the ranks' all-reduce (0 in one process)
 }
 
 // stepper runs optimizer steps: forward, loss and backward of every micro-batch, the
@@ -46,6 +47,7 @@ type stepper struct {
 	grad          []float32
 	cot           []float32
 	diag          []lossgrad.Position
+	flat          []float32 // the gradients of every param, end to end, for the all-reduce
 }
 
 func newStepper(o *Options, tr *runtime.Trainer[float32], set *trainset.Set, total int) (*stepper, error) {
@@ -81,12 +83,19 @@ func (s *stepper) run(global int) (StepStats, error) {
 	}
 	stats := StepStats{Step: global + 1, Tokens: st.Tokens, Positions: st.Positions}
 	micro := 0
-	for _, g := range st.Groups {
+	for gi, g := range st.Groups {
+		if !s.ownsGroup(gi) { // another rank's: its micro-batches keep their indices in the step
+			micro += len(g.Micro)
+			continue
+		}
 		loss, err := s.groupStep(g, len(st.Groups), global, &micro, &stats)
 		if err != nil {
 			return StepStats{}, err
 		}
 		stats.Loss += loss / float64(len(st.Groups))
+	}
+	if err := s.reduce(&stats); err != nil {
+		return StepStats{}, err
 	}
 	stats.GradNorm = optim.ClipGradNorm(s.params, maxGradNorm)
 	stats.LR = s.sched.LR(s.o.LR, global)

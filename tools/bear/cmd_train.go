@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -12,9 +13,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/bearrec/bear/dist"
 	"github.com/bearrec/bear/lossgrad"
 	"github.com/bearrec/bear/onnx/autodiff"
 	"github.com/bearrec/bear/onnx/llama"
+	"github.com/bearrec/bear/runtime"
 	"github.com/bearrec/bear/runtime/train"
 	"github.com/schollz/progressbar/v3"
 )
@@ -94,17 +97,37 @@ func trainMain(args []string, stdout, stderr io.Writer) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	comm, err := dist.Init()
+	if err != nil {
+		return err
+	}
+	return finishRanks(comm, trainRanks(f, comm, stdout, stderr), stderr)
+}
+
+// trainRanks runs the training of this process, one rank of comm's job (of one or more).
+func trainRanks(f *runFlags, comm dist.Comm, stdout, stderr io.Writer) error {
 	o, err := f.options()
 	if err != nil {
 		return err
 	}
+	o.Comm = comm
 	if err := o.Validate(); err != nil {
 		return err
 	}
 	if o.Session, err = f.ort.modelOptions(); err != nil {
 		return err
 	}
-	o.Log = func(format string, a ...any) { fmt.Fprintf(stderr, "bear train: "+format+"\n", a...) }
+	if o.Session.Session.Device == runtime.CUDA {
+		o.Session.Session.CUDADevice = dist.LocalDevice() // one GPU per rank
+	}
+	if comm.Rank() != 0 { // rank 0 speaks for the job
+		*f.noProgress, stdout = true, io.Discard
+	} else {
+		o.Log = func(format string, a ...any) { fmt.Fprintf(stderr, "bear train: "+format+"\n", a...) }
+		if comm.Size() > 1 {
+			o.Log("data-parallel over %d processes (MPI): rank 0 writes %s", comm.Size(), o.Out)
+		}
+	}
 	var bar *progressbar.ProgressBar
 	if !*f.noProgress {
 		o.Progress = func(p train.Progress) {
@@ -132,6 +155,23 @@ func trainMain(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "trained %d steps (loss %.4f at step %d, %.4f at step %d); model in %s, log %s\n",
 		sum.Steps, sum.FirstLoss, sum.FirstStep, sum.LastLoss, sum.Steps, sum.Final, filepath.Join(o.Out, train.LogFile))
 	return nil
+}
+
+// finishRanks ends this process's part in a job of several ranks. An error other than an
+// interrupt that every rank agreed on ends the whole job through MPI_Abort, since the other
+// ranks may be waiting for this one inside a collective; mpirun then reports the abort.
+func finishRanks(comm dist.Comm, err error, stderr io.Writer) error {
+	if comm.Size() == 1 {
+		return err
+	}
+	if err != nil && !errors.Is(err, train.ErrInterrupted) {
+		fmt.Fprintf(stderr, "bear train: rank %d of %d: %v\nbear train: ending every rank of the job\n", comm.Rank(), comm.Size(), err)
+		comm.Abort(1)
+	}
+	if ferr := comm.Finalize(); err == nil {
+		err = ferr
+	}
+	return err
 }
 
 // newTrainBar is the progress bar of a run, counting optimizer steps from where it starts.

@@ -1,0 +1,94 @@
+//go:build mpi
+
+package dist
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"testing"
+
+	"github.com/bearrec/bear/internal/mpirun"
+)
+
+func TestMain(m *testing.M) {
+	mpirun.Dispatch(map[string]func() error{"collectives": collectives})
+	os.Exit(m.Run())
+}
+
+// TestCollectives runs the collectives on 2 and 3 ranks, over Open MPI's default transport
+// (shared memory) and over TCP alone.
+func TestCollectives(t *testing.T) {
+	for _, np := range []int{2, 3} {
+		for _, tr := range []string{mpirun.Default, mpirun.TCP} {
+			t.Run(fmt.Sprintf("np%d-%s", np, tr), func(t *testing.T) {
+				out := mpirun.MustRun(t, np, "collectives", mpirun.Options{Transport: tr})
+				t.Log(out)
+			})
+		}
+	}
+}
+
+// collectives is one rank of TestCollectives: sums and broadcasts of buffers of several
+// lengths, checked against the values every rank can compute on its own.
+func collectives() error {
+	c, err := Init()
+	if err != nil {
+		return err
+	}
+	defer c.Finalize()
+	if _, ok := c.(*MPI); !ok {
+		return fmt.Errorf("Init under mpirun returned %T", c)
+	}
+	r, n := c.Rank(), c.Size()
+	if n < 2 || r < 0 || r >= n {
+		return fmt.Errorf("rank %d of %d", r, n)
+	}
+	// value of element i on rank k: small integers and halves, exact in float32 sums
+	v := func(k, i int) float64 { return float64((k+1)*(i%97)) + 0.5*float64(k) }
+	for _, length := range []int{0, 1, 1000, 9 << 18} { // 9<<18 float32: 9 MiB, the LoRA gradient size
+		x32 := make([]float32, length)
+		x64 := make([]float64, length)
+		for i := range x32 {
+			x32[i], x64[i] = float32(v(r, i)), v(r, i)
+		}
+		if err := c.AllreduceSum32(x32); err != nil {
+			return err
+		}
+		if err := c.AllreduceSum64(x64); err != nil {
+			return err
+		}
+		for i := range x32 {
+			want := 0.0
+			for k := 0; k < n; k++ {
+				want += v(k, i)
+			}
+			if float64(x32[i]) != want || x64[i] != want {
+				return fmt.Errorf("length %d: sum[%d] = %v (float32), %v (float64), want %v", length, i, x32[i], x64[i], want)
+			}
+		}
+		for root := 0; root < n; root++ {
+			b32 := make([]float32, length)
+			b64 := make([]float64, length)
+			for i := range b32 {
+				b32[i], b64[i] = float32(v(r, i)), math.Pi*v(r, i)
+			}
+			if err := c.Broadcast32(b32, root); err != nil {
+				return err
+			}
+			if err := c.Broadcast64(b64, root); err != nil {
+				return err
+			}
+			for i := range b32 {
+				if b32[i] != float32(v(root, i)) || b64[i] != math.Pi*v(root, i) {
+					return fmt.Errorf("broadcast from %d, length %d: [%d] = %v, %v", root, length, i, b32[i], b64[i])
+				}
+			}
+		}
+	}
+	if err := c.Broadcast32(nil, n); err == nil {
+		return fmt.Errorf("broadcast from rank %d of %d accepted", n, n)
+	}
+	fmt.Printf("rank %d of %d: collectives ok\n", r, n)
+	return nil
+}

@@ -1,0 +1,15 @@
+//go:build !mpi
+
+package dist
+
+// Built reports whether this binary carries the MPI binding.
+const Built = false
+
+// Init returns Single, or an error when an MPI launcher started several processes of this
+// binary, which has no MPI to coordinate them.
+func Init() (Comm, error) {
+	if n, v := launcherSize(); n > 1 {
+		return nil, errNoMPI(n, v)
+	}
+	return Single{}, nil
+}
