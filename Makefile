@@ -25,9 +25,10 @@ deps:
 build: deps
 	$(GO) build -o $(BEAR) ./tools/bear
 
-test: deps
+test: deps deps-mpi
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
+	$(MAKE) --no-print-directory test-mpi
 
 bench: deps bench-step
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./...

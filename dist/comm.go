@@ -48,7 +48,7 @@ func launcherSize() (int, string) {
 			return n, v
 		}
 	}
-	if _, ok := os.LookupEnv("PMIX_RANK"); ok {
+	if os.Getenv("PMIX_RANK") != "" {
 		if n, err := strconv.Atoi(os.Getenv("SLURM_NTASKS")); err == nil && n > 0 {
 			return n, "SLURM_NTASKS"
 		}
@@ -71,7 +71,11 @@ func LocalRank() int {
 // errNoMPI is Init's answer in a binary built without MPI that an MPI launcher started as one
 // of several processes.
 func errNoMPI(n int, v string) error {
-	return fmt.Errorf("launched as one of %d processes (%s=%d), but this bear was built without MPI: build it with `make build-mpi` (bin/bear-mpi)", n, v, n)
+	how := fmt.Sprintf("as one of %d processes (%s=%d)", n, v, n)
+	if v == "PMIX_RANK" {
+		how = "by a PMIx launcher (PMIX_RANK is set)"
+	}
+	return fmt.Errorf("launched %s, but this bear was built without MPI: build it with `make build-mpi` (bin/bear-mpi)", how)
 }
 
 // LocalDevice is the GPU index this process should use: 0 when CUDA_VISIBLE_DEVICES leaves it

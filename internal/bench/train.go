@@ -24,6 +24,7 @@ type TrainBenchmark struct {
 	NormGroup  int    `json:"norm_group"`
 	MicroBatch int    `json:"micro_batch"`
 	Threads    int    `json:"threads"`
+	Ranks      int    `json:"ranks"` // data-parallel processes (mpirun -np); 1 without MPI
 	// Steps are timed after WarmupSteps untimed ones (the first runs of each shape allocate).
 	Steps       int `json:"steps"`
 	WarmupSteps int `json:"warmup_steps"`
@@ -36,8 +37,14 @@ type TrainBenchmark struct {
 	GoShare    float64 `json:"go_share"`     // median over steps of go / step
 	// CPUMS is the median CPU time of the process per step (all threads): on a busy machine it
 	// stays comparable where wall time does not.
-	CPUMS    float64 `json:"cpu_ms"`
-	PrepareS float64 `json:"prepare_s"` // data, graphs and sessions, before the first step
+	CPUMS float64 `json:"cpu_ms"`
+	// CommMS is the median time per step inside the ranks' all-reduce of the gradients and
+	// statistics (waiting for the slowest rank included), CommShare the median of comm / step.
+	CommMS    float64 `json:"comm_ms"`
+	CommShare float64 `json:"comm_share"`
+	// GradientMB is what one rank contributes to each step's all-reduce (float32 gradients).
+	GradientMB float64 `json:"gradient_mb"`
+	PrepareS   float64 `json:"prepare_s"` // data, graphs and sessions, before the first step
 	// RSSAfterPrepareMB is the peak RSS before the first step; PeakRSSMB the peak at the end.
 	RSSAfterPrepareMB float64 `json:"rss_after_prepare_mb"`
 	PeakRSSMB         float64 `json:"peak_rss_mb"`
@@ -65,6 +72,7 @@ type stepSample struct {
 	tokens, positions int
 	loss              float64
 	wall, ort, cpu    time.Duration
+	comm              time.Duration
 }
 
 // BenchmarkTrain prepares a training run as `bear train` does (o.Out empty: a temporary folder,
@@ -89,6 +97,7 @@ func BenchmarkTrain(o train.Options, r TrainRun) (*TrainBenchmark, error) {
 		return nil, err
 	}
 	res := newTrainBenchmark(o, r)
+	res.GradientMB = float64(4*st.TrainableValues()) / (1 << 20)
 	res.PrepareS, res.RSSAfterPrepareMB = time.Since(t0).Seconds(), procstat.PeakRSSMiB()
 	samples, err := timeSteps(st, r)
 	st.Close()
@@ -111,11 +120,15 @@ func newTrainBenchmark(o train.Options, r TrainRun) *TrainBenchmark {
 	if threads <= 0 {
 		threads = goruntime.NumCPU()
 	}
-	return &TrainBenchmark{
+	b := &TrainBenchmark{
 		Engine: "bear", Model: o.Model, Data: o.Data, Loss: o.Loss.Kind.String(), Policy: o.Policy.String(),
 		Batch: o.Batch.Batch, NormGroup: o.Batch.NormGroup, MicroBatch: min(o.Batch.Micro, o.Batch.NormGroup),
-		Threads: threads, Steps: r.Steps, WarmupSteps: warmupSteps,
+		Threads: threads, Steps: r.Steps, WarmupSteps: warmupSteps, Ranks: 1,
 	}
+	if o.Comm != nil {
+		b.Ranks = o.Comm.Size()
+	}
+	return b
 }
 
 // timeSteps runs the warm-up and the timed steps, every one of them recorded (the dump replays
@@ -135,7 +148,7 @@ func timeSteps(st *train.Stepper, r TrainRun) ([]stepSample, error) {
 		if err != nil {
 			return nil, fmt.Errorf("benchmark step %d: %w", global, err)
 		}
-		samples = append(samples, stepSample{tokens: s.Tokens, positions: s.Positions, loss: s.Loss, wall: s.Wall, ort: s.ORT, cpu: procstat.CPUTime() - c0})
+		samples = append(samples, stepSample{tokens: s.Tokens, positions: s.Positions, loss: s.Loss, wall: s.Wall, ort: s.ORT, cpu: procstat.CPUTime() - c0, comm: s.Comm})
 	}
 	return samples, nil
 }
@@ -164,6 +177,8 @@ func (b *TrainBenchmark) summarise(all []stepSample) {
 	b.GoMS = median(timed, func(s stepSample) float64 { return ms(s.wall - s.ort) })
 	b.GoShare = median(timed, func(s stepSample) float64 { return float64(s.wall-s.ort) / float64(s.wall) })
 	b.CPUMS = median(timed, func(s stepSample) float64 { return ms(s.cpu) })
+	b.CommMS = median(timed, func(s stepSample) float64 { return ms(s.comm) })
+	b.CommShare = median(timed, func(s stepSample) float64 { return float64(s.comm) / float64(s.wall) })
 }
 
 // median is the median of f over xs (the mean of the middle two for an even count).

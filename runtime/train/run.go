@@ -336,5 +336,14 @@ func (s *Stepper) Set() *trainset.Set { return s.j.d.set }
 // StepsPerEpoch is the number of optimizer steps of one epoch.
 func (s *Stepper) StepsPerEpoch() int { return s.j.d.set.StepsPerEpoch() }
 
+// TrainableValues is the number of trainable values (what each step's all-reduce carries).
+func (s *Stepper) TrainableValues() int {
+	n := 0
+	for _, p := range s.j.st.params {
+		n += len(p.Value)
+	}
+	return n
+}
+
 // Close releases the sessions.
 func (s *Stepper) Close() { s.j.close() }

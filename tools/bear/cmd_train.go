@@ -101,7 +101,7 @@ func trainMain(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return finishRanks(comm, trainRanks(f, comm, stdout, stderr), stderr)
+	return finishRanks("train", comm, trainRanks(f, comm, stdout, stderr))
 }
 
 // trainRanks runs the training of this process, one rank of comm's job (of one or more).
@@ -160,12 +160,12 @@ func trainRanks(f *runFlags, comm dist.Comm, stdout, stderr io.Writer) error {
 // finishRanks ends this process's part in a job of several ranks. An error other than an
 // interrupt that every rank agreed on ends the whole job through MPI_Abort, since the other
 // ranks may be waiting for this one inside a collective; mpirun then reports the abort.
-func finishRanks(comm dist.Comm, err error, stderr io.Writer) error {
+func finishRanks(cmd string, comm dist.Comm, err error) error {
 	if comm.Size() == 1 {
 		return err
 	}
 	if err != nil && !errors.Is(err, train.ErrInterrupted) {
-		fmt.Fprintf(stderr, "bear train: rank %d of %d: %v\nbear train: ending every rank of the job\n", comm.Rank(), comm.Size(), err)
+		fmt.Fprintf(os.Stderr, "bear %s: rank %d of %d: %v\nbear %s: ending every rank of the job\n", cmd, comm.Rank(), comm.Size(), err, cmd)
 		comm.Abort(1)
 	}
 	if ferr := comm.Finalize(); err == nil {
