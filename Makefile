@@ -31,7 +31,7 @@ test: deps deps-mpi
 	$(MAKE) --no-print-directory test-mpi
 	$(MAKE) --no-print-directory test-deploy
 
-bench: deps bench-step
+bench: deps bench-step bench-mpi
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./...
 
 # The main job on an embedded default (tools/demo.sh): a random `tiny` Llama-3.2 checkpoint

@@ -1,13 +1,14 @@
 # Data-parallel training over MPI (package dist, build tag mpi).
 #   make build-mpi   bin/bear-mpi: bear with the Open MPI binding (mpirun -np N bin/bear-mpi train ...)
 #   make test-mpi    the tests that run under mpirun (part of make test)
+#   make bench-mpi   the all-reduce of the LoRA gradient sizes on 2 ranks (part of make bench)
 # Open MPI comes from Debian (libopenmpi-dev for the headers and libmpi, openmpi-bin for mpirun);
 # deps-mpi installs it where it is missing (as root, or through sudo).
 
 MPI_PKGS := libopenmpi-dev openmpi-bin pkgconf
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps-mpi build-mpi test-mpi
+.PHONY: deps-mpi build-mpi test-mpi bench-mpi
 
 deps-mpi:
 	@command -v mpirun >/dev/null && pkg-config --exists ompi-c || \
@@ -21,3 +22,6 @@ build-mpi: deps deps-mpi
 test-mpi: deps deps-mpi
 	$(GO) vet -tags mpi ./dist/ ./runtime/train/ ./tools/bear/
 	$(GO) test -tags mpi -count=1 -timeout 10m -run 'Collectives|DataParallel|MPI' ./dist/ ./runtime/train/ ./tools/bear/
+
+bench-mpi: deps deps-mpi
+	$(GO) test -tags mpi -run '^$$' -bench Allreduce -benchtime 50x ./dist/

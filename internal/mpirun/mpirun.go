@@ -85,7 +85,7 @@ func Command(ctx context.Context, np int, child string, o Options) *exec.Cmd {
 
 // Run runs child on np ranks and returns mpirun's outcome; it fails the test at once if
 // mpirun is not installed (the Makefile installs Open MPI before these tests).
-func Run(t *testing.T, np int, child string, o Options) Result {
+func Run(t testing.TB, np int, child string, o Options) Result {
 	t.Helper()
 	if _, err := exec.LookPath("mpirun"); err != nil {
 		t.Fatalf("mpirun not found (make test installs Debian's openmpi-bin): %v", err)
@@ -110,7 +110,7 @@ func Run(t *testing.T, np int, child string, o Options) Result {
 }
 
 // MustRun is Run that fails the test unless every rank succeeded.
-func MustRun(t *testing.T, np int, child string, o Options) string {
+func MustRun(t testing.TB, np int, child string, o Options) string {
 	t.Helper()
 	r := Run(t, np, child, o)
 	if r.Err != nil || r.TimedOut {

@@ -22,13 +22,14 @@ import (
 	"github.com/bearrec/bear/internal/mpirun"
 	"github.com/bearrec/bear/lossgrad"
 	"github.com/bearrec/bear/onnx/hf"
+	"github.com/bearrec/bear/optim"
 	"github.com/bearrec/bear/trainlog"
 )
 
 // pidDirEnv names a folder where each rank of mpiTrain writes rank-R.pid (for the kill test).
 const pidDirEnv = "BEAR_TRAIN_TEST_PIDS"
 
-func init() { mpiChildren = map[string]func() error{"train": mpiTrain} }
+func init() { mpiChildren = map[string]func() error{"train": mpiTrain, "checksum": mpiChecksum} }
 
 // mpiTrain is one rank of a data-parallel run of the Options in $BEAR_TRAIN_TEST_CHILD, as
 // `bear train` runs it under mpirun: SIGINT or SIGTERM stop every rank at the same step, any
@@ -256,4 +257,55 @@ func readPID(path string) (int, error) {
 		return 0, err
 	}
 	return strconv.Atoi(strings.TrimSpace(string(data)))
+}
+
+// TestDataParallelChecksum: the comparison behind the weight checksum before checkpoints and the
+// identity check at start says "same" on every rank when every rank holds the same values, and
+// "different" on every rank when one bit of one rank differs (rank 1, 2 or the last rank).
+func TestDataParallelChecksum(t *testing.T) {
+	for _, np := range []int{2, 3} {
+		t.Run(fmt.Sprint(np), func(t *testing.T) {
+			out := mpirun.MustRun(t, np, "checksum", mpirun.Options{})
+			if n := strings.Count(out, "checksum ok"); n != np {
+				t.Errorf("%d of %d ranks reported checksum ok:\n%s", n, np, out)
+			}
+		})
+	}
+}
+
+// mpiChecksum is one rank of TestDataParallelChecksum.
+func mpiChecksum() error {
+	c, err := dist.Init()
+	if err != nil {
+		return err
+	}
+	defer c.Finalize()
+	values := func(flip int) [32]byte {
+		st := &stepper{params: []optim.Param{{Value: []float32{1, -2.5, 3e-8, float32(math.Pi)}}, {Value: []float32{0.25}}}}
+		if flip == c.Rank() {
+			st.params[0].Value[2] = math.Float32frombits(math.Float32bits(st.params[0].Value[2]) ^ 1)
+		}
+		return st.valuesDigest()
+	}
+	for _, tc := range []struct {
+		flip int // the rank whose values differ in their last bit (-1: none)
+		want bool
+	}{{-1, true}, {1, false}, {c.Size() - 1, false}, {-1, true}} {
+		same, err := sameOnAllRanks(c, values(tc.flip))
+		if err != nil {
+			return err
+		}
+		if same != tc.want {
+			return fmt.Errorf("rank %d: rank %d's values flipped: same %v, want %v", c.Rank(), tc.flip, same, tc.want)
+		}
+	}
+	id := map[string]string{"lr": "0.001", "seed": "1"}
+	if c.Rank() == 0 {
+		id["seed"] = "2"
+	}
+	if same, err := sameOnAllRanks(c, identityDigest(id)); err != nil || same {
+		return fmt.Errorf("rank %d: identities differing in --seed: same %v, %v", c.Rank(), same, err)
+	}
+	fmt.Printf("rank %d: checksum ok\n", c.Rank())
+	return nil
 }
