@@ -87,5 +87,5 @@ if [[ ! -f $OUT/base-eval/metrics.json ]]; then
 fi
 
 log "report"
-"$BEAR" report "$OUT"/runs/*-seed* "$OUT/base-eval" --out "$OUT/report" --force
+"$BEAR" report "$OUT"/runs/*-seed* "$OUT/base-eval" --notes experiment/notes.md --out "$OUT/report" --force
 log "wrote $OUT/report/report.md"

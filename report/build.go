@@ -58,6 +58,9 @@ type Report struct {
 	Baseline    string     // label of the baseline setting; "" when there is none
 	Comparisons []Comparison
 	Pruning     bool
+	// Notes is Markdown written by hand about the runs (the setting, its limits), placed under
+	// the header as given; bear report does not interpret it.
+	Notes []byte
 }
 
 // Read reads the run folders and builds their report.

@@ -18,6 +18,10 @@ const (
 func (r *Report) Markdown() []byte {
 	var b bytes.Buffer
 	r.writeHeader(&b)
+	if len(r.Notes) > 0 {
+		b.Write(bytes.TrimRight(r.Notes, "\n"))
+		b.WriteString("\n\n")
+	}
 	r.writeMetrics(&b)
 	if r.Pruning {
 		r.writePruning(&b)

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"unicode/utf8"
 
 	"github.com/bearrec/bear/report"
 )
@@ -17,11 +19,12 @@ func init() {
 
 func runReport(args []string) error { return reportMain(args, os.Stderr) }
 
-const reportUsage = `RUN_DIR... --out DIR [--baseline msl] [--eval-subdir eval] [--pruning=false] [--force]
+const reportUsage = `RUN_DIR... --out DIR [--baseline msl] [--eval-subdir eval] [--pruning=false] [--notes FILE] [--force]
 
 Each RUN_DIR is the --out of a finished bear train run, evaluated with
 bear eval --adapter RUN_DIR/final --pruning --out RUN_DIR/eval, or a bear eval folder.
-Writes DIR/report.md, DIR/ndcg10.png and DIR/curves.png.`
+Writes DIR/report.md, DIR/ndcg10.png and DIR/curves.png. --notes FILE puts a Markdown
+file of your own (what the runs are, what they can show) under the report's header.`
 
 // reportMain reads the run folders and writes the report folder.
 func reportMain(args []string, stderr io.Writer) error {
@@ -31,6 +34,7 @@ func reportMain(args []string, stderr io.Writer) error {
 	baseline := fs.String("baseline", report.DefaultBaseline, "loss (or whole setting label) every other setting is paired with by seed")
 	evalSubdir := fs.String("eval-subdir", report.DefaultEvalSubdir, "subfolder of each RUN_DIR holding its bear eval output (metrics.json)")
 	pruning := fs.Bool("pruning", true, "require evaluations made with bear eval --pruning and report the incorrect-pruning rate (false: leave it out)")
+	notesFile := fs.String("notes", "", "Markdown file placed under the report's header (the setting, its limits)")
 	force := fs.Bool("force", false, "replace a non-empty --out whole")
 	dirs, err := parseInterleaved(fs, args)
 	if err != nil {
@@ -39,11 +43,16 @@ func reportMain(args []string, stderr io.Writer) error {
 	if err := checkReportFlags(dirs, *out, *evalSubdir, *force); err != nil {
 		return err
 	}
+	notes, err := readNotes(*notesFile)
+	if err != nil {
+		return err
+	}
 	rep, err := report.Read(dirs, report.Options{EvalSubdir: *evalSubdir, Baseline: *baseline,
 		RequireBaseline: isFlagSet(fs, "baseline"), Pruning: *pruning})
 	if err != nil {
 		return err
 	}
+	rep.Notes = notes
 	if err := writeOutDir(*out, *force, rep.WriteFiles); err != nil {
 		return err
 	}
@@ -63,6 +72,23 @@ func checkReportFlags(dirs []string, out, evalSubdir string, force bool) error {
 		return fmt.Errorf("--eval-subdir %q: want a subfolder name inside each run folder", evalSubdir)
 	}
 	return checkOutDir(out, force, dirs...)
+}
+
+// readNotes reads the --notes file: UTF-8 text with something in it ("" reads nothing).
+func readNotes(path string) ([]byte, error) {
+	if path == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(path)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("--notes: %w", err)
+	case !utf8.Valid(b) || bytes.IndexByte(b, 0) >= 0:
+		return nil, fmt.Errorf("--notes %s: not UTF-8 text", path)
+	case len(bytes.TrimSpace(b)) == 0:
+		return nil, fmt.Errorf("--notes %s: the file is empty", path)
+	}
+	return b, nil
 }
 
 // parseInterleaved parses flags placed before, between or after the positional arguments

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -97,6 +98,20 @@ func TestReportCommand(t *testing.T) {
 	if again, _ := os.ReadFile(filepath.Join(out, "report.md")); !bytes.Equal(again, md) {
 		t.Errorf("the rerun wrote a different report.md")
 	}
+
+	// --notes: the file's Markdown under the header, the rest of the report unchanged.
+	notes := filepath.Join(root, "notes.md")
+	if err := os.WriteFile(notes, []byte("## About these runs\n\nA *hand-written* note.\n\n\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code := runMain(append([]string{"report", "--out", out, "--force", "--notes", notes}, dirs...), &stderr); code != 0 {
+		t.Fatalf("--notes: exit %d: %s", code, stderr.String())
+	}
+	withNotes, _ := os.ReadFile(filepath.Join(out, "report.md"))
+	head, rest, ok := bytes.Cut(md, []byte("## Ranking metrics"))
+	if !ok || !bytes.Equal(withNotes, slices.Concat(head, []byte("## About these runs\n\nA *hand-written* note.\n\n## Ranking metrics"), rest)) {
+		t.Errorf("--notes: report.md is not the report with the note under its header:\n%s", withNotes)
+	}
 }
 
 // TestReportCommandErrors: refused inputs and flags exit 1 with the reason, and leave no --out.
@@ -107,6 +122,13 @@ func TestReportCommandErrors(t *testing.T) {
 	writeReportRun(t, b, "bear", 1, 0.1, 0.2, 10)
 	writeReportRun(t, c, "bear", 2, 0.1, 0.2, 5)
 	out := filepath.Join(root, "out")
+	empty, binary := filepath.Join(root, "empty.md"), filepath.Join(root, "binary.md")
+	if err := os.WriteFile(empty, []byte(" \n\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(binary, []byte{0xff, 0xfe, 0, 1}, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -121,6 +143,9 @@ func TestReportCommandErrors(t *testing.T) {
 		{"missing evaluation", []string{a, b, "--out", out, "--eval-subdir", "other"}, 1, filepath.Join(a, "other", "metrics.json") + ": missing"},
 		{"baseline absent", []string{a, b, "--out", out, "--baseline", "lml"}, 1, "--baseline lml: no such loss"},
 		{"unknown flag", []string{a, "--bogus"}, 1, "flag provided but not defined"},
+		{"notes missing", []string{a, b, "--out", out, "--notes", filepath.Join(root, "none.md")}, 1, "--notes: open " + filepath.Join(root, "none.md")},
+		{"notes empty", []string{a, b, "--out", out, "--notes", empty}, 1, "--notes " + empty + ": the file is empty"},
+		{"notes binary", []string{a, b, "--out", out, "--notes", binary}, 1, "not UTF-8 text"},
 	} {
 		var stderr bytes.Buffer
 		if code := runMain(append([]string{"report"}, tc.args...), &stderr); code != tc.code || !strings.Contains(stderr.String(), tc.want) {
