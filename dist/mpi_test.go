@@ -98,7 +98,7 @@ func collectives() error {
 // BenchmarkAllreduce times the in-place float32 all-reduce of 2 ranks for the gradient sizes of
 // LoRA r 8 on q_proj, v_proj (the small preset, Llama-3.2-1B, Llama-3.2-3B), over shared memory
 // and over TCP: `go test -tags mpi -run '^$' -bench Allreduce ./dist/` (make bench-mpi).
-// ns/op is one all-reduce as rank 0 sees it, after a one-float all-reduce that lines the ranks
+// ns/op is the mean time of one all-reduce as rank 0 sees it, after a one-float all-reduce that lines the ranks
 // up; starting mpirun is not timed.
 func BenchmarkAllreduce(b *testing.B) {
 	for _, size := range []struct {
@@ -114,8 +114,9 @@ func BenchmarkAllreduce(b *testing.B) {
 				out := mpirun.MustRun(b, 2, "allreduce-timing", mpirun.Options{Transport: tr,
 					Env: []string{fmt.Sprintf("%s=%d,%d", timingVar, size.floats, b.N)}})
 				var ns float64
-				if _, err := fmt.Sscanf(out[strings.Index(out, "ns/op ")+len("ns/op "):], "%g", &ns); err != nil {
-					b.Fatalf("no timing in the ranks' output: %v\n%s", err, out)
+				_, timing, found := strings.Cut(out, "ns/op ")
+				if _, err := fmt.Sscanf(timing, "%g", &ns); !found || err != nil {
+					b.Fatalf("no timing in the ranks' output (%v):\n%s", err, out)
 				}
 				b.ReportMetric(ns, "ns/op")
 				b.ReportMetric(float64(4*size.floats)/ns*1e3, "MB/s")
