@@ -1,13 +1,12 @@
 package validate
 
 import (
-	"bufio"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -98,28 +97,37 @@ func appendRecord(r record) error {
 // readRecords returns the stand-ins' calls in order.
 func readRecords(t *testing.T, log string) []record {
 	t.Helper()
-	f, err := os.Open(log)
-	if os.IsNotExist(err) {
-		return nil
-	}
+	out, err := parseRecords(log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	return out
+}
+
+// parseRecords reads the log: the records of every line it can read, and the first error (a
+// missing log holds no records).
+func parseRecords(log string) ([]record, error) {
+	b, err := os.ReadFile(log)
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
 	var out []record
-	sc := bufio.NewScanner(f)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
+	var first error
+	for i, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		if line == "" {
+			continue
+		}
 		var r record
-		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-			t.Fatalf("%s: %v", log, err)
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			first = cmp.Or(first, fmt.Errorf("%s:%d: %w", log, i+1, err))
+			continue
 		}
 		out = append(out, r)
 	}
-	if err := sc.Err(); err != nil {
-		t.Fatalf("%s: %v", log, err)
-	}
-	return out
+	return out, first
 }
 
 // fakeBear records its arguments and succeeds.
@@ -236,18 +244,10 @@ func sbatchArgs(args []string) (map[string]string, string, error) {
 	return nil, "", fmt.Errorf("no batch script in %q", args)
 }
 
-var sbatchArray = regexp.MustCompile(`(?m)^#SBATCH\s+--array=(\S+)`)
-
 // scriptArray is the script's own #SBATCH --array, or "" for a plain job.
 func scriptArray(script string) (string, error) {
-	b, err := os.ReadFile(script)
-	if err != nil {
-		return "", err
-	}
-	if m := sbatchArray.FindSubmatch(b); m != nil {
-		return string(m[1]), nil
-	}
-	return "", nil
+	d, err := scriptDirectives(script)
+	return d["array"], err
 }
 
 // arrayTasks expands an --array spec (0-3, 0,2,5, 0-7%2) into task ids.
@@ -321,13 +321,6 @@ func dependencyMet(dep string, prev []record) string {
 // readLog reads the log from inside a stand-in, where there is no testing.T; a line it cannot
 // read makes readRecords fail the test later.
 func readLog() []record {
-	b, _ := os.ReadFile(os.Getenv(logVar))
-	var out []record
-	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-		var r record
-		if json.Unmarshal([]byte(line), &r) == nil {
-			out = append(out, r)
-		}
-	}
+	out, _ := parseRecords(os.Getenv(logVar))
 	return out
 }

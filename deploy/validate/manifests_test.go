@@ -348,12 +348,27 @@ func parseMpirun(a []string) (mpirunLine, error) {
 	return l, fmt.Errorf("%q: mpirun starts no program", a)
 }
 
+// mpiLaunch returns the only MPIJob and its launcher's mpirun command line.
+func mpiLaunch(t *testing.T, ms []manifest) (*mpiJob, string, mpirunLine) {
+	t.Helper()
+	job, where := one(t, ms, "MPIJob", func(*mpiJob) bool { return true })
+	launcher := job.Spec.MPIReplicaSpecs["Launcher"]
+	if launcher == nil {
+		t.Fatalf("%s: no Launcher", where)
+	}
+	line, err := parseMpirun(argv(t, where, onlyContainer(t, where, launcher.Template.Spec)))
+	if err != nil {
+		t.Fatalf("%s: %v", where, err)
+	}
+	return job, where, line
+}
+
 // The MPIJob must start one rank per worker slot, each with one GPU of its own, and give the
 // ranks what they cannot find themselves once started over ssh.
 func TestMPIJobRanks(t *testing.T) {
-	job, where := one(t, loadManifests(t), "MPIJob", func(*mpiJob) bool { return true })
+	job, where, line := mpiLaunch(t, loadManifests(t))
 	launcher, worker := job.Spec.MPIReplicaSpecs["Launcher"], job.Spec.MPIReplicaSpecs["Worker"]
-	if launcher == nil || worker == nil || ptrValue(launcher.Replicas) != 1 {
+	if worker == nil || ptrValue(launcher.Replicas) != 1 {
 		t.Fatalf("%s: want a Launcher (1 replica) and Workers", where)
 	}
 	slots := int32(1) // the operator's default
@@ -361,10 +376,6 @@ func TestMPIJobRanks(t *testing.T) {
 		slots = *job.Spec.SlotsPerWorker
 	}
 	ranks := int(ptrValue(worker.Replicas) * slots)
-	line, err := parseMpirun(argv(t, where, onlyContainer(t, where, launcher.Template.Spec)))
-	if err != nil {
-		t.Fatalf("%s: %v", where, err)
-	}
 	np := slices.Concat(line.opts["-np"], line.opts["-n"], line.opts["--np"])
 	if len(np) != 1 || np[0] != strconv.Itoa(ranks) {
 		t.Errorf("%s: mpirun -np %q, want %d (Worker replicas × slotsPerWorker)", where, np, ranks)
@@ -443,11 +454,7 @@ type bearRun struct {
 func bearRuns(t *testing.T, ms []manifest) []bearRun {
 	t.Helper()
 	var runs []bearRun
-	mj, where := one(t, ms, "MPIJob", func(*mpiJob) bool { return true })
-	line, err := parseMpirun(argv(t, where, onlyContainer(t, where, mj.Spec.MPIReplicaSpecs["Launcher"].Template.Spec)))
-	if err != nil {
-		t.Fatalf("%s: %v", where, err)
-	}
+	mj, where, line := mpiLaunch(t, ms)
 	wpod := mj.Spec.MPIReplicaSpecs["Worker"].Template.Spec
 	runs = append(runs, bearRun{invocation{where, line.program}, wpod, onlyContainer(t, where, wpod)})
 	ij, where := one(t, ms, "Indexed Job", indexedJob)

@@ -35,15 +35,25 @@ var sbatchDirective = regexp.MustCompile(`(?m)^#SBATCH\s+--([\w-]+)(?:=(\S+))?`)
 // directives returns a script's #SBATCH --name=value lines.
 func directives(t *testing.T, script string) map[string]string {
 	t.Helper()
-	b, err := os.ReadFile(script)
+	d, err := scriptDirectives(script)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return d
+}
+
+// scriptDirectives reads a script's #SBATCH --name=value lines (for the sbatch stand-in too,
+// which has no testing.T).
+func scriptDirectives(script string) (map[string]string, error) {
+	b, err := os.ReadFile(script)
+	if err != nil {
+		return nil, err
 	}
 	d := map[string]string{}
 	for _, m := range sbatchDirective.FindAllStringSubmatch(string(b), -1) {
 		d[m[1]] = m[2]
 	}
-	return d
+	return d, nil
 }
 
 // slurmRun runs a command (sbatch: the stand-in) in a fresh folder, the submit directory, with
