@@ -6,14 +6,35 @@ package dist
 #cgo pkg-config: ompi-c
 #include <mpi.h>
 
-// Open MPI's handles are macros over global objects, out of cgo's reach: small accessors.
-static MPI_Comm bear_world(void) { return MPI_COMM_WORLD; }
-static MPI_Datatype bear_float(void) { return MPI_FLOAT; }
-static MPI_Datatype bear_double(void) { return MPI_DOUBLE; }
-static MPI_Op bear_sum(void) { return MPI_SUM; }
-static void *bear_in_place(void) { return MPI_IN_PLACE; }
-static int bear_serialized(void) { return MPI_THREAD_SERIALIZED; }
+// Go never holds an MPI handle or sentinel: Open MPI's handles are macros over global objects
+// and its MPI_IN_PLACE is the address 1, which the Go runtime, finding it in a pointer-typed
+// stack slot while copying a goroutine's stack, takes for a corrupt pointer and aborts on. Every
+// call goes through these wrappers, which take only Go buffers, ints and a type code.
+
+enum { bear_float32 = 0, bear_float64 = 1 };
+
+static MPI_Datatype bear_type(int t) { return t == bear_float64 ? MPI_DOUBLE : MPI_FLOAT; }
+
 static int bear_init(int *provided) { return MPI_Init_thread(NULL, NULL, MPI_THREAD_SERIALIZED, provided); }
+static int bear_thread_serialized(void) { return MPI_THREAD_SERIALIZED; }
+static int bear_rank(int *rank) { return MPI_Comm_rank(MPI_COMM_WORLD, rank); }
+static int bear_size(int *size) { return MPI_Comm_size(MPI_COMM_WORLD, size); }
+
+static int bear_allreduce_sum(void *buf, int count, int type) {
+	return MPI_Allreduce(MPI_IN_PLACE, buf, count, bear_type(type), MPI_SUM, MPI_COMM_WORLD);
+}
+
+static int bear_bcast(void *buf, int count, int type, int root) {
+	return MPI_Bcast(buf, count, bear_type(type), root, MPI_COMM_WORLD);
+}
+
+static void bear_abort(int code) { MPI_Abort(MPI_COMM_WORLD, code); }
+
+static int bear_error_string(int rc, char *buf) {
+	int n = 0;
+	MPI_Error_string(rc, buf, &n);
+	return n;
+}
 */
 import "C"
 
@@ -43,15 +64,15 @@ func Init() (Comm, error) {
 	if err := check("MPI_Init_thread", C.bear_init(&provided)); err != nil {
 		return nil, err
 	}
-	if provided < C.bear_serialized() {
+	if provided < C.bear_thread_serialized() {
 		C.MPI_Finalize()
 		return nil, fmt.Errorf("MPI: the library offers thread level %d, below MPI_THREAD_SERIALIZED", int(provided))
 	}
 	var rank, size C.int
-	if err := check("MPI_Comm_rank", C.MPI_Comm_rank(C.bear_world(), &rank)); err != nil {
+	if err := check("MPI_Comm_rank", C.bear_rank(&rank)); err != nil {
 		return nil, err
 	}
-	if err := check("MPI_Comm_size", C.MPI_Comm_size(C.bear_world(), &size)); err != nil {
+	if err := check("MPI_Comm_size", C.bear_size(&size)); err != nil {
 		return nil, err
 	}
 	return &MPI{rank: int(rank), size: int(size)}, nil
@@ -60,62 +81,63 @@ func Init() (Comm, error) {
 func (m *MPI) Rank() int { return m.rank }
 func (m *MPI) Size() int { return m.size }
 
-// Go memory passed to MPI: the calls are synchronous and keep no pointer, as cgo requires.
+// The buffers passed to MPI are Go memory: the calls are synchronous and keep no pointer, as
+// cgo requires, and each chunk's address is taken from the slice itself (&x[off]), never
+// computed as an integer.
 
 func (m *MPI) AllreduceSum32(x []float32) error {
-	return m.allreduce(unsafe.Pointer(unsafe.SliceData(x)), len(x), C.bear_float())
+	return chunks(len(x), func(off, n int) C.int {
+		return C.bear_allreduce_sum(unsafe.Pointer(&x[off]), C.int(n), C.bear_float32)
+	}, "MPI_Allreduce")
 }
 
 func (m *MPI) AllreduceSum64(x []float64) error {
-	return m.allreduce(unsafe.Pointer(unsafe.SliceData(x)), len(x), C.bear_double())
+	return chunks(len(x), func(off, n int) C.int {
+		return C.bear_allreduce_sum(unsafe.Pointer(&x[off]), C.int(n), C.bear_float64)
+	}, "MPI_Allreduce")
 }
 
 func (m *MPI) Broadcast32(x []float32, root int) error {
-	return m.bcast(unsafe.Pointer(unsafe.SliceData(x)), len(x), C.bear_float(), root)
+	if err := m.checkRoot(root); err != nil {
+		return err
+	}
+	return chunks(len(x), func(off, n int) C.int {
+		return C.bear_bcast(unsafe.Pointer(&x[off]), C.int(n), C.bear_float32, C.int(root))
+	}, "MPI_Bcast")
 }
 
 func (m *MPI) Broadcast64(x []float64, root int) error {
-	return m.bcast(unsafe.Pointer(unsafe.SliceData(x)), len(x), C.bear_double(), root)
-}
-
-// MPI counts are C ints: longer buffers go in chunks.
-const maxCount = math.MaxInt32
-
-func (m *MPI) allreduce(p unsafe.Pointer, n int, t C.MPI_Datatype) error {
-	size := elemSize(t)
-	for off := 0; off < n; off += maxCount {
-		c := min(n-off, maxCount)
-		q := unsafe.Add(p, off*size)
-		if err := check("MPI_Allreduce", C.MPI_Allreduce(C.bear_in_place(), q, C.int(c), t, C.bear_sum(), C.bear_world())); err != nil {
-			return err
-		}
+	if err := m.checkRoot(root); err != nil {
+		return err
 	}
-	return nil
+	return chunks(len(x), func(off, n int) C.int {
+		return C.bear_bcast(unsafe.Pointer(&x[off]), C.int(n), C.bear_float64, C.int(root))
+	}, "MPI_Bcast")
 }
 
-func (m *MPI) bcast(p unsafe.Pointer, n int, t C.MPI_Datatype, root int) error {
+func (m *MPI) checkRoot(root int) error {
 	if root < 0 || root >= m.size {
 		return fmt.Errorf("MPI_Bcast: root %d outside the %d ranks", root, m.size)
 	}
-	size := elemSize(t)
-	for off := 0; off < n; off += maxCount {
-		c := min(n-off, maxCount)
-		if err := check("MPI_Bcast", C.MPI_Bcast(unsafe.Add(p, off*size), C.int(c), t, C.int(root), C.bear_world())); err != nil {
+	return nil
+}
+
+// maxCount is the largest MPI count (a C int): longer buffers go in chunks.
+const maxCount = math.MaxInt32
+
+// chunks calls op on consecutive chunks [off, off+n) of a buffer of length total, n at most
+// maxCount, and stops at the first failing MPI call.
+func chunks(total int, op func(off, n int) C.int, call string) error {
+	for off := 0; off < total; off += maxCount {
+		if err := check(call, op(off, min(total-off, maxCount))); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func elemSize(t C.MPI_Datatype) int {
-	if t == C.bear_double() {
-		return 8
-	}
-	return 4
-}
-
 func (m *MPI) Abort(code int) {
-	C.MPI_Abort(C.bear_world(), C.int(code))
+	C.bear_abort(C.int(code))
 	os.Exit(code) // not reached: MPI_Abort ends the process
 }
 
@@ -128,7 +150,6 @@ func check(call string, rc C.int) error {
 		return nil
 	}
 	var buf [C.MPI_MAX_ERROR_STRING]C.char
-	var n C.int
-	C.MPI_Error_string(rc, &buf[0], &n)
+	n := C.bear_error_string(rc, &buf[0])
 	return fmt.Errorf("%s: %s", call, C.GoStringN(&buf[0], n))
 }

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"math"
 	"os"
+	goruntime "runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,7 +16,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	mpirun.Dispatch(map[string]func() error{"collectives": collectives, "allreduce-timing": allreduceTiming})
+	mpirun.Dispatch(map[string]func() error{"collectives": collectives, "allreduce-timing": allreduceTiming, "stack-stress": stackStress})
 	os.Exit(m.Run())
 }
 
@@ -93,6 +95,85 @@ func collectives() error {
 	}
 	fmt.Printf("rank %d of %d: collectives ok\n", r, n)
 	return nil
+}
+
+// TestCollectivesStackStress calls every collective 20 000 times on 2 ranks, each call at
+// another stack depth, while a second goroutine allocates garbage and forces collections: the
+// Go runtime grows, copies and shrinks the calling goroutine's stack around the cgo calls and
+// checks every pointer slot of every frame. A binding that holds a non-address in a Go pointer
+// (MPI_IN_PLACE, address 1, as an unsafe.Pointer) dies here with "invalid pointer found on
+// stack" within the first seconds; the old binding did, every run.
+func TestCollectivesStackStress(t *testing.T) {
+	t.Log(mpirun.MustRun(t, 2, "stack-stress", mpirun.Options{}))
+}
+
+// stackStress is one rank of TestCollectivesStackStress.
+func stackStress() error {
+	c, err := Init()
+	if err != nil {
+		return err
+	}
+	defer c.Finalize()
+	var stop atomic.Bool
+	done := make(chan struct{})
+	go func() { // garbage and collections: stacks get scanned, shrunk and copied
+		defer close(done)
+		var keep [][]byte
+		for i := 0; !stop.Load(); i++ {
+			keep = append(keep, make([]byte, 1<<10))
+			if len(keep) > 1000 {
+				keep = nil
+			}
+			if i%500 == 0 {
+				goruntime.GC()
+			}
+		}
+	}()
+	defer func() { stop.Store(true); <-done }()
+	x32, x64 := make([]float32, 16), make([]float64, 16)
+	n := float64(c.Size())
+	for it := range 20000 {
+		err := atDepth(it%300, func() error {
+			for i := range x32 {
+				x32[i], x64[i] = 1, float64(c.Rank())
+			}
+			if err := c.AllreduceSum32(x32); err != nil {
+				return err
+			}
+			if err := c.AllreduceSum64(x64); err != nil {
+				return err
+			}
+			if x32[it%16] != float32(n) || x64[it%16] != n*(n-1)/2 {
+				return fmt.Errorf("call %d: sums %v and %v", it, x32[it%16], x64[it%16])
+			}
+			if err := c.Broadcast32(x32, it%c.Size()); err != nil {
+				return err
+			}
+			return c.Broadcast64(x64, it%c.Size())
+		})
+		if err != nil {
+			return err
+		}
+	}
+	fmt.Printf("rank %d: 20000 rounds of collectives at varying stack depths\n", c.Rank())
+	return nil
+}
+
+// atDepth calls f under depth frames of 64 bytes or more, so that successive calls of f start
+// at different stack depths and some of them need the stack to grow.
+//
+//go:noinline
+func atDepth(depth int, f func() error) error {
+	var pad [64]byte
+	if depth == 0 {
+		return f()
+	}
+	pad[depth%64] = byte(depth)
+	err := atDepth(depth-1, f)
+	if pad[depth%64] != byte(depth) {
+		return fmt.Errorf("frame at depth %d overwritten", depth)
+	}
+	return err
 }
 
 // BenchmarkAllreduce times the in-place float32 all-reduce of 2 ranks for the gradient sizes of
