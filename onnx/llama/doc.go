@@ -24,7 +24,9 @@
 //     the full Gemm and the logits, the cotangent and the head's gradient shrink alike. Under
 //     full training the head (or embedding) gradient is the [u, hidden] one scattered back.
 //   - LoRA matrices of the targeted modules are graph inputs "lora.<layer>.<module>.A" [r, in]
-//     and ".B" [out, r]; a projection computes x·Wᵀ + ((x·Aᵀ)·Bᵀ)·(alpha/r), as PEFT does.
+//     and ".B" [out, r]; a projection computes x·Wᵀ + ((x·Aᵀ)·Bᵀ)·(alpha/r), as PEFT does, with
+//     the module's own r and alpha where rank_pattern or alpha_pattern give it some
+//     (LoRASpec.ModuleRank, ModuleScaling).
 //   - With Options.LoRADropout = p > 0 the graph takes dropout_seed (int64 [1]) and each LoRA
 //     branch is B(A(dropout(x)))·scaling as in PEFT, dropout(x) = x·keep/(1-p) (see below).
 //   - Base weights are initializers stored as external data: in place in the checkpoint's

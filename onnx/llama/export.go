@@ -25,15 +25,22 @@ const (
 	LogitsSubset
 )
 
-// LoRASpec describes the LoRA adapters the graph takes as inputs.
+// LoRASpec describes the LoRA adapters the graph takes as inputs. Rank and Alpha are PEFT's r
+// and lora_alpha, the defaults of every module; RankPattern and AlphaPattern are PEFT's
+// rank_pattern and alpha_pattern in the order of adapter_config.json (the first key that
+// matches a module wins, so the order is part of the spec), giving some modules their own r
+// or alpha: use ModuleRank, ModuleAlpha and ModuleScaling for a module's values.
 type LoRASpec struct {
-	Targets []string `json:"targets"` // module names, e.g. q_proj, v_proj
-	Rank    int      `json:"r"`
-	Alpha   float64  `json:"alpha"`
-	RSLoRA  bool     `json:"use_rslora"` // scaling alpha/sqrt(r) instead of alpha/r (PEFT's use_rslora)
+	Targets      []string       `json:"targets"` // module names, e.g. q_proj, v_proj
+	Rank         int            `json:"r"`
+	Alpha        float64        `json:"alpha"`
+	RSLoRA       bool           `json:"use_rslora"` // scaling alpha/sqrt(r) instead of alpha/r (PEFT's use_rslora)
+	RankPattern  []RankPattern  `json:"rank_pattern,omitempty"`
+	AlphaPattern []AlphaPattern `json:"alpha_pattern,omitempty"`
 }
 
-// Scaling is the factor PEFT applies to the LoRA branch.
+// Scaling is the factor PEFT applies to the LoRA branch of a module that no rank_pattern or
+// alpha_pattern key matches; ModuleScaling is the factor of a given module.
 func (s LoRASpec) Scaling() float64 {
 	if s.RSLoRA {
 		return s.Alpha / math.Sqrt(float64(s.Rank))
@@ -55,7 +62,7 @@ func (s *LoRASpec) targets(module string) bool {
 }
 
 // Inputs lists the LoRA matrices of the spec on a model of configuration cfg, layer by layer in
-// HF module order: A [r, in] then B [out, r].
+// HF module order: A [r, in] then B [out, r], r the module's rank (ModuleRank).
 func (s LoRASpec) Inputs(cfg hf.Config) []LoRAInputInfo {
 	var out []LoRAInputInfo
 	for l := 0; l < cfg.NumLayers; l++ {
@@ -64,15 +71,17 @@ func (s LoRASpec) Inputs(cfg hf.Config) []LoRAInputInfo {
 				continue
 			}
 			o, i := cfg.ModuleShape(m)
+			r := s.ModuleRank(l, m)
 			out = append(out,
-				LoRAInputInfo{Name: LoRAInput(l, m, "A"), Layer: l, Module: m, Which: "A", Rows: s.Rank, Cols: i},
-				LoRAInputInfo{Name: LoRAInput(l, m, "B"), Layer: l, Module: m, Which: "B", Rows: o, Cols: s.Rank})
+				LoRAInputInfo{Name: LoRAInput(l, m, "A"), Layer: l, Module: m, Which: "A", Rows: r, Cols: i},
+				LoRAInputInfo{Name: LoRAInput(l, m, "B"), Layer: l, Module: m, Which: "B", Rows: o, Cols: r})
 		}
 	}
 	return out
 }
 
-// Validate checks the target names and rank.
+// Validate checks the target names, the rank and the rank and alpha patterns (keys Go can
+// match as PEFT does, positive ranks, finite alphas).
 func (s LoRASpec) Validate() error {
 	if s.Rank <= 0 {
 		return fmt.Errorf("lora rank %d, want > 0", s.Rank)
@@ -85,7 +94,7 @@ func (s LoRASpec) Validate() error {
 			return fmt.Errorf("lora target %q: want one of %s", t, strings.Join(hf.Modules, ","))
 		}
 	}
-	return nil
+	return s.validatePatterns()
 }
 
 // LoRAInput is the graph input name of a LoRA matrix; which is "A" or "B".
@@ -419,7 +428,7 @@ func (e *exporter) proj(l int, module string, x builder.Value) builder.Value {
 		x = e.dropoutInput(l, module, x, a.Shape[1])
 	}
 	lora := g.GemmTransB(g.GemmTransB(x, a), b)
-	return g.Add(y, g.Mul(lora, g.Scalar(e.dt, e.opt.LoRA.Scaling())))
+	return g.Add(y, g.Mul(lora, g.Scalar(e.dt, e.opt.LoRA.ModuleScaling(l, module))))
 }
 
 // dropoutInput is dropout(x) for the LoRA branch of module (l, module); in is x's width.

@@ -26,7 +26,7 @@ type Adapter struct {
 
 // Key is the name PEFT gives a LoRA matrix in adapter_model.safetensors.
 func Key(layer int, module, which string) string {
-	return fmt.Sprintf("base_model.model.model.layers.%d.%s.lora_%s.weight", layer, hf.ModulePath[module], which)
+	return fmt.Sprintf("base_model.model.%s.lora_%s.weight", llama.ModuleName(layer, module), which)
 }
 
 type peftConfig struct {
@@ -95,7 +95,15 @@ func ReadAdapter(dir string, cfg hf.Config) (*Adapter, error) {
 // ParseAdapterConfig parses the bytes of an adapter_config.json into the LoRA spec and the
 // dropout probability, refusing what this package cannot reproduce (DoRA, biases, fan_in_fan_out,
 // adapters on a subset of layers, other PEFT types).
+//
+// rank_pattern and alpha_pattern are kept in the file's order (PEFT tries their keys in order,
+// the first match wins); a key Go cannot match as PEFT does, a rank that is not a positive
+// integer or an alpha that is not a finite number is an error naming the field and the key.
 func ParseAdapterConfig(data []byte) (llama.LoRASpec, float64, error) {
+	patterns, err := readPatterns(data)
+	if err != nil {
+		return llama.LoRASpec{}, 0, err
+	}
 	var pc peftConfig
 	if err := json.Unmarshal(data, &pc); err != nil {
 		return llama.LoRASpec{}, 0, fmt.Errorf("malformed JSON: %w", err)
@@ -123,7 +131,8 @@ func ParseAdapterConfig(data []byte) (llama.LoRASpec, float64, error) {
 	// PEFT keeps target_modules as a set: order and repeats carry no meaning.
 	sort.Strings(targets)
 	targets = slices.Compact(targets)
-	spec := llama.LoRASpec{Targets: targets, Rank: pc.R, Alpha: pc.LoRAAlpha, RSLoRA: pc.UseRSLoRA}
+	spec := llama.LoRASpec{Targets: targets, Rank: pc.R, Alpha: pc.LoRAAlpha, RSLoRA: pc.UseRSLoRA,
+		RankPattern: patterns.rank, AlphaPattern: patterns.alpha}
 	if err := spec.Validate(); err != nil {
 		return llama.LoRASpec{}, 0, err
 	}
@@ -197,28 +206,53 @@ func WriteAdapter(dir string, a *Adapter, cfg hf.Config, baseModel string) error
 	return hf.WriteSafetensors(filepath.Join(dir, "adapter_model.safetensors"), ts, map[string]string{"format": "pt"})
 }
 
-// adapterConfigJSON is the adapter_config.json PEFT writes for a LoRA adapter.
+// adapterConfigJSON is the adapter_config.json PEFT writes for a LoRA adapter. rank_pattern and
+// alpha_pattern keep the spec's order (a Go map would sort them, and the order decides which
+// key wins); without patterns they are {} as PEFT writes them.
 func adapterConfigJSON(a *Adapter, baseModel string) []byte {
+	rank, alpha := jsonObject{}, jsonObject{}
+	for _, p := range a.Spec.RankPattern {
+		rank = append(rank, jsonEntry{p.Key, p.Rank})
+	}
+	for _, p := range a.Spec.AlphaPattern {
+		alpha = append(alpha, jsonEntry{p.Key, p.Alpha})
+	}
 	pc := map[string]any{
 		"peft_type": "LORA", "task_type": "CAUSAL_LM", "r": a.Spec.Rank, "lora_alpha": a.Spec.Alpha,
 		"lora_dropout": a.Dropout, "target_modules": a.Spec.Targets, "use_rslora": a.Spec.RSLoRA,
 		"use_dora": false, "bias": "none", "fan_in_fan_out": false, "inference_mode": true,
 		"base_model_name_or_path": baseModel, "layers_to_transform": nil, "init_lora_weights": true,
-		"modules_to_save": nil, "revision": nil,
+		"modules_to_save": nil, "revision": nil, "rank_pattern": rank, "alpha_pattern": alpha,
 	}
 	data, _ := json.MarshalIndent(pc, "", "  ")
 	return append(data, '\n')
 }
 
 // Matches reports, as an error naming both, whether the adapter's spec differs from the LoRA
-// inputs a graph was built with.
+// inputs a graph was built with. Patterns count, in order: the same keys in another order can
+// give a module another rank or scaling.
 func (a *Adapter) Matches(graph llama.LoRASpec) error {
 	s := a.Spec
-	if s.Rank != graph.Rank || s.Alpha != graph.Alpha || s.RSLoRA != graph.RSLoRA || fmt.Sprint(s.Targets) != fmt.Sprint(graph.Targets) {
-		return fmt.Errorf("adapter (r %d, alpha %g, targets %v) does not match the graph (r %d, alpha %g, targets %v)",
-			s.Rank, s.Alpha, s.Targets, graph.Rank, graph.Alpha, graph.Targets)
+	if s.Rank != graph.Rank || s.Alpha != graph.Alpha || s.RSLoRA != graph.RSLoRA || !slices.Equal(s.Targets, graph.Targets) ||
+		!slices.Equal(s.RankPattern, graph.RankPattern) || !slices.Equal(s.AlphaPattern, graph.AlphaPattern) {
+		return fmt.Errorf("adapter (%s) does not match the graph (%s)", describeSpec(s), describeSpec(graph))
 	}
 	return nil
+}
+
+// describeSpec is r, alpha, targets and, when there are any, the patterns of a spec.
+func describeSpec(s llama.LoRASpec) string {
+	d := fmt.Sprintf("r %d, alpha %g, targets %v", s.Rank, s.Alpha, s.Targets)
+	if s.RSLoRA {
+		d += ", use_rslora"
+	}
+	if len(s.RankPattern) > 0 {
+		d += fmt.Sprintf(", rank_pattern %v", s.RankPattern)
+	}
+	if len(s.AlphaPattern) > 0 {
+		d += fmt.Sprintf(", alpha_pattern %v", s.AlphaPattern)
+	}
+	return d
 }
 
 func isNullJSON(m json.RawMessage) bool { return len(m) == 0 || string(m) == "null" }
