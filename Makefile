@@ -9,6 +9,10 @@ DEMO_DIR  ?= demo-out
 export ONNXRUNTIME_SHARED_LIBRARY_PATH ?= $(ORT_LIB)
 export BEAR_TOKENIZER ?= $(TOKENIZER)
 
+# The commit bear --version prints (the Go toolchain's own VCS stamp may be off: GOFLAGS=-buildvcs=false).
+BEAR_COMMIT := $(shell git describe --always --dirty --abbrev=12 2>/dev/null)
+BEAR_LDFLAGS := -X main.buildCommit=$(BEAR_COMMIT)
+
 GOLDENS :=
 .DEFAULT_GOAL := all
 include $(wildcard mk/*.mk)
@@ -23,7 +27,7 @@ deps:
 	tools/deps.sh
 
 build: deps
-	$(GO) build -o $(BEAR) ./tools/bear
+	$(GO) build -ldflags '$(BEAR_LDFLAGS)' -o $(BEAR) ./tools/bear
 
 test: deps deps-mpi
 	$(GO) vet ./...

@@ -348,10 +348,13 @@ func (s *beamSearch) rankCandidates(u *userState, scores []Scores) error {
 		if len(scores[r].Logits) != len(cs) {
 			return fmt.Errorf("decode: row %d: %d logits for %d candidates", r, len(scores[r].Logits), len(cs))
 		}
+		if err := checkFinite(r, scores[r], cs, s.cfg.Mode); err != nil {
+			return err
+		}
 		s.lp = logProbs(s.lp, scores[r], s.cfg.Mode)
 		for j, tok := range cs {
 			c := cand{score: b.sum + s.lp[j], slot: int32(slot), j: int32(j), tok: int32(tok)}
-			if math.IsNaN(c.score) || math.IsInf(c.score, -1) {
+			if math.IsInf(c.score, -1) { // a probability that underflowed: never a beam
 				continue
 			}
 			u.offer(c, k)

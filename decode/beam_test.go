@@ -1,6 +1,7 @@
 package decode
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -274,6 +275,60 @@ func TestSearchErrors(t *testing.T) {
 	cfg.Beams = 0
 	if _, err := Search(NewFuncScorer(lm.logits), tr, [][]int{{0}}, cfg); err == nil {
 		t.Fatal("zero beams accepted")
+	}
+}
+
+// TestSearchNonFinite: a NaN or infinite logit (or normaliser, where the mode reads it) at any
+// step stops the search with a *NonFiniteError naming the token, in both constraint modes,
+// instead of skipping the token and returning short or empty lists.
+func TestSearchNonFinite(t *testing.T) {
+	tr := newTestTrie([][]int{{1, 2, 3}, {1, 3}, {2, 1}}, [][]int{{0}, {1}, {2}}, 3)
+	lm := toyLM{V: 4, seed: 1, scale: 1}
+	for _, c := range []struct {
+		name      string
+		step, tok int // the generated length and candidate token that turn bad (-1: LogZ)
+		value     float64
+		mode      Mode
+		want      bool
+	}{
+		{"NaN first step", 0, 1, math.NaN(), AfterSoftmax, true},
+		{"+Inf second step", 1, 3, math.Inf(1), BeforeSoftmax, true},
+		{"-Inf logit", 1, 2, math.Inf(-1), AfterSoftmax, true},
+		{"NaN LogZ after softmax", 0, -1, math.NaN(), AfterSoftmax, true},
+		{"NaN LogZ before softmax (unread)", 0, -1, math.NaN(), BeforeSoftmax, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			sc := &SeqScorer{Score: func(seqs [][]int, cands [][]int) ([]Scores, error) {
+				out := make([]Scores, len(seqs))
+				for i, s := range seqs {
+					out[i] = ScoresFromLogits(lm.logits(s), cands[i])
+					if len(s)-1 != c.step {
+						continue
+					}
+					if c.tok < 0 {
+						out[i].LogZ = c.value
+					}
+					for j, tok := range cands[i] {
+						if tok == c.tok {
+							out[i].Logits[j] = float32(c.value)
+						}
+					}
+				}
+				return out, nil
+			}}
+			cfg := DefaultConfig()
+			cfg.Beams, cfg.Return, cfg.Mode = 2, 2, c.mode
+			_, err := Search(sc, tr, [][]int{{0}}, cfg)
+			var nf *NonFiniteError
+			if got := errors.As(err, &nf); got != c.want || (got && nf.Token != c.tok) {
+				t.Fatalf("beam search: error %v, want a NonFiniteError for token %d: %v", err, c.tok, c.want)
+			}
+			// the exact search of the pruning analysis scores the same rows
+			_, err = ExactTopB(sc, NewIndex(tr), [][]int{{0}}, nil, ExactConfig{K: 2, Mode: c.mode})
+			if got := errors.As(err, &nf); got != c.want || (got && nf.Token != c.tok) {
+				t.Fatalf("exact search: error %v, want a NonFiniteError for token %d: %v", err, c.tok, c.want)
+			}
+		})
 	}
 }
 

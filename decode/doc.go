@@ -20,8 +20,9 @@
 // Search takes all its prompts as one batch: one Scorer.Start, then one Scorer.Step per
 // decoding step holding the live beams of every unfinished prompt (at most B rows each). The
 // caller picks the batch size (8 to 64 prompts is sensible); results do not depend on it.
-// Search never asks for more than len(prompts)*B rows in one call; ExactTopB asks for at most
-// len(prompts)*MaxFrontier (unbounded without a cap).
+// Search never asks for more than len(prompts)*B rows in one call; ExactTopB for at most
+// ExactConfig.MaxRows (unbounded without it: up to the width of the trie's widest level per
+// prompt).
 //
 // # The Scorer contract
 //
@@ -129,11 +130,30 @@
 // max(S/(d+lo)^lp, S/(d+hi)^lp); it is dropped once that bound is below the K-th best finished
 // score so far or below a given floor (AnalysePruning passes the K-th best score of the beam
 // search's hypotheses under the exact ranking: K real sequences, so never above the exact
-// K-th). ExactConfig.MaxFrontier caps the open prefixes per
-// prompt and depth for large catalogues; a capped result is flagged Truncated.
+// K-th).
+//
+// How much it prunes depends on the ranking and the model. With LengthPenalty 0 the bound is
+// the prefix's own sum, which falls below the K-th best once the prefix is unlikely: on Office
+// (49 671 trie nodes, at most 2 243 on one level) a trained tiny model with the constraint
+// before the softmax kept at most 258 prefixes of one depth for a prompt. With 1 a prefix that
+// can still grow long is bounded near 0 and stays open: the search scores most of the trie
+// (about 35 000 nodes per prompt, up to 2 000 on one level). With 0 and the constraint after the
+// softmax every token also pays for the probability outside the trie, so the K-th best score is
+// low and the trie's first levels stay open whole (2 088 prefixes at depth 7, the same tiny
+// model). A model-backed scorer holds a KV cache and vocabulary-wide logits per row, so the rows of
+// a call are its memory: ExactConfig.MaxRows bounds them. Prompts are independent, so the
+// bound is kept by deferring whole prompts (a prompt whose prefixes would take the call over it
+// leaves the pass and is searched again, from Start, with fewer prompts beside it): results do
+// not depend on it. A prompt that alone needs more stops the search with a *RowBudgetError:
+// dropping its prefixes would make the result depend on a memory setting. (The Scorer contract
+// rules out splitting one level into several calls: a Step forgets the rows its parents do not
+// name.) ExactConfig.MaxFrontier is the explicit way to accept an inexact result: it caps the
+// open prefixes per prompt and depth, keeping those of the highest bounds, and flags a capped
+// result Truncated.
 //
 // AnalysePruning (PruneConfig: the beam Config, the exact ranking's length penalty — by default
-// the beam's own, 0 for plain sequence log-probability — and the frontier cap) runs SearchTrace
+// 0, plain sequence log-probability, the paper's definition; the beam's own LengthPenalty ranks
+// by its final score — the frontier cap and the row bound) runs SearchTrace
 // and ExactTopB with the same scorer and reports per prompt the
 // target's beam rank, exact rank, and Pruned = in the exact top-B but not returned (the paper's
 // incorrect pruning); Summarise gives the rate over all prompts and over the prompts whose

@@ -15,12 +15,36 @@ type ExactConfig struct {
 	// bites, the prefixes with the lowest bounds are dropped and the result is marked Truncated
 	// (no longer guaranteed exact).
 	MaxFrontier int
+	// MaxRows bounds the rows of one Scorer call (0: no bound). A model-backed scorer holds a
+	// KV cache and vocabulary-wide logits per row, so the rows of a call are what the search's
+	// memory grows with. Prompts whose open prefixes would push a call over the bound leave the
+	// search and are searched again afterwards, with fewer prompts beside them; a prompt whose
+	// own open prefixes of one depth exceed it stops the search with a *RowBudgetError. The
+	// bound never changes a result: each prompt's search is independent of the others.
+	MaxRows int
+}
+
+// RowBudgetError says that one prompt alone needs more open prefixes of one depth than a
+// Scorer call may hold (ExactConfig.MaxRows). The search stops rather than drop prefixes that
+// could still qualify: a result that depends on a memory budget would not be exact, and
+// MaxFrontier is the explicit way to accept that.
+type RowBudgetError struct {
+	Prompt  int // index into the prompts
+	Depth   int // prefix length (tokens generated)
+	Rows    int // open prefixes of the prompt at that depth
+	MaxRows int
+}
+
+func (e *RowBudgetError) Error() string {
+	return fmt.Sprintf("exact search: prompt %d has %d open prefixes of depth %d, more than the %d rows one scorer call may hold "+
+		"(ExactConfig.MaxRows); MaxFrontier caps the open prefixes per prompt and depth, at the price of exactness",
+		e.Prompt, e.Rows, e.Depth, e.MaxRows)
 }
 
 // Exact is the exact top-K of one prompt.
 type Exact struct {
 	Hyps      []Hypothesis // best first (ties: earlier-found first)
-	Expanded  int          // rows scored for this prompt
+	Expanded  int          // rows scored for this prompt (in the pass that finished it; see ExactConfig.MaxRows)
 	Truncated bool         // MaxFrontier dropped prefixes that could still have qualified
 }
 
@@ -32,6 +56,7 @@ type openPrefix struct {
 }
 
 type exactUser struct {
+	idx   int // index into the prompts
 	open  []openPrefix
 	hist  []histEntry
 	best  []finished // sorted best first, at most K
@@ -61,7 +86,9 @@ func bound(sum float64, d, lo, hi int, lp float64) float64 {
 // prefixes of one depth are scored in one Scorer call (so a KV-cache scorer works unchanged),
 // and a prefix is dropped once its bound (see bound) is below the K-th best finished score
 // found so far (or below floors[i], a known lower bound such as the beam search's K-th score;
-// nil for none). Prefixes are shared: each trie node is scored at most once per prompt.
+// nil for none). Prefixes are shared: each trie node is scored at most once per prompt. With
+// cfg.MaxRows, prompts that do not fit a call are searched again in later passes (see
+// ExactConfig.MaxRows).
 func ExactTopB(sc Scorer, ix *Index, prompts [][]int, floors []float64, cfg ExactConfig) ([]Exact, error) {
 	if cfg.K < 1 {
 		return nil, fmt.Errorf("decode: exact top-%d", cfg.K)
@@ -69,13 +96,43 @@ func ExactTopB(sc Scorer, ix *Index, prompts [][]int, floors []float64, cfg Exac
 	if floors != nil && len(floors) != len(prompts) {
 		return nil, fmt.Errorf("decode: %d prompts but %d floors", len(prompts), len(floors))
 	}
-	if len(prompts) == 0 {
-		return nil, nil
+	if cfg.MaxRows < 0 || cfg.MaxFrontier < 0 {
+		return nil, fmt.Errorf("decode: exact search with MaxRows %d, MaxFrontier %d", cfg.MaxRows, cfg.MaxFrontier)
 	}
-	s := newExactSearch(ix, len(prompts), floors, cfg)
-	scores, err := sc.Start(prompts, s.cands)
+	out := make([]Exact, len(prompts))
+	pending := make([]int, len(prompts))
+	for i := range pending {
+		pending[i] = i
+	}
+	for len(pending) > 0 {
+		group := pending
+		if cfg.MaxRows > 0 && len(group) > cfg.MaxRows {
+			group = group[:cfg.MaxRows]
+		}
+		// The first prompt of a pass is never deferred, so every pass finishes at least one.
+		deferred, err := exactPass(sc, ix, prompts, floors, group, cfg, out)
+		if err != nil {
+			return nil, err
+		}
+		pending = append(deferred, pending[len(group):]...)
+	}
+	return out, nil
+}
+
+// exactPass searches the prompts of group together and writes their results into out, except
+// those deferred to keep the calls within cfg.MaxRows, which it returns.
+func exactPass(sc Scorer, ix *Index, prompts [][]int, floors []float64, group []int, cfg ExactConfig, out []Exact) ([]int, error) {
+	s := newExactSearch(ix, group, floors, cfg)
+	ps := make([][]int, len(group))
+	for k, i := range group {
+		ps[k] = prompts[i]
+	}
+	scores, err := sc.Start(ps, s.cands)
 	if err != nil {
 		return nil, fmt.Errorf("decode: exact start: %w", err)
+	}
+	if len(scores) != len(ps) {
+		return nil, fmt.Errorf("decode: exact start returned %d rows for %d", len(scores), len(ps))
 	}
 	for depth := 1; ; depth++ {
 		if err := s.level(depth, scores); err != nil {
@@ -92,7 +149,10 @@ func ExactTopB(sc Scorer, ix *Index, prompts [][]int, floors []float64, cfg Exac
 			return nil, fmt.Errorf("decode: exact depth %d returned %d rows for %d", depth+1, len(scores), len(s.parents))
 		}
 	}
-	return s.results(), nil
+	for _, u := range s.users {
+		out[u.idx] = s.result(u)
+	}
+	return s.deferred, nil
 }
 
 // exactSearch is the state of one ExactTopB run: the users (prompts) and the rows of the
@@ -109,35 +169,40 @@ type exactSearch struct {
 	next    []openPrefix // the current user's prefixes one token deeper
 	parents []int        // rows of the next Step: parent row and token
 	toks    []int
+	// deferred are the prompts (indices into the prompts) that left this pass to keep a call
+	// within MaxRows.
+	deferred []int
 }
 
-// newExactSearch opens the root prefix of every prompt.
-func newExactSearch(ix *Index, prompts int, floors []float64, cfg ExactConfig) *exactSearch {
+// newExactSearch opens the root prefix of every prompt of group (indices into floors).
+func newExactSearch(ix *Index, group []int, floors []float64, cfg ExactConfig) *exactSearch {
 	t := ix.Trie
 	eos := t.EOS()
 	s := &exactSearch{ix: ix, t: t, cfg: cfg, eos: eos, eosOnly: []int{eos},
-		users: make([]*exactUser, prompts), cands: make([][]int, prompts)}
+		users: make([]*exactUser, len(group)), cands: make([][]int, len(group))}
 	root := t.Root()
-	for i := range s.users {
-		u := &exactUser{floor: math.Inf(-1), row0: i}
+	for k, i := range group {
+		u := &exactUser{idx: i, floor: math.Inf(-1), row0: k}
 		if floors != nil {
 			u.floor = floors[i]
 		}
 		u.open = []openPrefix{{node: root, hist: -1}}
 		u.res.Expanded = 1
-		s.users[i] = u
-		s.cands[i] = allowed(t, root, s.eosOnly)
+		s.users[k] = u
+		s.cands[k] = allowed(t, root, s.eosOnly)
 	}
 	return s
 }
 
 // level extends every user's open prefixes by one token (depth = their new length), keeps
 // the ones whose bound still qualifies as the users' new open prefixes, and sets the rows
-// (parents, toks, cands) of the next Step.
+// (parents, toks, cands) of the next Step. A user whose new prefixes would take the call over
+// MaxRows leaves the pass (deferred); one whose prefixes alone exceed it is an error.
 func (s *exactSearch) level(depth int, scores []Scores) error {
 	s.parents, s.toks = s.parents[:0], s.toks[:0]
 	var newC [][]int
 	row := 0
+	kept := s.users[:0] // users are only ever removed, so compacting in place is safe
 	for _, u := range s.users {
 		s.next = s.next[:0]
 		if err := s.expand(u, depth, scores); err != nil {
@@ -146,6 +211,14 @@ func (s *exactSearch) level(depth int, scores []Scores) error {
 		first := len(s.parents) - len(s.next)
 		s.dropBelowThreshold(u, first)
 		s.capFrontier(u, first)
+		if lim := s.cfg.MaxRows; lim > 0 && row+len(s.next) > lim {
+			if len(s.next) > lim {
+				return &RowBudgetError{Prompt: u.idx, Depth: depth, Rows: len(s.next), MaxRows: lim}
+			}
+			s.parents, s.toks = s.parents[:first], s.toks[:first]
+			s.deferred = append(s.deferred, u.idx)
+			continue
+		}
 		u.open = append(u.open[:0], s.next...)
 		u.row0 = row
 		row += len(u.open)
@@ -153,7 +226,9 @@ func (s *exactSearch) level(depth int, scores []Scores) error {
 		for _, o := range u.open {
 			newC = append(newC, allowed(s.t, o.node, s.eosOnly))
 		}
+		kept = append(kept, u)
 	}
+	s.users = kept
 	s.cands = newC
 	return nil
 }
@@ -167,10 +242,13 @@ func (s *exactSearch) expand(u *exactUser, depth int, scores []Scores) error {
 		if len(scores[r].Logits) != len(s.cands[r]) {
 			return fmt.Errorf("decode: exact row %d: %d logits for %d candidates", r, len(scores[r].Logits), len(s.cands[r]))
 		}
+		if err := checkFinite(r, scores[r], s.cands[r], s.cfg.Mode); err != nil {
+			return err
+		}
 		s.lp = logProbs(s.lp, scores[r], s.cfg.Mode)
 		for j, tok := range s.cands[r] {
 			sum := o.sum + s.lp[j]
-			if math.IsNaN(sum) || math.IsInf(sum, -1) {
+			if math.IsInf(sum, -1) { // a probability that underflowed: never in the top K
 				continue
 			}
 			if tok == s.eos {
@@ -256,15 +334,11 @@ func (s *exactSearch) capFrontier(u *exactUser, first int) {
 	u.res.Truncated = true
 }
 
-// results turns each user's best finished sequences into hypotheses.
-func (s *exactSearch) results() []Exact {
-	out := make([]Exact, len(s.users))
-	for i, u := range s.users {
-		tmp := userState{hist: u.hist}
-		for _, f := range u.best {
-			u.res.Hyps = append(u.res.Hyps, Hypothesis{Tokens: tmp.tokens(f.hist), Node: f.node, Items: s.t.ItemsAt(f.node), SumLogProb: f.sum, Score: f.score})
-		}
-		out[i] = u.res
+// result turns u's best finished sequences into hypotheses.
+func (s *exactSearch) result(u *exactUser) Exact {
+	tmp := userState{hist: u.hist}
+	for _, f := range u.best {
+		u.res.Hyps = append(u.res.Hyps, Hypothesis{Tokens: tmp.tokens(f.hist), Node: f.node, Items: s.t.ItemsAt(f.node), SumLogProb: f.sum, Score: f.score})
 	}
-	return out
+	return u.res
 }

@@ -40,30 +40,36 @@ func TestExactTopBMatchesBruteForce(t *testing.T) {
 		if sc.err != nil {
 			t.Fatal(sc.err)
 		}
-		for u, p := range prompts {
-			want := bruteForce(tr, seqs, lm.logits, p, cfg.Mode, cfg.LengthPenalty)
-			if len(want) > cfg.K {
-				want = want[:cfg.K]
+		checkExact(t, trial, got, tr, seqs, lm, prompts, cfg)
+	}
+}
+
+// checkExact compares ExactTopB's result against a brute-force ranking of every sequence.
+func checkExact(t *testing.T, trial int, got []Exact, tr *testTrie, seqs [][]int, lm toyLM, prompts [][]int, cfg ExactConfig) {
+	t.Helper()
+	for u, p := range prompts {
+		want := bruteForce(tr, seqs, lm.logits, p, cfg.Mode, cfg.LengthPenalty)
+		if len(want) > cfg.K {
+			want = want[:cfg.K]
+		}
+		if len(got[u].Hyps) != len(want) {
+			t.Fatalf("trial %d: %d exact, want %d", trial, len(got[u].Hyps), len(want))
+		}
+		for k, h := range got[u].Hyps {
+			// ties may be ordered differently: compare scores, and sequences where untied
+			if math.Abs(h.Score-want[k].score) > tol {
+				t.Fatalf("trial %d user %d rank %d: %v %.12f, brute force %v %.12f", trial, u, k, h.Tokens, h.Score, want[k].seq, want[k].score)
 			}
-			if len(got[u].Hyps) != len(want) {
-				t.Fatalf("trial %d: %d exact, want %d", trial, len(got[u].Hyps), len(want))
+			tied := (k > 0 && want[k-1].score == want[k].score) || (k+1 < len(want) && want[k+1].score == want[k].score)
+			if !tied && !slices.Equal(h.Tokens, want[k].seq) {
+				t.Fatalf("trial %d rank %d: %v, brute force %v", trial, k, h.Tokens, want[k].seq)
 			}
-			for k, h := range got[u].Hyps {
-				// ties may be ordered differently: compare scores, and sequences where untied
-				if math.Abs(h.Score-want[k].score) > tol {
-					t.Fatalf("trial %d user %d rank %d: %v %.12f, brute force %v %.12f", trial, u, k, h.Tokens, h.Score, want[k].seq, want[k].score)
-				}
-				tied := (k > 0 && want[k-1].score == want[k].score) || (k+1 < len(want) && want[k+1].score == want[k].score)
-				if !tied && !slices.Equal(h.Tokens, want[k].seq) {
-					t.Fatalf("trial %d rank %d: %v, brute force %v", trial, k, h.Tokens, want[k].seq)
-				}
-			}
-			if got[u].Truncated {
-				t.Fatal("truncated without a cap")
-			}
-			if got[u].Expanded > tr.Len() {
-				t.Fatalf("expanded %d rows for %d trie nodes", got[u].Expanded, tr.Len())
-			}
+		}
+		if got[u].Truncated {
+			t.Fatal("truncated without a cap")
+		}
+		if got[u].Expanded > tr.Len() {
+			t.Fatalf("expanded %d rows for %d trie nodes", got[u].Expanded, tr.Len())
 		}
 	}
 }

@@ -47,18 +47,19 @@ type PruneSummary struct {
 // PruneConfig configures AnalysePruning.
 type PruneConfig struct {
 	Beam Config // the beam search analysed
-	// ExactLengthPenalty is the length penalty of the exact ranking: Beam.LengthPenalty ranks
-	// items by the beam search's own final score (DefaultPruneConfig), 0 by the plain sequence
-	// log-probability.
+	// ExactLengthPenalty is the length penalty of the exact ranking: 0 ranks items by the plain
+	// sequence log-probability (DefaultPruneConfig; the paper's incorrect pruning), whose bound
+	// prunes; Beam.LengthPenalty by the beam search's own final score, whose bound barely
+	// prunes (see bound): the search then scores most of the trie.
 	ExactLengthPenalty float64
 	MaxFrontier        int // ExactConfig.MaxFrontier
+	MaxRows            int // ExactConfig.MaxRows
 }
 
-// DefaultPruneConfig analyses DefaultConfig's beam search against the exact top-B by the same
-// (length-normalised) score, without a frontier cap.
+// DefaultPruneConfig analyses DefaultConfig's beam search against the exact top-B by sequence
+// log-probability, without a frontier cap or a row bound.
 func DefaultPruneConfig() PruneConfig {
-	c := DefaultConfig()
-	return PruneConfig{Beam: c, ExactLengthPenalty: c.LengthPenalty}
+	return PruneConfig{Beam: DefaultConfig(), ExactLengthPenalty: 0}
 }
 
 // AnalysePruning runs beam search with the targets traced, then the exact top-B search over the
@@ -84,7 +85,8 @@ func AnalysePruning(sc Scorer, ix *Index, prompts [][]int, targets []int, cfg Pr
 			floors[i] = sc[len(sc)-B]
 		}
 	}
-	ex, err := ExactTopB(sc, ix, prompts, floors, ExactConfig{K: B, Mode: cfg.Beam.Mode, LengthPenalty: cfg.ExactLengthPenalty, MaxFrontier: cfg.MaxFrontier})
+	ex, err := ExactTopB(sc, ix, prompts, floors, ExactConfig{K: B, Mode: cfg.Beam.Mode, LengthPenalty: cfg.ExactLengthPenalty,
+		MaxFrontier: cfg.MaxFrontier, MaxRows: cfg.MaxRows})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -157,6 +159,9 @@ func TargetLogProbs(sc Scorer, ix *Index, prompts [][]int, targets []int, mode M
 			j := sort.SearchInts(cands[r], tok)
 			if j == len(cands[r]) || cands[r][j] != tok || len(scores[r].Logits) != len(cands[r]) {
 				return nil, fmt.Errorf("decode: target %d of prompt %d: token %d not scored at step %d", targets[f.user], f.user, tok, depth+1)
+			}
+			if err := checkFinite(r, scores[r], cands[r], mode); err != nil {
+				return nil, err
 			}
 			lp = logProbs(lp, scores[r], mode)
 			sums[f.user] += lp[j]

@@ -81,6 +81,37 @@ func logProbs(dst []float64, s Scores, mode Mode) []float64 {
 	return dst
 }
 
+// NonFiniteError reports a row whose scores hold NaN or an infinity: the model's weights or
+// adapter hold non-finite values (or its activations overflowed). The search stops with it:
+// skipping such tokens would return empty or arbitrary lists that look like results.
+type NonFiniteError struct {
+	Row   int     // the row of the scorer call
+	Token int     // the candidate token, or -1 for the row's normaliser (LogZ)
+	Value float64 // NaN, +Inf or -Inf
+}
+
+func (e *NonFiniteError) Error() string {
+	what := fmt.Sprintf("the logit of token %d", e.Token)
+	if e.Token < 0 {
+		what = "the log-sum-exp over the vocabulary"
+	}
+	return fmt.Sprintf("row %d: %s is %v: the model's scores are not finite (NaN or infinite weights in the model or the adapter, or an overflow)", e.Row, what, e.Value)
+}
+
+// checkFinite returns a *NonFiniteError for the first non-finite value of row r's scores that
+// mode reads.
+func checkFinite(r int, s Scores, cands []int, mode Mode) error {
+	for j, l := range s.Logits {
+		if v := float64(l); math.IsNaN(v) || math.IsInf(v, 0) {
+			return &NonFiniteError{Row: r, Token: cands[j], Value: v}
+		}
+	}
+	if mode == AfterSoftmax && (math.IsNaN(s.LogZ) || math.IsInf(s.LogZ, 0)) {
+		return &NonFiniteError{Row: r, Token: -1, Value: s.LogZ}
+	}
+	return nil
+}
+
 // SeqScorer is the simplest Scorer: it keeps every row's full token sequence (prompt followed by
 // the generated tokens) and hands a whole batch of sequences to Score, which returns each
 // sequence's next-token Scores restricted to cands. It is the in-memory reference for tests

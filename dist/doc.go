@@ -11,8 +11,12 @@
 //     `bear train` is the N = 1 case of the same code.
 //   - MPI (build tag mpi, file mpi.go): a thin cgo binding over the system's Open MPI libmpi
 //     (MPI_Init_thread, MPI_Comm_rank/size, MPI_Allreduce with MPI_IN_PLACE, MPI_Bcast,
-//     MPI_Abort, MPI_Finalize on MPI_COMM_WORLD). MPI does the work; the binding only calls it.
-//     `make build-mpi` builds bin/bear-mpi with it (Debian: libopenmpi-dev, openmpi-bin).
+//     MPI_Abort, MPI_Finalize on MPI_COMM_WORLD). MPI does the work; the binding only calls it,
+//     through small C wrappers that take Go buffers, ints and a type code: no MPI handle or
+//     sentinel is ever held in a Go value, since Open MPI's MPI_IN_PLACE is the address 1, which
+//     the Go runtime, copying a goroutine's stack, takes for a corrupt pointer and dies on
+//     (TestCollectivesStackStress). `make build-mpi` builds bin/bear-mpi with it (Debian:
+//     libopenmpi-dev, openmpi-bin).
 //
 // Init picks one: under an MPI launcher (mpirun, or srun --mpi=pmix, which set the PMIx or
 // OMPI_COMM_WORLD_* variables) it starts MPI, otherwise it returns Single. A binary built

@@ -15,7 +15,7 @@ deps-mpi:
 		($(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends $(MPI_PKGS))
 
 build-mpi: deps deps-mpi
-	$(GO) build -tags mpi -o bin/bear-mpi ./tools/bear
+	$(GO) build -tags mpi -ldflags '$(BEAR_LDFLAGS)' -o bin/bear-mpi ./tools/bear
 
 # The MPI tests re-execute their test binary under mpirun (internal/mpirun): collectives on 2 and
 # 3 ranks over shared memory and TCP; 2 and 3 ranks against one process; a rank killed, resumed.

@@ -52,7 +52,7 @@ func testMetrics(f fakeRun) *evaluate.Metrics {
 			Rate: float64(f.pruned) / testUsers, RateOfExact: float64(f.pruned) / float64(max(f.inExact, 1)),
 			InBeam: int(math.Round(f.hr10 * testUsers)), LostHits: f.pruned + 2},
 		Config: evaluate.Config{Dataset: "Office", SplitFile: "test_5000.csv", SplitSHA256: "5p1i7", CatalogueSHA256: "ca7",
-			TokenizerSHA256: "70c", ModelFingerprint: "f1n9", AdapterSHA256: "ad4" + f.seed, Limit: testUsers, SelectedUsers: testUsers,
+			TokenizerSHA256: "70c", ModelSHA256: "f1n9", AdapterSHA256: "ad4" + f.seed, Limit: testUsers, SelectedUsers: testUsers,
 			ShardCount: 1, Beams: 10, Return: 10, Constrain: "before", LengthPenalty: 1, StopRule: "vectorized", MaxNewTokens: 128,
 			Pruning: true, ExactLengthPenalty: &lp, Shard: "0/1", Model: "models/small", Adapter: filepath.Join(f.dir, "final"),
 			Data: "data/Office", KVCache: true, Batch: 8},

@@ -119,7 +119,7 @@ func writeRunCommands(b *bytes.Buffer, run *Run) {
 	}
 	fmt.Fprintf(b, "%s\n```\n\n", evalCommand(run))
 	c := run.Metrics.Config
-	hashes = append(hashes, fmt.Sprintf("- evaluated model fingerprint: `%s`", c.ModelFingerprint))
+	hashes = append(hashes, fmt.Sprintf("- evaluated model (content sha256): `%s`", c.ModelSHA256))
 	if c.AdapterSHA256 != "" {
 		hashes = append(hashes, fmt.Sprintf("- evaluated adapter sha256: `%s`", c.AdapterSHA256))
 	}

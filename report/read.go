@@ -94,9 +94,10 @@ func readTraining(dir, evalSubdir string) (*Run, error) {
 		return nil, fmt.Errorf("%s: the recorded flags lack --loss or --seed", dir)
 	}
 	if !exists(filepath.Join(r.EvalDir, evaluate.MetricsName)) {
-		return nil, fmt.Errorf("%s: missing: evaluate the run with bear eval --adapter %s --pruning --out %s "+
+		return nil, fmt.Errorf("%s: missing: evaluate the run with bear eval --model %s --adapter %s --data %s --constrain before --pruning --out %s "+
 			"(or name its evaluation subfolder with --eval-subdir)",
-			filepath.Join(r.EvalDir, evaluate.MetricsName), filepath.Join(dir, FinalDir), r.EvalDir)
+			filepath.Join(r.EvalDir, evaluate.MetricsName), orPlaceholder(flags["--model"], "BASE"), filepath.Join(dir, FinalDir),
+			orPlaceholder(flags["--data"], "DATA"), r.EvalDir)
 	}
 	if r.Metrics, err = readMetrics(r.EvalDir); err != nil {
 		return nil, err
@@ -159,4 +160,12 @@ func readMetrics(dir string) (*evaluate.Metrics, error) {
 func exists(path string) bool {
 	_, err := os.Stat(path)
 	return !errors.Is(err, fs.ErrNotExist)
+}
+
+// orPlaceholder is v, or the placeholder where a run's log does not record it.
+func orPlaceholder(v, placeholder string) string {
+	if v == "" {
+		return placeholder
+	}
+	return v
 }

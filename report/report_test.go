@@ -169,7 +169,7 @@ func TestReadErrors(t *testing.T) {
 	}{
 		{name: "missing metrics.json", after: func(t *testing.T, set []fakeRun) {
 			os.Remove(filepath.Join(set[1].dir, "eval", "metrics.json"))
-		}, want: []string{filepath.Join("msl-2", "eval", "metrics.json") + ": missing", "bear eval --adapter"}},
+		}, want: []string{filepath.Join("msl-2", "eval", "metrics.json") + ": missing", "bear eval --model models/small --adapter", "--constrain before --pruning"}},
 		{name: "eval folder under another name", o: Options{EvalSubdir: "evaluation"}, want: []string{filepath.Join("evaluation", "metrics.json") + ": missing"}},
 		{name: "evaluated without --pruning", setup: edit(2, func(m *evaluate.Metrics) { m.Pruning, m.Config.Pruning = nil, false }),
 			want: []string{filepath.Join("msl-3", "eval", "metrics.json"), "without --pruning"}},

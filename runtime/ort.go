@@ -231,3 +231,11 @@ func oscLen(s string) int {
 	}
 	return len(s)
 }
+
+// LibraryVersion loads ONNX Runtime as Init does and returns the library's path and version.
+func LibraryVersion(explicit string) (lib, version string, err error) {
+	if err := Init(explicit); err != nil {
+		return "", "", err
+	}
+	return initLib, ort.GetVersion(), nil
+}

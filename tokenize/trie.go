@@ -147,3 +147,14 @@ func (t *Trie) Items(seq []int) []int {
 	}
 	return nil
 }
+
+// MaxToken is the largest token id of the trie (EOS included).
+func (t *Trie) MaxToken() int {
+	m := t.eos
+	for _, n := range t.nodes {
+		if len(n.tokens) > 0 {
+			m = max(m, n.tokens[len(n.tokens)-1])
+		}
+	}
+	return m
+}

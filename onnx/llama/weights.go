@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/bearrec/bear/internal/atomicfs"
 	"github.com/bearrec/bear/onnx/hf"
@@ -93,8 +94,9 @@ func storedAsDType(d hf.DType) string {
 }
 
 // Converted weights live in one file per content: weights-<dt>-<key>.bin, where key is the
-// SHA-256 of everything the conversion reads (the format version, the compute dtype, and each
-// expected tensor's name, stored dtype, shape and bytes, in the configuration's order). The
+// SHA-256 of the format version, the compute dtype and the checkpoint's content identity
+// (hf.Checkpoint.ContentSHA256: its configuration and each expected tensor's name, stored
+// dtype, shape and bytes). The
 // file's name is a function of its content, so two checkpoints sharing a cache folder never
 // share an entry, a checkpoint replaced by another of the same size and modification time (cp -p)
 // gets a new entry, and identical checkpoints in different folders share one. Entries are written
@@ -133,33 +135,16 @@ func conversionLayout(ck *hf.Checkpoint, dt hf.DType, location string) (refs map
 	return refs, order, off
 }
 
-// contentKey is the SHA-256, in hex, of what converting ck to dt reads.
+// contentKey names the cache entry of ck converted to dt: the SHA-256 of the entry format and
+// dtype and the checkpoint's identity (hf.Checkpoint.ContentSHA256, whose pass over the weights
+// a process makes once).
 func contentKey(ck *hf.Checkpoint, dt hf.DType) (string, error) {
-	h := sha256.New()
-	fmt.Fprintf(h, "%s v%d\n%s\n", conversionFormat, conversionVer, dt)
-	buf := make([]byte, 4<<20)
-	files := map[string]*os.File{}
-	defer func() {
-		for _, f := range files {
-			f.Close()
-		}
-	}()
-	for _, spec := range ck.Config.ExpectedWeights() {
-		t := ck.Weights[spec.Name]
-		fmt.Fprintf(h, "%s %s %v %d\n", t.Name, t.DType, t.Shape, t.Size)
-		f, ok := files[t.File]
-		if !ok {
-			var err error
-			if f, err = os.Open(t.File); err != nil {
-				return "", err
-			}
-			files[t.File] = f
-		}
-		if _, err := io.CopyBuffer(h, io.NewSectionReader(f, t.Offset, t.Size), buf); err != nil {
-			return "", fmt.Errorf("%s: tensor %s: %w", t.File, t.Name, err)
-		}
+	model, err := ck.ContentSHA256()
+	if err != nil {
+		return "", err
 	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	h := sha256.Sum256(fmt.Appendf(nil, "%s v%d\n%s\n%s\n", conversionFormat, conversionVer, dt, model))
+	return hex.EncodeToString(h[:]), nil
 }
 
 // convertWeights binds the checkpoint to its cache entry in dir, writing the entry when it is
@@ -186,6 +171,11 @@ func convertWeights(ck *hf.Checkpoint, dt hf.DType, dir string) (*WeightBinding,
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, cacheErr(err)
 	}
+	// A conversion killed before its rename leaves a temporary file of the entry's size; other
+	// processes may be converting into the folder now, but a write not touched for an hour is dead.
+	if _, err := atomicfs.CleanLeftovers(dir, staleConversion); err != nil {
+		return nil, cacheErr(err)
+	}
 	var srcErr error // a failure reading the checkpoint, as opposed to writing the cache
 	err = atomicfs.WriteBuffered(path, func(w io.Writer) error {
 		srcErr = writeEntry(w, ck, dt, hdr, order, refs)
@@ -199,6 +189,9 @@ func convertWeights(ck *hf.Checkpoint, dt hf.DType, dir string) (*WeightBinding,
 	}
 	return b, nil
 }
+
+// staleConversion is the age after which an unfinished conversion's temporary file is removed.
+const staleConversion = time.Hour
 
 // entryIntact reports whether path holds a complete entry with header hdr.
 func entryIntact(path string, hdr entryHeader) bool {

@@ -66,8 +66,8 @@
 // official evaluate script does (decode.RankMetrics: NDCG@K = mean of 1/log2(rank+2) over ranks
 // < K; HR@K = share of ranks < K); with fewer than 10 beams the @10 values equal the largest
 // cut-off's (the official script would omit them). "config" identifies the run: dataset, split
-// file name and sha256, catalogue and tokenizer sha256, a fingerprint of the checkpoint
-// (config.json and the sizes of its weight files), the adapter's sha256, limit, selected users,
+// file name and sha256, catalogue and tokenizer sha256, the checkpoint's content identity
+// (model_sha256: hf.Checkpoint.ContentSHA256), the adapter's sha256, limit, selected users,
 // shard count, beams, constraint, length penalty, stop rule, max_new_tokens and the pruning
 // settings; paths, the shard index, KV cache and batch size are recorded but not compared.
 // "timing" has the users decoded by this run, decode seconds, seconds inside scorer calls,
@@ -83,10 +83,14 @@
 // did not return although their own final score beats the last returned hypothesis (keeping
 // their prefixes would have made them hits), over target_returned_by_beam + lost_hits. This
 // second measure needs only a teacher-forced pass over each target, so it stays cheap with the
-// beam's length-normalised score. --exact-length-penalty sets the exact ranking:
-// 1 (default) ranks by the beam search's own final score sum(log p)/len, 0 by the plain sequence
-// log-probability (which favours short titles). --max-frontier caps the exact search's open
-// prefixes per user and depth (0: none, exact; capped users are counted).
+// beam's length-normalised score. --exact-length-penalty sets the exact ranking: 0 (default)
+// ranks by the plain sequence log-probability (the paper's definition; its bound prunes well),
+// 1 by the beam search's own final score sum(log p)/len (whose bound barely prunes: most of the
+// trie is scored). --exact-memory bounds the memory of the exact search's model calls (a row
+// count at the model's shape and the longest prompt, see budget.go): users that do not fit
+// together are searched in turns, and a user that alone needs more stops the run with an error
+// (results never depend on the bound). --max-frontier caps the exact search's open prefixes per
+// user and depth (0: none, exact; capped users are counted as exact_search_capped).
 //
 // # Shards, merging, interruption
 //

@@ -1,6 +1,7 @@
 package evaluate
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/bearrec/bear/decode"
+	"github.com/bearrec/bear/internal/atomicfs"
 	"github.com/bearrec/bear/onnx/peft"
 	"github.com/bearrec/bear/runtime"
 	"github.com/bearrec/bear/tokenize"
@@ -60,8 +62,14 @@ type Options struct {
 	Session runtime.ModelOptions
 
 	Pruning            bool    // run the pruning analysis (decode.AnalysePruning)
-	ExactLengthPenalty float64 // exact top-B ranking: 1 = the beam search's sum/len, 0 = plain log-probability
+	ExactLengthPenalty float64 // exact top-B ranking: 0 = plain log-probability (prunes), 1 = the beam search's sum/len (barely prunes)
 	MaxFrontier        int     // cap on open prefixes per user and depth of the exact search (0: none)
+	// ExactMemory bounds the memory of the exact search's scorer calls, in bytes (0:
+	// DefaultExactMemory; NoExactMemory: none): each row (open prefix) holds a KV cache of the
+	// prompt and vocabulary-wide logits, so the bound becomes a row count at the model's shape
+	// and the shard's longest prompt (decode.ExactConfig.MaxRows). It never changes results; a
+	// user that alone needs more rows stops the run with an error.
+	ExactMemory int64
 
 	OfficialMatch bool // headline metrics are the official string match (both are always written)
 
@@ -73,6 +81,13 @@ type Options struct {
 	// Log receives one-line notes (resumed users, ...); nil: none.
 	Log func(format string, args ...any)
 }
+
+// DefaultExactMemory is the default of Options.ExactMemory: 4 GiB of scorer rows (838 rows of
+// 400-token sequences on the small preset, 32 at the Llama-3.2-1B shape).
+const DefaultExactMemory = 4 << 30
+
+// NoExactMemory in Options.ExactMemory leaves the exact search unbounded.
+const NoExactMemory = -1
 
 // DefaultBeams is the official evaluation's num_beams (= num_return_sequences).
 const DefaultBeams = 10
@@ -222,29 +237,47 @@ type BatchDecoder struct {
 	Prune *decode.PruneConfig
 	// ScorerTime accumulates the time spent inside Scorer calls.
 	ScorerTime time.Duration
+	ctx        context.Context // nil: never cancelled
+	budget     *exactBudget    // the exact search's memory bound, for its error message
 }
 
+// timedScorer times a scorer's calls and stops the search at the first call after ctx is
+// cancelled (a batch's search takes many calls: an interrupt is answered within one).
 type timedScorer struct {
-	s decode.Scorer
-	d *time.Duration
+	s   decode.Scorer
+	d   *time.Duration
+	ctx context.Context
 }
 
 func (t timedScorer) Start(p [][]int, c [][]int) ([]decode.Scores, error) {
+	if err := t.cancelled(); err != nil {
+		return nil, err
+	}
 	t0 := time.Now()
 	defer func() { *t.d += time.Since(t0) }()
 	return t.s.Start(p, c)
 }
 
 func (t timedScorer) Step(p []int, tok []int, c [][]int) ([]decode.Scores, error) {
+	if err := t.cancelled(); err != nil {
+		return nil, err
+	}
 	t0 := time.Now()
 	defer func() { *t.d += time.Since(t0) }()
 	return t.s.Step(p, tok, c)
 }
 
+func (t timedScorer) cancelled() error {
+	if t.ctx == nil {
+		return nil
+	}
+	return t.ctx.Err()
+}
+
 // Decode searches the rows' users at once and ranks each target (rowIndex gives their positions
 // in the split file).
 func (e *BatchDecoder) Decode(rows []tokenize.Row, rowIndex []int) ([]Record, error) {
-	sc := timedScorer{e.Scorer, &e.ScorerTime}
+	sc := timedScorer{e.Scorer, &e.ScorerTime, e.ctx}
 	prompts := make([][]int, len(rows))
 	targets := make([]int, len(rows))
 	for i, r := range rows {
@@ -258,6 +291,9 @@ func (e *BatchDecoder) Decode(rows []tokenize.Row, rowIndex []int) ([]Record, er
 		pc := *e.Prune
 		pc.Beam = e.Search
 		cases, res, err = decode.AnalysePruning(sc, e.Data.Index, prompts, targets, pc)
+		if err != nil {
+			err = e.budget.explain(err, userIDs(rows))
+		}
 	} else {
 		res, err = decode.Search(sc, e.Data.Index.Trie, prompts, e.Search)
 	}
@@ -301,6 +337,14 @@ func (e *BatchDecoder) Decode(rows []tokenize.Row, rowIndex []int) ([]Record, er
 	return out, nil
 }
 
+func userIDs(rows []tokenize.Row) []int {
+	ids := make([]int, len(rows))
+	for i, r := range rows {
+		ids[i] = r.UserID
+	}
+	return ids
+}
+
 // NewScorer opens the runtime scorer of o (adapter included).
 func NewScorer(o Options) (runtime.Scorer, error) {
 	so := runtime.ScorerOptions{Model: o.Session, KVCache: o.KVCache, MaxRows: o.MaxRows}
@@ -337,7 +381,8 @@ func pendingUsers(d *Data, done map[int]Record) []int {
 
 // decodePending decodes the pending users o.Batch at a time, appending each batch to the journal
 // before it counts as done.
-func decodePending(o Options, ev *BatchDecoder, d *Data, pending []int, j *journal, done map[int]Record) error {
+func decodePending(ctx context.Context, o Options, ev *BatchDecoder, d *Data, pending []int, j *journal, done map[int]Record) error {
+	ev.ctx = ctx
 	for lo := 0; lo < len(pending); lo += o.Batch {
 		idx := pending[lo:min(lo+o.Batch, len(pending))]
 		rows := make([]tokenize.Row, len(idx))
@@ -364,8 +409,10 @@ func decodePending(o Options, ev *BatchDecoder, d *Data, pending []int, j *journ
 
 // Run evaluates the shard of o and writes Out/predictions.json and Out/metrics.json. Finished
 // batches go to Out/journal.jsonl first, so an interrupted run resumes where it stopped (unless
-// Fresh); the journal is removed once both files are written.
-func Run(o Options) (*Metrics, error) {
+// Fresh); the journal is removed once both files are written. Out is locked for the run (a
+// second evaluation into it is refused). Cancelling ctx stops at the next scorer call with an
+// error wrapping ctx.Err(); the journal keeps every finished batch.
+func Run(ctx context.Context, o Options) (*Metrics, error) {
 	o.defaults()
 	if o.Out == "" {
 		return nil, errors.New("no output folder")
@@ -378,18 +425,23 @@ func Run(o Options) (*Metrics, error) {
 	if err := CheckBeams(o.Beams, d.Index, filepath.Join(o.Data, "id2name4Rec.json"), len(d.Catalogue.IDs)); err != nil {
 		return nil, fmt.Errorf("--beams %d: %w", o.Beams, err)
 	}
+	mcfg, err := runtime.ReadModelConfig(o.Model)
+	if err != nil {
+		return nil, err
+	}
+	longest, err := checkPrompts(o, d, mcfg.VocabSize)
+	if err != nil {
+		return nil, err
+	}
 	cfg, err := runConfig(o, d)
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(o.Out, 0o755); err != nil {
+	lock, err := claimOut(o, d)
+	if err != nil {
 		return nil, err
 	}
-	if _, err := os.Stat(filepath.Join(o.Out, MetricsName)); err == nil {
-		if _, err := os.Stat(filepath.Join(o.Out, journalName)); errors.Is(err, os.ErrNotExist) {
-			o.Log("%s holds finished results: they will be replaced", o.Out)
-		}
-	}
+	defer lock.Unlock()
 	if n := tokenize.DroppedIDs(d.Rows); n > 0 {
 		o.Log("%d item ids of these %d users' rows are missing from the catalogue: dropped, as the official code drops them", n, len(d.Rows))
 	}
@@ -404,7 +456,8 @@ func Run(o Options) (*Metrics, error) {
 	pending := pendingUsers(d, done)
 	ev := &BatchDecoder{Data: d, Search: o.SearchConfig()}
 	if o.Pruning {
-		pc := decode.PruneConfig{Beam: ev.Search, ExactLengthPenalty: o.ExactLengthPenalty, MaxFrontier: o.MaxFrontier}
+		ev.budget = newExactBudget(o.ExactMemory, mcfg, longest+maxTitleTokens(d))
+		pc := decode.PruneConfig{Beam: ev.Search, ExactLengthPenalty: o.ExactLengthPenalty, MaxFrontier: o.MaxFrontier, MaxRows: ev.budget.rows}
 		ev.Prune = &pc
 	}
 	tSearch := time.Now()
@@ -423,25 +476,16 @@ func Run(o Options) (*Metrics, error) {
 	if o.Progress != nil {
 		o.Progress(len(done), len(d.Rows))
 	}
-	if err := decodePending(o, ev, d, pending, j, done); err != nil {
+	if err := decodePending(ctx, o, ev, d, pending, j, done); err != nil {
 		return nil, err
 	}
-	searchTime := time.Since(tSearch)
-	ortTime := runtime.ORTTime() - ort0
-	recs := make([]Record, 0, len(done))
-	for _, r := range done {
-		recs = append(recs, r)
-	}
-	sort.Slice(recs, func(a, b int) bool { return recs[a].Row < recs[b].Row })
-	m := Compute(recs, cfg, o.OfficialMatch)
-	m.Catalogue = catalogueInfo(d)
-	m.DroppedIDs = tokenize.DroppedIDs(d.Rows)
+	m := finalMetrics(o, d, cfg, done)
 	m.Timing = Timing{
-		Users: len(pending), WallS: searchTime.Seconds(), ScorerS: ev.ScorerTime.Seconds(), ORTS: ortTime.Seconds(),
+		Users: len(pending), WallS: time.Since(tSearch).Seconds(), ScorerS: ev.ScorerTime.Seconds(), ORTS: (runtime.ORTTime() - ort0).Seconds(),
 		LoadS: loadTime.Seconds(), TotalS: time.Since(t0).Seconds(),
 	}
 	m.Timing.finish()
-	if err := writeResults(o.Out, recs, m); err != nil {
+	if err := writeResults(o.Out, sortedRecords(done), m); err != nil {
 		return nil, err
 	}
 	j.Close()
@@ -449,6 +493,60 @@ func Run(o Options) (*Metrics, error) {
 		return nil, err
 	}
 	return m, nil
+}
+
+// claimOut makes the output folder ready: it must not be, hold or lie inside an input, it is
+// created and locked for this run, and leftovers of writes a kill interrupted are removed.
+func claimOut(o Options, d *Data) (*atomicfs.DirLock, error) {
+	inputs := []string{o.Model, o.Data, d.SplitFile, o.Tokenizer}
+	if o.Adapter != "" {
+		inputs = append(inputs, o.Adapter)
+	}
+	if err := atomicfs.CheckDisjoint("--out", o.Out, inputs...); err != nil {
+		return nil, err
+	}
+	finished := false
+	if _, err := os.Stat(filepath.Join(o.Out, MetricsName)); err == nil {
+		_, err := os.Stat(filepath.Join(o.Out, journalName))
+		finished = errors.Is(err, os.ErrNotExist)
+	}
+	lock, err := atomicfs.LockDir(o.Out)
+	if err != nil {
+		return nil, fmt.Errorf("--out: %w", err)
+	}
+	if lock.Stale != nil {
+		o.Log("%s was left locked by %s, which is no longer running", o.Out, lock.Stale)
+	}
+	removed, err := atomicfs.CleanLeftovers(o.Out, 0)
+	if len(removed) > 0 {
+		o.Log("removed %d leftovers of writes interrupted in %s: %s", len(removed), o.Out, strings.Join(removed, ", "))
+	}
+	if err != nil {
+		lock.Unlock()
+		return nil, err
+	}
+	if finished {
+		o.Log("%s holds finished results: they will be replaced", o.Out)
+	}
+	return lock, nil
+}
+
+// finalMetrics computes the metrics of every user of the shard (journal and this run).
+func finalMetrics(o Options, d *Data, cfg Config, done map[int]Record) *Metrics {
+	m := Compute(sortedRecords(done), cfg, o.OfficialMatch)
+	m.Catalogue = catalogueInfo(d)
+	m.DroppedIDs = tokenize.DroppedIDs(d.Rows)
+	return m
+}
+
+// sortedRecords lists the records in split order.
+func sortedRecords(done map[int]Record) []Record {
+	recs := make([]Record, 0, len(done))
+	for _, r := range done {
+		recs = append(recs, r)
+	}
+	sort.Slice(recs, func(a, b int) bool { return recs[a].Row < recs[b].Row })
+	return recs
 }
 
 func catalogueInfo(d *Data) CatalogueInfo {
@@ -461,4 +559,29 @@ func catalogueInfo(d *Data) CatalogueInfo {
 		}
 	}
 	return ci
+}
+
+// checkPrompts refuses, before any model is loaded, a tokenizer whose ids for the catalogue and
+// the shard's prompts fall outside the model's vocabulary, and returns the longest prompt's
+// length in tokens.
+func checkPrompts(o Options, d *Data, vocab int) (longest int, err error) {
+	prompts := func(yield func([]int) bool) {
+		for _, r := range d.Rows {
+			ids := d.Tok.InferenceIDs(d.Prompt, r.History)
+			longest = max(longest, len(ids))
+			if !yield(ids) {
+				return
+			}
+		}
+	}
+	return longest, tokenize.CheckVocab(o.Tokenizer, d.Tok, d.Items.Trie(), prompts, "the users' prompts", vocab)
+}
+
+// maxTitleTokens is the longest item sequence of the trie (a title, its quotes and EOS).
+func maxTitleTokens(d *Data) int {
+	n := 0
+	for _, t := range d.Items.Titles() {
+		n = max(n, len(d.Items.Sequence(t)))
+	}
+	return n
 }

@@ -1,6 +1,7 @@
 package evaluate
 
 import (
+	"context"
 	"encoding/json"
 	"math"
 	"math/rand/v2"
@@ -210,7 +211,7 @@ func TestRunShardsMergeResume(t *testing.T) {
 	full.OfficialMatch = true
 	var calls []int
 	full.Progress = func(done, total int) { calls = append(calls, done) }
-	m, err := Run(full)
+	m, err := Run(context.Background(), full)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,7 +232,7 @@ func TestRunShardsMergeResume(t *testing.T) {
 	for i := range 2 {
 		o := tinyOptions(t, filepath.Join(root, "shard", string(rune('0'+i))), n)
 		o.Shard, o.Batch, o.OfficialMatch = Shard{i, 2}, 3, true
-		if _, err := Run(o); err != nil {
+		if _, err := Run(context.Background(), o); err != nil {
 			t.Fatal(err)
 		}
 		dirs = append(dirs, o.Out)
@@ -298,7 +299,7 @@ func TestRunShardsMergeResume(t *testing.T) {
 	j.Close()
 	var logged []string
 	o.Log = func(f string, a ...any) { logged = append(logged, f) }
-	rm, err := Run(o)
+	rm, err := Run(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -312,7 +313,7 @@ func TestRunShardsMergeResume(t *testing.T) {
 	// A journal of another configuration is refused.
 	o.Beams = 5
 	os.WriteFile(filepath.Join(o.Out, journalName), []byte(`{"config":{"beams":10,"shard":"0/1"}}`+"\n"), 0o644)
-	if _, err := Run(o); err == nil || !strings.Contains(err.Error(), "another configuration") {
+	if _, err := Run(context.Background(), o); err == nil || !strings.Contains(err.Error(), "another configuration") {
 		t.Errorf("journal of another configuration: %v", err)
 	}
 }
@@ -350,7 +351,7 @@ func checkMergedTiming(t *testing.T, got Timing, dirs []string) {
 func TestPruning(t *testing.T) {
 	o := tinyOptions(t, t.TempDir(), 4)
 	o.Pruning, o.ExactLengthPenalty, o.MaxFrontier = true, 1, 32
-	m, err := Run(o)
+	m, err := Run(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -479,11 +480,11 @@ func TestAdapter(t *testing.T) {
 	base := tinyOptions(t, filepath.Join(t.TempDir(), "base"), 4)
 	withA := base
 	withA.Out, withA.Adapter = filepath.Join(t.TempDir(), "lora"), adir
-	mb, err := Run(base)
+	mb, err := Run(context.Background(), base)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ma, err := Run(withA)
+	ma, err := Run(context.Background(), withA)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -505,7 +506,7 @@ func TestConstrainBefore(t *testing.T) {
 	before := after
 	before.Out, before.Mode = filepath.Join(t.TempDir(), "before"), decode.BeforeSoftmax
 	for _, o := range []Options{after, before} {
-		if _, err := Run(o); err != nil {
+		if _, err := Run(context.Background(), o); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/bearrec/bear/decode"
 	"github.com/bearrec/bear/internal/atomicfs"
+	"github.com/bearrec/bear/onnx/hf"
 	"github.com/bearrec/bear/runtime"
 )
 
@@ -27,16 +28,16 @@ const (
 // Config is the "config" section of metrics.json. Every field except those marked "not
 // compared" must be equal for shards to be merged.
 type Config struct {
-	Dataset          string `json:"dataset"`
-	SplitFile        string `json:"split_file"` // base name
-	SplitSHA256      string `json:"split_sha256"`
-	CatalogueSHA256  string `json:"catalogue_sha256"`
-	TokenizerSHA256  string `json:"tokenizer_sha256"`
-	ModelFingerprint string `json:"model_fingerprint"` // sha256 over config.json and the names and sizes of the weight files
-	AdapterSHA256    string `json:"adapter_sha256,omitempty"`
-	Limit            int    `json:"limit"`
-	SelectedUsers    int    `json:"selected_users"` // rows after --limit, before sharding
-	ShardCount       int    `json:"shard_count"`
+	Dataset         string `json:"dataset"`
+	SplitFile       string `json:"split_file"` // base name
+	SplitSHA256     string `json:"split_sha256"`
+	CatalogueSHA256 string `json:"catalogue_sha256"`
+	TokenizerSHA256 string `json:"tokenizer_sha256"`
+	ModelSHA256     string `json:"model_sha256"` // the model's content identity (hf.Checkpoint.ContentSHA256)
+	AdapterSHA256   string `json:"adapter_sha256,omitempty"`
+	Limit           int    `json:"limit"`
+	SelectedUsers   int    `json:"selected_users"` // rows after --limit, before sharding
+	ShardCount      int    `json:"shard_count"`
 
 	Beams         int     `json:"beams"`
 	Return        int     `json:"return"`
@@ -103,7 +104,7 @@ func runConfig(o Options, d *Data) (Config, error) {
 	if c.TokenizerSHA256, err = runtime.FileSHA256(o.Tokenizer); err != nil {
 		return c, err
 	}
-	if c.ModelFingerprint, err = modelFingerprint(o.Model); err != nil {
+	if c.ModelSHA256, err = modelSHA256(o.Model); err != nil {
 		return c, err
 	}
 	if o.Adapter != "" {
@@ -126,25 +127,14 @@ func dirSHA256(dir string, names ...string) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// modelFingerprint hashes config.json and the names and sizes of the *.safetensors files
-// (hashing gigabytes of weights per shard would cost more than it protects).
-func modelFingerprint(dir string) (string, error) {
-	h := sha256.New()
-	cfg, err := os.ReadFile(filepath.Join(dir, "config.json"))
+// modelSHA256 is the content identity of the checkpoint in dir: shards or journals of two
+// different models never merge or resume into one result, whatever their shapes and names.
+func modelSHA256(dir string) (string, error) {
+	ck, err := hf.Open(dir)
 	if err != nil {
-		return "", fmt.Errorf("model: %w", err)
+		return "", err
 	}
-	h.Write(cfg)
-	files, _ := filepath.Glob(filepath.Join(dir, "*.safetensors"))
-	sort.Strings(files)
-	for _, f := range files {
-		st, err := os.Stat(f)
-		if err != nil {
-			return "", err
-		}
-		fmt.Fprintf(h, "%s %d\n", filepath.Base(f), st.Size())
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	return ck.ContentSHA256()
 }
 
 // CatalogueInfo describes the catalogue in metrics.json.
@@ -316,6 +306,14 @@ func Merge(dirs []string, out string) (*Metrics, error) {
 	if len(dirs) == 0 {
 		return nil, errors.New("merge: no shard folders")
 	}
+	if err := atomicfs.CheckDisjoint("--out", out, dirs...); err != nil {
+		return nil, fmt.Errorf("merge: %w", err)
+	}
+	lock, err := atomicfs.LockDir(out)
+	if err != nil {
+		return nil, fmt.Errorf("merge: --out: %w", err)
+	}
+	defer lock.Unlock()
 	var cfg Config
 	var all []Record
 	var timing Timing
@@ -372,9 +370,6 @@ func Merge(dirs []string, out string) (*Metrics, error) {
 	m.Catalogue, m.DroppedIDs = cat, dropped
 	timing.finish() // summed seconds over the shards' machines
 	m.Timing = timing
-	if err := os.MkdirAll(out, 0o755); err != nil {
-		return nil, err
-	}
 	if err := writeResults(out, all, m); err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package evaluate
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -54,7 +55,7 @@ func TestLongTitleCap(t *testing.T) {
 	}
 	capped := smallOptions(t, data, filepath.Join(t.TempDir(), "capped"))
 	capped.Limit = 1
-	m, err := Run(capped)
+	m, err := Run(context.Background(), capped)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +82,7 @@ func TestLongTitleCap(t *testing.T) {
 
 	free := smallOptions(t, data, filepath.Join(t.TempDir(), "free"))
 	free.Limit, free.MaxNewTokens = 1, NoMaxNewTokens
-	m, err = Run(free)
+	m, err = Run(context.Background(), free)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +103,7 @@ func TestDroppedIDsReported(t *testing.T) {
 		o.Shard = Shard{i, 2}
 		var logged []string
 		o.Log = func(f string, a ...any) { logged = append(logged, fmt.Sprintf(f, a...)) }
-		if _, err := Run(o); err != nil {
+		if _, err := Run(context.Background(), o); err != nil {
 			t.Fatal(err)
 		}
 		var m map[string]json.RawMessage
@@ -129,7 +130,7 @@ func TestDroppedIDsReported(t *testing.T) {
 func TestBeamsBoundedByTrie(t *testing.T) {
 	o := smallOptions(t, writeSmallDataset(t), t.TempDir())
 	o.Beams = 4
-	_, err := Run(o)
+	_, err := Run(context.Background(), o)
 	if err == nil || !strings.Contains(err.Error(), "--beams 4") || !strings.Contains(err.Error(), "3 distinct item sequences (4 items") {
 		t.Errorf("4 beams over 3 sequences: %v", err)
 	}

@@ -1,8 +1,11 @@
 package train
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"hash/crc32"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -12,6 +15,7 @@ import (
 	"github.com/bearrec/bear/onnx/hf"
 	"github.com/bearrec/bear/optim"
 	"github.com/bearrec/bear/runtime"
+	"github.com/bearrec/bear/trainlog"
 )
 
 // Files of a run folder.
@@ -29,11 +33,17 @@ type state struct {
 	// Identity maps each flag (or input's content hash) that decides the run's numbers to its
 	// value; a resumed run must match it exactly.
 	Identity map[string]string `json:"identity"`
+	// Checksums holds the CRC-32C of every tensor's values (absent in checkpoints written before
+	// them): a flipped bit in a moment that no other check would notice stops the resume.
+	Checksums map[string]string `json:"checksums,omitempty"`
+	// LastStep is the log record of step Step (nil at step 0, and in older checkpoints): an
+	// interruption that cuts its line from train.jsonl does not lose it.
+	LastStep *trainlog.Step `json:"last_step,omitempty"`
 }
 
 // identity lists what a resumed run must share with the checkpoint, by flag name.
-func identity(o *Options, d *data) (map[string]string, error) {
-	model, err := contentHash(o.Model, "config.json", "*.safetensors")
+func identity(o *Options, d *data, ck *hf.Checkpoint) (map[string]string, error) {
+	model, err := ck.ContentSHA256()
 	if err != nil {
 		return nil, err
 	}
@@ -46,7 +56,7 @@ func identity(o *Options, d *data) (map[string]string, error) {
 		return nil, err
 	}
 	id := map[string]string{
-		"--model (content sha256)": model, "--data split (sha256)": split, "--tokenizer (sha256)": tok,
+		modelKey: model, "--data split (sha256)": split, "--tokenizer (sha256)": tok,
 		"--dataset": d.Name, "--samples": strconv.Itoa(d.set.Len()), "--loss": o.Loss.Kind.String(),
 		"--tau": fmtF(o.Loss.Tau), "--xi": fmtF(o.Loss.Xi), "--lambda": fmtF(o.Loss.Lambda), "--k": strconv.Itoa(o.Loss.K),
 		"--epochs": strconv.Itoa(o.Epochs), "--max-steps": strconv.Itoa(o.MaxSteps),
@@ -87,6 +97,16 @@ func trainMode(o *Options) string {
 	return "lora"
 }
 
+// modelKey is the identity's key of the model's content.
+const modelKey = "--model (content sha256)"
+
+// legacyModelHash is the model identity of checkpoints written before models were identified by
+// hf.Checkpoint.ContentSHA256: "config.json=SHA;model.safetensors=SHA" over the files. A run
+// from such a checkpoint resumes when its files hash the same.
+func legacyModelHash(dir string) (string, error) {
+	return contentHash(dir, "config.json", "*.safetensors")
+}
+
 // contentHash is the sha256 of the named files of dir (globs), in name order.
 func contentHash(dir string, patterns ...string) (string, error) {
 	var parts []string
@@ -108,14 +128,14 @@ func contentHash(dir string, patterns ...string) (string, error) {
 }
 
 // saveCheckpoint writes the trainable values, the AdamW state and the step atomically.
-func saveCheckpoint(dir string, s *stepper, step int, id map[string]string) error {
-	meta, err := json.Marshal(state{Format: checkpointKind, Step: step, Identity: id})
-	if err != nil {
-		return err
-	}
+// rec is the log record of step (nil when the step was not logged here, as on the ranks that
+// do not write).
+func saveCheckpoint(dir string, s *stepper, step int, id map[string]string, rec *trainlog.Step) error {
+	st := state{Format: checkpointKind, Step: step, Identity: id, Checksums: map[string]string{}, LastStep: rec}
 	var ts []hf.WriteTensor
 	add := func(prefix, name string, vals []float32) {
 		ts = append(ts, hf.Float32Tensor(prefix+name, hf.F32, []int64{int64(len(vals))}, vals))
+		st.Checksums[prefix+name] = checksum(vals)
 	}
 	for _, p := range s.params {
 		add("param/", p.Name, p.Value)
@@ -124,59 +144,107 @@ func saveCheckpoint(dir string, s *stepper, step int, id map[string]string) erro
 		add("exp_avg/", m.Name, m.ExpAvg)
 		add("exp_avg_sq/", m.Name, m.ExpAvgSq)
 	}
+	meta, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
 	path := filepath.Join(dir, CheckpointFile)
 	// hf.WriteSafetensors writes through internal/atomicfs: a crash leaves the previous
 	// checkpoint or this one, never a torn file.
 	return hf.WriteSafetensors(path, ts, map[string]string{"bear_train_state": string(meta)})
 }
 
-// loadCheckpoint restores a run from dir's checkpoint after checking that it is the same run,
-// and returns the number of optimizer steps done.
-func loadCheckpoint(dir string, s *stepper, id map[string]string) (int, error) {
+// checksum is the CRC-32C of vals' little-endian bytes, as "crc32c:%08x".
+func checksum(vals []float32) string {
+	h := crc32.New(crc32.MakeTable(crc32.Castagnoli))
+	var buf [4096]byte
+	for len(vals) > 0 {
+		n := min(len(vals), len(buf)/4)
+		for i, v := range vals[:n] {
+			binary.LittleEndian.PutUint32(buf[4*i:], math.Float32bits(v))
+		}
+		h.Write(buf[:4*n])
+		vals = vals[n:]
+	}
+	return fmt.Sprintf("crc32c:%08x", h.Sum32())
+}
+
+// loadCheckpoint restores a run from dir's checkpoint after checking that it is the same run
+// (model is the --model folder, for checkpoints that identify it the old way), and returns its
+// state (the number of optimizer steps done, the last step's log record).
+func loadCheckpoint(dir, model string, s *stepper, id map[string]string) (*state, error) {
 	path := filepath.Join(dir, CheckpointFile)
 	if _, err := os.Stat(path); err != nil {
-		return 0, fmt.Errorf("--resume %s: no %s there (a run writes it every --checkpoint-every steps and at each epoch's end)", dir, CheckpointFile)
+		return nil, fmt.Errorf("--resume %s: no %s there (a run writes it every --checkpoint-every steps and at each epoch's end)", dir, CheckpointFile)
 	}
 	ts, meta, err := hf.ReadSafetensorsHeader(path)
 	if err != nil {
-		return 0, fmt.Errorf("--resume: %w", err)
+		return nil, fmt.Errorf("--resume: %w", err)
 	}
 	var st state
 	if err := json.Unmarshal([]byte(meta["bear_train_state"]), &st); err != nil || st.Format != checkpointKind {
-		return 0, fmt.Errorf("--resume: %s is not a bear training checkpoint", path)
+		return nil, fmt.Errorf("--resume: %s is not a bear training checkpoint", path)
+	}
+	if err := upgradeModelIdentity(st.Identity, id, model); err != nil {
+		return nil, err
 	}
 	if err := sameRun(st.Identity, id); err != nil {
-		return 0, fmt.Errorf("--resume %s: %w", dir, err)
+		return nil, fmt.Errorf("--resume %s: %w", dir, err)
 	}
 	read := func(key string, want int) ([]float32, error) {
 		t, ok := ts[key]
 		if !ok || t.NumElements() != int64(want) {
 			return nil, fmt.Errorf("--resume: %s: tensor %s missing or of the wrong size", path, key)
 		}
-		return t.ReadFloat32()
+		v, err := t.ReadFloat32()
+		if err != nil {
+			return nil, fmt.Errorf("--resume: %w", err)
+		}
+		if sum, ok := st.Checksums[key]; st.Checksums != nil && (!ok || sum != checksum(v)) {
+			return nil, fmt.Errorf("--resume: %s: tensor %s does not match its checksum (%s recorded): the file is damaged; resume from a copy, or start a new --out", path, key, orNone(sum))
+		}
+		return v, nil
 	}
 	var as optim.AdamWState
 	as.Step = st.Step
 	for _, p := range s.params {
 		v, err := read("param/"+p.Name, len(p.Value))
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
 		copy(p.Value, v)
 		m, err := read("exp_avg/"+p.Name, len(p.Value))
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
 		v2, err := read("exp_avg_sq/"+p.Name, len(p.Value))
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
 		as.Params = append(as.Params, optim.MomentState{Name: p.Name, ExpAvg: m, ExpAvgSq: v2})
 	}
 	if err := s.opt.SetState(as); err != nil {
-		return 0, fmt.Errorf("--resume: %s: %w", path, err)
+		return nil, fmt.Errorf("--resume: %s: %w", path, err)
 	}
-	return st.Step, nil
+	return &st, nil
+}
+
+// upgradeModelIdentity replaces, in a checkpoint's identity, a model hash of the old form
+// (legacyModelHash) by this run's content identity when the model's files still hash the same,
+// so that runs started before the change resume.
+func upgradeModelIdentity(saved, now map[string]string, model string) error {
+	old := saved[modelKey]
+	if !strings.HasPrefix(old, "config.json=") {
+		return nil
+	}
+	h, err := legacyModelHash(model)
+	if err != nil {
+		return err
+	}
+	if h == old {
+		saved[modelKey] = now[modelKey]
+	}
+	return nil
 }
 
 // sameRun names the first setting in which a checkpoint's run and this one differ.
@@ -188,19 +256,46 @@ func sameRun(saved, now map[string]string) error {
 	sort.Strings(keys)
 	for _, k := range keys {
 		if saved[k] != now[k] {
+			a, b := showDifference(saved[k], now[k])
 			return fmt.Errorf("the checkpoint was trained with %s %s, this run has %s %s: resume with the same settings, or start a new --out",
-				k, orNone(saved[k]), k, orNone(now[k]))
+				k, a, k, b)
 		}
 	}
 	return nil
 }
 
+// showDifference shortens two differing values for a message so that the difference stays in
+// view: values of up to 40 bytes whole, longer ones (content hashes) as the same window around
+// their first differing byte.
+func showDifference(a, b string) (string, string) {
+	if len(a) <= 40 && len(b) <= 40 {
+		return orNone(a), orNone(b)
+	}
+	i := 0
+	for i < len(a) && i < len(b) && a[i] == b[i] {
+		i++
+	}
+	from := max(0, i-16)
+	window := func(s string) string {
+		if s == "" {
+			return "(none)"
+		}
+		lo, hi := min(from, len(s)), min(len(s), i+16)
+		out := s[lo:hi]
+		if lo > 0 {
+			out = "…" + out
+		}
+		if hi < len(s) {
+			out += "…"
+		}
+		return out
+	}
+	return window(a), window(b)
+}
+
 func orNone(s string) string {
 	if s == "" {
 		return "(none)"
-	}
-	if len(s) > 40 {
-		return s[:40] + "…"
 	}
 	return s
 }

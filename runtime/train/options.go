@@ -48,6 +48,9 @@ type Options struct {
 
 	// Progress, when set, is called after every optimizer step.
 	Progress func(p Progress) `json:"-"`
+	// EvalProgress, when set, is called after every batch of users of the evaluation after
+	// epoch e with the users done and the total.
+	EvalProgress func(e, done, total int) `json:"-"`
 	// Log, when set, receives one-line notes (resume, evaluation, checkpoints).
 	Log func(format string, args ...any) `json:"-"`
 }
@@ -99,6 +102,11 @@ func (o *Options) Validate() error {
 	}
 	if o.LoRA != nil {
 		slices.Sort(o.LoRA.Targets)
+		for i := 1; i < len(o.LoRA.Targets); i++ {
+			if o.LoRA.Targets[i] == o.LoRA.Targets[i-1] {
+				return fmt.Errorf("--lora-targets: %s is listed twice", o.LoRA.Targets[i])
+			}
+		}
 		if err = o.LoRA.Validate(); err != nil {
 			return fmt.Errorf("LoRA flags: %w", err)
 		}

@@ -5,11 +5,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/bearrec/bear/internal/atomicfs"
 	"github.com/bearrec/bear/onnx/hf"
 	"github.com/bearrec/bear/onnx/peft"
 	"github.com/bearrec/bear/runtime"
+	"github.com/bearrec/bear/runtime/evaluate"
 )
 
 // Output folders of a run: one per epoch (epoch-1, epoch-2, ...) and the final one.
@@ -19,7 +21,8 @@ const FinalDir = "final"
 func EpochDir(out string, e int) string { return filepath.Join(out, fmt.Sprintf("epoch-%d", e)) }
 
 // writeModel writes what the run trains into dir, atomically: a PEFT adapter, or with --train
-// full a whole checkpoint in the Hugging Face layout that `bear eval --model` takes.
+// full a whole checkpoint in the Hugging Face layout that `bear eval --model` takes, and the
+// training record (the loss) beside it.
 func writeModel(dir string, o *Options, tr *runtime.Trainer[float32]) error {
 	return atomicfs.WriteDir(dir, atomicfs.Replace, func(tmp string) error {
 		if o.Full {
@@ -28,9 +31,12 @@ func writeModel(dir string, o *Options, tr *runtime.Trainer[float32]) error {
 			}
 		}
 		if o.LoRA != nil {
-			return writeAdapter(tmp, o, tr)
+			if err := writeAdapter(tmp, o, tr); err != nil {
+				return err
+			}
 		}
-		return nil
+		// what `bear eval` needs to evaluate the model as the official inference would
+		return evaluate.WriteTrainingRecord(tmp, evaluate.TrainingRecord{Loss: o.Loss.Kind.String()})
 	})
 }
 
@@ -72,15 +78,29 @@ func writeCheckpoint(dir, base string, tr *runtime.Trainer[float32]) error {
 	return hf.WriteWeights(dir, ts, 0)
 }
 
-// checkWritable makes sure the run folder can be created and written before any work starts.
-func checkWritable(dir string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("--out %s: %w", dir, err)
+// claimOut makes the run folder ready before any work: it must not be, hold or lie inside an
+// input (a run writing into its model folder would change the model's identity and break every
+// other run from it), it is created and locked (a second run into it is refused while this one
+// lives, which also shows that it can be written), and leftovers of writes a kill interrupted
+// are removed.
+func claimOut(o *Options, d *data) (*atomicfs.DirLock, error) {
+	if err := atomicfs.CheckDisjoint("--out", o.Out, o.Model, o.Data, d.Path, o.Tokenizer); err != nil {
+		return nil, err
 	}
-	probe, err := os.CreateTemp(dir, ".write-test-*")
+	lock, err := atomicfs.LockDir(o.Out)
 	if err != nil {
-		return fmt.Errorf("--out %s is not writable: %w", dir, err)
+		return nil, fmt.Errorf("--out: %w", err)
 	}
-	probe.Close()
-	return os.Remove(probe.Name())
+	if lock.Stale != nil {
+		o.log("%s was left locked by %s, which is no longer running", o.Out, lock.Stale)
+	}
+	removed, err := atomicfs.CleanLeftovers(o.Out, 0)
+	if len(removed) > 0 {
+		o.log("removed %d leftovers of writes interrupted in %s: %s", len(removed), o.Out, strings.Join(removed, ", "))
+	}
+	if err != nil {
+		lock.Unlock()
+		return nil, err
+	}
+	return lock, nil
 }

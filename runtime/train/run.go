@@ -10,7 +10,8 @@ import (
 	"time"
 
 	"github.com/bearrec/bear/decode"
-	"github.com/bearrec/bear/lossgrad"
+	"github.com/bearrec/bear/internal/atomicfs"
+	"github.com/bearrec/bear/onnx/hf"
 	"github.com/bearrec/bear/runtime"
 	"github.com/bearrec/bear/runtime/evaluate"
 	"github.com/bearrec/bear/tokenize"
@@ -44,14 +45,21 @@ type job struct {
 	st    *stepper
 	id    map[string]string
 	log   *trainlog.Writer
+	lock  *atomicfs.DirLock // of o.Out, on the rank that writes
 	total int
-	start time.Time
+	// lastRec is the log record of the last step done, which checkpoints keep a copy of.
+	lastRec *trainlog.Step
+	// pendingEval is the epoch whose evaluation an interruption stopped (0: none): it runs
+	// before the next step. evalStopped is the epoch whose evaluation this run's interrupt stopped.
+	pendingEval, evalStopped int
+	start                    time.Time
 }
 
 // Run trains as o says, writing into o.Out: an adapter per epoch (epoch-N) and at the end
 // (final), checkpoint.safetensors every o.CheckpointEvery steps and at each epoch's end, and
-// train.jsonl. Cancelling ctx stops after the step in progress, saves a checkpoint and returns
-// an error wrapping ErrInterrupted.
+// train.jsonl; o.Out is locked for the run. Cancelling ctx stops after the step in progress (or
+// at once during the evaluation after an epoch, which a resumed run finishes first), saves a
+// checkpoint and returns an error wrapping ErrInterrupted.
 func Run(ctx context.Context, o Options) (*Summary, error) {
 	j, err := prepare(&o)
 	if err != nil {
@@ -71,49 +79,78 @@ func prepare(o *Options) (*job, error) {
 	if err != nil {
 		return nil, err
 	}
+	ck, err := hf.Open(o.Model)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkVocab(o, d, ck.Config.VocabSize); err != nil {
+		return nil, err
+	}
 	if err := checkEvaluation(o, d); err != nil {
 		return nil, err
 	}
+	j := &job{o: o, d: d, start: time.Now()}
+	if err := j.setUp(ck); err != nil {
+		j.close()
+		return nil, err
+	}
+	return j, nil
+}
+
+// setUp claims the run folder, builds the sessions, restores or initialises the run's state on
+// every rank, and opens the log (rank 0).
+func (j *job) setUp(ck *hf.Checkpoint) error {
+	o, d := j.o, j.d
+	var err error
 	if o.writer() {
-		if err := checkWritable(o.Out); err != nil {
-			return nil, err
+		if j.lock, err = claimOut(o, d); err != nil {
+			return err
 		}
 	}
-	j := &job{o: o, d: d, start: time.Now()}
-	if j.id, err = identity(o, d); err != nil {
-		return nil, err
+	if j.id, err = identity(o, d, ck); err != nil {
+		return err
 	}
 	j.total = o.Epochs * d.set.StepsPerEpoch()
 	if o.MaxSteps > 0 {
 		j.total = o.MaxSteps // as HF's max_steps: it also sets the schedule's length
 	}
 	if j.tr, err = newTrainer(o); err != nil {
-		return nil, err
+		return err
 	}
 	if j.st, err = newStepper(o, j.tr, d.set, j.total); err != nil {
-		j.close()
-		return nil, err
+		return err
 	}
-	done, err := j.restore()
+	ckRec, done, err := j.restore()
 	if err == nil {
 		done, err = j.startTogether(done)
 	}
-	if err != nil {
-		j.close()
-		return nil, err
-	}
-	if !o.writer() {
-		return j, nil
+	if err != nil || !o.writer() {
+		return err
 	}
 	if j.log, err = trainlog.Open(filepath.Join(o.Out, LogFile), done); err != nil {
-		j.close()
-		return nil, err
+		return err
+	}
+	if err := j.restoreLastStep(done, ckRec); err != nil {
+		return err
 	}
 	if err := j.logRun(done); err != nil {
-		j.close()
-		return nil, err
+		return err
 	}
-	return j, nil
+	j.pendingEval, err = j.unfinishedEvaluation(done)
+	return err
+}
+
+// checkVocab refuses, before any graph is built, a tokenizer whose ids for the training examples
+// fall outside the model's vocabulary.
+func checkVocab(o *Options, d *data, vocab int) error {
+	seqs := func(yield func([]int) bool) {
+		for _, e := range d.set.Examples {
+			if !yield(e.IDs) {
+				return
+			}
+		}
+	}
+	return tokenize.CheckVocab(o.Tokenizer, d.Tok, d.Items.Trie(), seqs, "the training examples", vocab)
 }
 
 // checkEvaluation makes sure, before any training, that --eval-users can run: the test split
@@ -143,30 +180,66 @@ func (j *job) logRun(done int) error {
 }
 
 // restore loads the checkpoint of a resumed run, or initialises the LoRA matrices of a new one
-// (refusing to start over a folder that holds another run's checkpoint). Only rank 0 reads the
-// run folder; the others receive its state (startTogether).
-func (j *job) restore() (int, error) {
+// (refusing to start over a folder that holds another run's checkpoint), and returns the steps
+// done and the checkpoint's copy of its last step's log record (nil for a new run). Only rank 0
+// reads the run folder; the others receive its state (startTogether).
+func (j *job) restore() (*trainlog.Step, int, error) {
 	ck := filepath.Join(j.o.Out, CheckpointFile)
 	if !j.o.writer() {
 		if j.o.LoRA != nil {
 			initLoRA(j.tr, j.o.Seed)
 		}
-		return 0, nil
+		return nil, 0, nil
 	}
 	if j.o.Resume == "" {
 		if _, err := os.Stat(ck); err == nil {
-			return 0, fmt.Errorf("--out %s holds a run (%s): pass --resume %s to continue it, or choose another --out", j.o.Out, CheckpointFile, j.o.Out)
+			return nil, 0, fmt.Errorf("--out %s holds a run (%s): pass --resume %s to continue it, or choose another --out", j.o.Out, CheckpointFile, j.o.Out)
 		}
 		if j.o.LoRA != nil {
 			initLoRA(j.tr, j.o.Seed)
 		}
+		return nil, 0, nil
+	}
+	st, err := loadCheckpoint(j.o.Resume, j.o.Model, j.st, j.id)
+	if err != nil {
+		return nil, 0, err
+	}
+	j.o.log("resuming at step %d of %d from %s", st.Step, j.total, ck)
+	return st.LastStep, st.Step, nil
+}
+
+// restoreLastStep writes back the log record of step done when an interruption cut it from
+// train.jsonl (its line is written just before the checkpoint of that step), from the
+// checkpoint's copy; where the checkpoint has none, it says that the record is lost.
+func (j *job) restoreLastStep(done int, rec *trainlog.Step) error {
+	if done == 0 || j.log.LastStep() >= done {
+		return nil
+	}
+	if rec == nil || rec.Step != done {
+		j.o.log("%s has no record of step %d (cut by the interruption) and the checkpoint holds no copy: that line is missing from the log", LogFile, done)
+		return nil
+	}
+	j.o.log("%s: the record of step %d, cut by the interruption, is written again from the checkpoint", LogFile, done)
+	return j.log.WriteStep(*rec)
+}
+
+// unfinishedEvaluation returns the epoch whose evaluation an interruption stopped (0: none):
+// the run stands at that epoch's end and train.jsonl has no evaluation of it.
+func (j *job) unfinishedEvaluation(done int) (int, error) {
+	spe := j.d.set.StepsPerEpoch()
+	if j.o.EvalUsers == 0 || done == 0 || done%spe != 0 {
 		return 0, nil
 	}
-	done, err := loadCheckpoint(j.o.Resume, j.st, j.id)
-	if err == nil {
-		j.o.log("resuming at step %d of %d from %s", done, j.total, ck)
+	_, evals, err := trainlog.Read(filepath.Join(j.o.Out, LogFile))
+	if err != nil {
+		return 0, err
 	}
-	return done, err
+	for _, e := range evals {
+		if e.Epoch == done/spe {
+			return 0, nil
+		}
+	}
+	return done / spe, nil
 }
 
 func (j *job) close() {
@@ -179,12 +252,19 @@ func (j *job) close() {
 	if j.tr != nil {
 		j.tr.Close()
 	}
+	j.lock.Unlock()
 }
 
-// loop runs the remaining optimizer steps.
+// loop runs the evaluation an interruption left unfinished, then the remaining optimizer steps.
 func (j *job) loop(ctx context.Context) (*Summary, error) {
 	sum := &Summary{Steps: j.st.opt.Steps(), Total: j.total, Final: filepath.Join(j.o.Out, FinalDir)}
 	spe := j.d.set.StepsPerEpoch()
+	if e := j.pendingEval; e > 0 {
+		j.o.log("the evaluation of epoch %d was interrupted: running it first", e)
+		if err := j.evaluateEpoch(ctx, e, sum.Steps, sum, false); err != nil {
+			return sum, err
+		}
+	}
 	for global := sum.Steps; global < j.total; global++ {
 		stop, err := agreeStop(j.o.comm(), ctx.Err() != nil)
 		if err != nil {
@@ -194,7 +274,7 @@ func (j *job) loop(ctx context.Context) (*Summary, error) {
 			if err := j.checkpoint(global); err != nil {
 				return sum, err
 			}
-			return sum, fmt.Errorf("%w at step %d of %d: checkpoint saved; continue with --resume %s", ErrInterrupted, global, j.total, j.o.Out)
+			return sum, j.interrupted(global)
 		}
 		stats, err := j.st.run(global)
 		if err != nil {
@@ -210,17 +290,29 @@ func (j *job) loop(ctx context.Context) (*Summary, error) {
 		if err := j.logStep(stats, spe); err != nil {
 			return sum, err
 		}
-		if err := j.afterStep(stats.Step, spe, sum); err != nil {
+		if err := j.afterStep(ctx, stats.Step, spe, sum); err != nil {
 			return sum, err
 		}
 	}
+	if j.evalStopped > 0 { // the last epoch's evaluation: no step left to stop before
+		return sum, j.interrupted(sum.Steps)
+	}
 	return sum, nil
+}
+
+// interrupted is the error of a run stopped by its context before step global+1.
+func (j *job) interrupted(global int) error {
+	during := ""
+	if j.evalStopped > 0 {
+		during = fmt.Sprintf(" during the evaluation of epoch %d (it runs again first)", j.evalStopped)
+	}
+	return fmt.Errorf("%w at step %d of %d%s: checkpoint saved; continue with --resume %s", ErrInterrupted, global, j.total, during, j.o.Out)
 }
 
 // afterStep writes what is due after optimizer step `done`: the epoch's adapter, its
 // evaluation and a checkpoint at an epoch's end (and at the run's), a checkpoint every
 // CheckpointEvery steps, the final adapter at the last step.
-func (j *job) afterStep(done, spe int, sum *Summary) error {
+func (j *job) afterStep(ctx context.Context, done, spe int, sum *Summary) error {
 	epochEnd, last := done%spe == 0, done == j.total
 	if epochEnd || last || (j.o.CheckpointEvery > 0 && done%j.o.CheckpointEvery == 0) {
 		if err := j.checkInSync(done); err != nil {
@@ -241,17 +333,30 @@ func (j *job) afterStep(done, spe int, sum *Summary) error {
 		}
 	}
 	if epochEnd || last || (j.o.CheckpointEvery > 0 && done%j.o.CheckpointEvery == 0) {
-		if err := saveCheckpoint(j.o.Out, j.st, done, j.id); err != nil {
+		if err := saveCheckpoint(j.o.Out, j.st, done, j.id, j.lastRec); err != nil {
 			return err
 		}
 	}
 	if epochEnd && j.o.EvalUsers > 0 { // after the checkpoint: a failed evaluation loses no training
-		ev, err := j.evaluate(EpochDir(j.o.Out, done/spe), done/spe, done)
-		if err != nil {
-			return err
-		}
-		sum.Evals = append(sum.Evals, ev)
+		return j.evaluateEpoch(ctx, done/spe, done, sum, true)
 	}
+	return nil
+}
+
+// evaluateEpoch runs the evaluation after epoch e (at step): a fresh one, or one that continues
+// the journal of an interrupted one. An interrupt stops it at once (its journal keeps the
+// finished batches) and is not an error here: the loop's agreement on stopping, which every
+// rank takes part in, ends the run.
+func (j *job) evaluateEpoch(ctx context.Context, e, step int, sum *Summary, fresh bool) error {
+	ev, err := j.evaluate(ctx, EpochDir(j.o.Out, e), e, step, fresh)
+	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		j.evalStopped = e
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	sum.Evals = append(sum.Evals, ev)
 	return nil
 }
 
@@ -263,7 +368,7 @@ func (j *job) checkpoint(done int) error {
 	if !j.o.writer() {
 		return nil
 	}
-	return saveCheckpoint(j.o.Out, j.st, done, j.id)
+	return saveCheckpoint(j.o.Out, j.st, done, j.id, j.lastRec)
 }
 
 // logStep appends the step's line to train.jsonl and reports progress.
@@ -280,6 +385,7 @@ func (j *job) logStep(s StepStats, spe int) error {
 	if err := j.log.WriteStep(rec); err != nil {
 		return err
 	}
+	j.lastRec = &rec
 	if j.o.Progress != nil {
 		j.o.Progress(Progress{Step: s.Step, Total: j.total, Loss: s.Loss, TokensPerS: rec.TokensPerS})
 	}
@@ -287,12 +393,14 @@ func (j *job) logStep(s StepStats, spe int) error {
 }
 
 // evaluate runs `bear eval` on the first EvalUsers test users with the model written after
-// epoch e, and logs NDCG and HR.
-func (j *job) evaluate(model string, e, step int) (trainlog.Eval, error) {
+// epoch e, with the constraint the official inference uses for the run's loss, and logs NDCG
+// and HR. fresh discards the journal of an earlier, interrupted evaluation of the same epoch.
+func (j *job) evaluate(ctx context.Context, model string, e, step int, fresh bool) (trainlog.Eval, error) {
 	eo := evaluate.Options{
 		Model: j.o.Model, Adapter: model, Tokenizer: j.o.Tokenizer, Data: j.o.Data, Dataset: j.d.Name,
 		Split: evalSplit, Limit: j.o.EvalUsers, KVCache: true, Session: j.o.Session,
-		Out: filepath.Join(j.o.Out, fmt.Sprintf("eval-epoch-%d", e)), Fresh: true,
+		Out: filepath.Join(j.o.Out, fmt.Sprintf("eval-epoch-%d", e)), Fresh: fresh,
+		Mode: evaluate.OfficialMode(j.o.Loss.Kind.String()), Log: j.o.Log,
 	}
 	if j.o.Full {
 		eo.Model = model
@@ -300,11 +408,11 @@ func (j *job) evaluate(model string, e, step int) (trainlog.Eval, error) {
 			eo.Adapter = ""
 		}
 	}
-	if j.o.Loss.Kind != lossgrad.LML {
-		eo.Mode = decode.BeforeSoftmax // the official scripts evaluate MSL and BEAR models so
+	if j.o.EvalProgress != nil {
+		eo.Progress = func(done, total int) { j.o.EvalProgress(e, done, total) }
 	}
 	t0 := time.Now()
-	m, err := evaluate.Run(eo)
+	m, err := evaluate.Run(ctx, eo)
 	if err != nil {
 		return trainlog.Eval{}, fmt.Errorf("evaluation after epoch %d: %w", e, err)
 	}

@@ -19,7 +19,6 @@ import (
 	"github.com/bearrec/bear/onnx/llama"
 	"github.com/bearrec/bear/runtime"
 	"github.com/bearrec/bear/runtime/train"
-	"github.com/schollz/progressbar/v3"
 )
 
 func init() {
@@ -84,7 +83,7 @@ func defineRunFlags(fs *flag.FlagSet) *runFlags {
 		evalUsers:  fs.Int("eval-users", 0, "after each epoch, evaluate on the first N test users and log NDCG/HR@1,5,10 (0: none)"),
 		every:      fs.Int("checkpoint-every", d.CheckpointEvery, "optimizer steps between checkpoints (0: only at epoch ends)"),
 		maxSteps:   fs.Int("max-steps", 0, "stop after N optimizer steps, which also sets the schedule's length, as HF's max_steps (0: --epochs)"),
-		noProgress: fs.Bool("no-progress", false, "no progress bar"),
+		noProgress: fs.Bool("no-progress", false, "no progress bar: plain progress lines instead (at the start, once a minute, at the end), as when stderr is not a terminal"),
 		ort:        addORTFlags(fs),
 		fs:         fs,
 	}
@@ -120,31 +119,23 @@ func trainRanks(f *runFlags, comm dist.Comm, stdout, stderr io.Writer) error {
 	if o.Session.Session.Device == runtime.CUDA {
 		o.Session.Session.CUDADevice = dist.LocalDevice() // one GPU per rank
 	}
-	if comm.Rank() != 0 { // rank 0 speaks for the job
-		*f.noProgress, stdout = true, io.Discard
+	if comm.Rank() != 0 {
+		stdout = io.Discard
 	} else {
 		o.Log = func(format string, a ...any) { fmt.Fprintf(stderr, "bear train: "+format+"\n", a...) }
 		if comm.Size() > 1 {
 			o.Log("data-parallel over %d processes (MPI): rank 0 writes %s", comm.Size(), o.Out)
 		}
 	}
-	var bar *progressbar.ProgressBar
-	if !*f.noProgress {
-		o.Progress = func(p train.Progress) {
-			if bar == nil {
-				bar = newTrainBar(stderr, p)
-			}
-			bar.Describe(fmt.Sprintf("train loss %.4f %6.0f tok/s", p.Loss, p.TokensPerS))
-			bar.Set(p.Step)
-		}
+	var rp runProgress
+	if comm.Rank() == 0 { // rank 0 speaks for the job
+		rp = runProgress{w: stderr, bar: useBar(stderr, *f.noProgress), now: time.Now}
+		o.Progress, o.EvalProgress = rp.step, rp.eval
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	sum, err := train.Run(ctx, o)
-	if bar != nil {
-		bar.Exit()
-		fmt.Fprintln(stderr)
-	}
+	rp.finish()
 	if err != nil {
 		return err
 	}
@@ -172,16 +163,6 @@ func finishRanks(cmd string, comm dist.Comm, err error) error {
 		err = ferr
 	}
 	return err
-}
-
-// newTrainBar is the progress bar of a run, counting optimizer steps from where it starts.
-func newTrainBar(stderr io.Writer, p train.Progress) *progressbar.ProgressBar {
-	bar := progressbar.NewOptions(p.Total,
-		progressbar.OptionSetWriter(stderr), progressbar.OptionShowCount(), progressbar.OptionSetItsString("steps"),
-		progressbar.OptionShowIts(), progressbar.OptionSetPredictTime(true), progressbar.OptionSetElapsedTime(true),
-		progressbar.OptionSetWidth(25), progressbar.OptionThrottle(250*time.Millisecond))
-	bar.Set(p.Step - 1)
-	return bar
 }
 
 // options turns the flags into train.Options (validated by train.Options.Validate).

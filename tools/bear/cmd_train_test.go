@@ -77,6 +77,11 @@ func TestTrainCommand(t *testing.T) {
 	if !strings.Contains(stdout, "trained 5 steps") || !strings.Contains(stderr, "epoch 1: NDCG@10") {
 		t.Errorf("stdout: %s\nstderr: %s", stdout, stderr)
 	}
+	// --no-progress (and any stderr that is not a terminal): plain lines, never bar frames
+	if !strings.Contains(stderr, "bear train: step 1/5 (20%), loss ") || !strings.Contains(stderr, "bear train: step 5/5 (100%)") ||
+		!strings.Contains(stderr, "bear: evaluation after epoch 1: 2/2 users") || strings.Contains(stderr, "\r") {
+		t.Errorf("progress on a stderr that is not a terminal:\n%q", stderr)
+	}
 	for _, file := range []string{"epoch-1/adapter_model.safetensors", "final/adapter_config.json", "final/adapter_model.safetensors",
 		"checkpoint.safetensors", "train.jsonl", "eval-epoch-1/metrics.json"} {
 		if _, err := os.Stat(filepath.Join(out, file)); err != nil {
@@ -93,6 +98,20 @@ func TestTrainCommand(t *testing.T) {
 	var se bytes.Buffer
 	if err := plotMain([]string{"--log", filepath.Join(out, "train.jsonl"), "--out", filepath.Join(f.dir, "curves.png")}, &se); err != nil {
 		t.Errorf("bear plot: %v", err)
+	}
+	// bear eval of the adapter takes the constraint of the official inference for its loss
+	evalOut := filepath.Join(f.dir, "eval")
+	var eo, ee bytes.Buffer
+	err = evalMain([]string{"--model", f.model, "--adapter", filepath.Join(out, "final"), "--data", f.data, "--tokenizer", f.tok,
+		"--cache-dir", filepath.Join(f.dir, "cache"), "--limit", "2", "--out", evalOut}, &eo, &ee)
+	var m struct {
+		Config struct{ Constrain string } `json:"config"`
+	}
+	if err == nil {
+		readJSONFile(t, filepath.Join(evalOut, "metrics.json"), &m)
+	}
+	if err != nil || m.Config.Constrain != "before" || !strings.Contains(ee.String(), "--constrain before: what the official inference uses for a model trained with BEAR") {
+		t.Errorf("bear eval of a BEAR adapter without --constrain: %v, constrain %q\n%s", err, m.Config.Constrain, ee.String())
 	}
 	// resuming a finished run does nothing and says so
 	stdout, _, err = f.train("--model", f.model, "--data", f.data, "--loss", "bear", "--out", out, "--resume", out, "--epochs", "1", "--eval-users", "2")

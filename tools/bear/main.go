@@ -11,8 +11,13 @@ import (
 	"io"
 	"math"
 	"os"
+	goruntime "runtime"
 	"runtime/debug"
 	"sort"
+	"strings"
+
+	"github.com/bearrec/bear/dist"
+	"github.com/bearrec/bear/runtime"
 )
 
 // command is one `bear NAME` subcommand. run receives the arguments after NAME and owns its flags.
@@ -41,7 +46,7 @@ func usage() {
 	for _, n := range names {
 		fmt.Fprintf(os.Stderr, "  %-10s %s\n", n, commands[n].summary)
 	}
-	fmt.Fprintln(os.Stderr, "\nRun 'bear COMMAND -h' for the flags of one command.")
+	fmt.Fprintln(os.Stderr, "\nRun 'bear COMMAND -h' or 'bear help COMMAND' for the flags of one command, 'bear --version' for the versions.")
 }
 
 func main() { os.Exit(runMain(os.Args[1:], os.Stderr)) }
@@ -49,11 +54,22 @@ func main() { os.Exit(runMain(os.Args[1:], os.Stderr)) }
 // tracebackEnv set to 1 adds the Go stack trace to an internal error's message.
 const tracebackEnv = "BEAR_TRACEBACK"
 
-// runMain runs `bear ARGS...` and returns the exit status: 0, 1 for an error, 2 for a usage error.
+// runMain runs `bear ARGS...` and returns the exit status: 0 (help and --version included), 1
+// for an error, 2 for a usage error.
 func runMain(args []string, stderr io.Writer) int {
-	if len(args) < 1 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) < 1 {
 		usage()
 		return 2
+	}
+	switch args[0] {
+	case "-h", "-help", "--help":
+		usage()
+		return 0
+	case "help":
+		return runHelp(args[1:], stderr)
+	case "-version", "--version", "version":
+		printVersion(os.Stdout)
+		return 0
 	}
 	c, ok := commands[args[0]]
 	if !ok {
@@ -66,8 +82,8 @@ func runMain(args []string, stderr io.Writer) int {
 	switch {
 	case err == nil:
 		return 0
-	case errors.Is(err, flag.ErrHelp):
-		return 2
+	case errors.Is(err, flag.ErrHelp): // -h: the flags were printed as asked
+		return 0
 	case errors.As(err, &ie):
 		fmt.Fprintf(stderr, "bear %s: internal error: %v (a bug in bear: please report it with the command line; "+
 			"%s=1 adds the stack trace)\n", c.name, ie.value, tracebackEnv)
@@ -78,6 +94,57 @@ func runMain(args []string, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stderr, "bear %s: %v\n", c.name, err)
 	return 1
+}
+
+// runHelp is `bear help [COMMAND]`: the general usage, or the command's own (its -h).
+func runHelp(args []string, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage()
+		return 0
+	}
+	c, ok := commands[args[0]]
+	if !ok || len(args) > 1 {
+		fmt.Fprintf(stderr, "bear help: unknown command %q\n", strings.Join(args, " "))
+		usage()
+		return 2
+	}
+	if err := runCommand(c, []string{"-h"}); err != nil && !errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintf(stderr, "bear %s: %v\n", c.name, err)
+		return 1
+	}
+	return 0
+}
+
+// buildCommit is set by the Makefile's build (-ldflags -X main.buildCommit=...): the checkout's
+// `git describe`, which works where Go's own VCS stamp is turned off.
+var buildCommit string
+
+// printVersion prints bear's module version and commit (from the build information Go embeds,
+// or buildCommit) and the ONNX Runtime library it finds, or why it finds none.
+func printVersion(w io.Writer) {
+	version, commit := "(unknown)", "(unknown)"
+	if buildCommit != "" {
+		commit = buildCommit
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		version = bi.Main.Version
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				commit = s.Value
+			case "vcs.modified":
+				if s.Value == "true" {
+					commit += " (with uncommitted changes)"
+				}
+			}
+		}
+	}
+	fmt.Fprintf(w, "bear %s, commit %s, %s, MPI binding: %v\n", version, commit, goruntime.Version(), dist.Built)
+	if lib, v, err := runtime.LibraryVersion(""); err != nil {
+		fmt.Fprintf(w, "ONNX Runtime: not loaded: %v\n", err)
+	} else {
+		fmt.Fprintf(w, "ONNX Runtime %s (%s)\n", v, lib)
+	}
 }
 
 // internalError is a panic inside a command, recovered so that the user gets one line, not a
