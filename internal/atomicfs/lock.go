@@ -182,3 +182,33 @@ func CleanLeftovers(dir string, age time.Duration) ([]string, error) {
 	}
 	return removed, nil
 }
+
+// ClaimOutput makes an output folder ready for a job before any work: out must not be, hold or
+// lie inside one of inputs (CheckDisjoint; flag names out in the messages), it is created and
+// locked (LockDir), and the leftovers of writes a kill interrupted in it are removed
+// (CleanLeftovers). note, when not nil, is told of a stale lock taken over and of removed
+// leftovers. The caller unlocks the folder when the job ends.
+func ClaimOutput(flag, out string, inputs []string, note func(format string, args ...any)) (*DirLock, error) {
+	if note == nil {
+		note = func(string, ...any) {}
+	}
+	if err := CheckDisjoint(flag, out, inputs...); err != nil {
+		return nil, err
+	}
+	lock, err := LockDir(out)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", flag, err)
+	}
+	if lock.Stale != nil {
+		note("%s was left locked by %s, which is no longer running", out, lock.Stale)
+	}
+	removed, err := CleanLeftovers(out, 0)
+	if len(removed) > 0 {
+		note("removed %d leftovers of writes interrupted in %s: %s", len(removed), out, strings.Join(removed, ", "))
+	}
+	if err != nil {
+		lock.Unlock()
+		return nil, err
+	}
+	return lock, nil
+}

@@ -502,33 +502,16 @@ func claimOut(o Options, d *Data) (*atomicfs.DirLock, error) {
 	if o.Adapter != "" {
 		inputs = append(inputs, o.Adapter)
 	}
-	if err := atomicfs.CheckDisjoint("--out", o.Out, inputs...); err != nil {
-		return nil, err
-	}
 	finished := false
 	if _, err := os.Stat(filepath.Join(o.Out, MetricsName)); err == nil {
 		_, err := os.Stat(filepath.Join(o.Out, journalName))
 		finished = errors.Is(err, os.ErrNotExist)
 	}
-	lock, err := atomicfs.LockDir(o.Out)
-	if err != nil {
-		return nil, fmt.Errorf("--out: %w", err)
-	}
-	if lock.Stale != nil {
-		o.Log("%s was left locked by %s, which is no longer running", o.Out, lock.Stale)
-	}
-	removed, err := atomicfs.CleanLeftovers(o.Out, 0)
-	if len(removed) > 0 {
-		o.Log("removed %d leftovers of writes interrupted in %s: %s", len(removed), o.Out, strings.Join(removed, ", "))
-	}
-	if err != nil {
-		lock.Unlock()
-		return nil, err
-	}
-	if finished {
+	lock, err := atomicfs.ClaimOutput("--out", o.Out, inputs, o.Log)
+	if err == nil && finished {
 		o.Log("%s holds finished results: they will be replaced", o.Out)
 	}
-	return lock, nil
+	return lock, err
 }
 
 // finalMetrics computes the metrics of every user of the shard (journal and this run).

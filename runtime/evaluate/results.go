@@ -306,12 +306,9 @@ func Merge(dirs []string, out string) (*Metrics, error) {
 	if len(dirs) == 0 {
 		return nil, errors.New("merge: no shard folders")
 	}
-	if err := atomicfs.CheckDisjoint("--out", out, dirs...); err != nil {
-		return nil, fmt.Errorf("merge: %w", err)
-	}
-	lock, err := atomicfs.LockDir(out)
+	lock, err := atomicfs.ClaimOutput("--out", out, dirs, nil)
 	if err != nil {
-		return nil, fmt.Errorf("merge: --out: %w", err)
+		return nil, fmt.Errorf("merge: %w", err)
 	}
 	defer lock.Unlock()
 	var cfg Config

@@ -5,7 +5,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/bearrec/bear/internal/atomicfs"
 	"github.com/bearrec/bear/onnx/hf"
@@ -84,23 +83,5 @@ func writeCheckpoint(dir, base string, tr *runtime.Trainer[float32]) error {
 // lives, which also shows that it can be written), and leftovers of writes a kill interrupted
 // are removed.
 func claimOut(o *Options, d *data) (*atomicfs.DirLock, error) {
-	if err := atomicfs.CheckDisjoint("--out", o.Out, o.Model, o.Data, d.Path, o.Tokenizer); err != nil {
-		return nil, err
-	}
-	lock, err := atomicfs.LockDir(o.Out)
-	if err != nil {
-		return nil, fmt.Errorf("--out: %w", err)
-	}
-	if lock.Stale != nil {
-		o.log("%s was left locked by %s, which is no longer running", o.Out, lock.Stale)
-	}
-	removed, err := atomicfs.CleanLeftovers(o.Out, 0)
-	if len(removed) > 0 {
-		o.log("removed %d leftovers of writes interrupted in %s: %s", len(removed), o.Out, strings.Join(removed, ", "))
-	}
-	if err != nil {
-		lock.Unlock()
-		return nil, err
-	}
-	return lock, nil
+	return atomicfs.ClaimOutput("--out", o.Out, []string{o.Model, o.Data, d.Path, o.Tokenizer}, o.Log)
 }

@@ -23,9 +23,9 @@ import (
 	"github.com/bearrec/bear/trainlog"
 )
 
-// startChild starts o in a child process and returns once its log holds n steps; the caller
-// kills it.
-func startChild(t *testing.T, o Options, n int) *exec.Cmd {
+// startChild starts o in a child process and returns once its log holds n steps, with the
+// child's standard error; the test's cleanup kills it if it still runs.
+func startChild(t *testing.T, o Options, n int) (*exec.Cmd, *bytes.Buffer) {
 	t.Helper()
 	js, err := json.Marshal(o)
 	if err != nil {
@@ -41,12 +41,12 @@ func startChild(t *testing.T, o Options, n int) *exec.Cmd {
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		data, _ := os.ReadFile(filepath.Join(o.Out, LogFile))
-		if bytes.Count(data, []byte(`"kind":"step"`)) >= n {
-			return cmd
+		if bytes.Count(data, []byte(`"kind":"step"`)) >= n { // the run record is not a step
+			return cmd, &stderr
 		}
 	}
 	t.Fatalf("the child logged fewer than %d steps in 2 minutes: %s", n, stderr.String())
-	return nil
+	return nil, nil
 }
 
 // TestOutLockedByAnotherRun: while a run trains into a folder, a second run into it (new or
@@ -56,7 +56,7 @@ func TestOutLockedByAnotherRun(t *testing.T) {
 	model, tok := tinyModel(t), tokenizer(t)
 	o := smallRun(model, tok, filepath.Join(t.TempDir(), "run"), lossgrad.MSL)
 	o.Epochs = 50 // long enough to be running while the second starts
-	child := startChild(t, o, 2)
+	child, _ := startChild(t, o, 2)
 	before, _ := os.ReadFile(filepath.Join(o.Out, LogFile))
 
 	for _, resume := range []string{"", o.Out} {

@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/bearrec/bear/lossgrad"
 	"github.com/bearrec/bear/onnx/hf"
@@ -112,27 +111,9 @@ func killAfterSteps(t *testing.T, o Options, n int) {
 // returns its standard error once it has ended with a failure.
 func signalAfterSteps(t *testing.T, o Options, n int, sig os.Signal) string {
 	t.Helper()
-	js, err := json.Marshal(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childEnv+"="+string(js))
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(2 * time.Minute)
-	for time.Now().Before(deadline) {
-		data, _ := os.ReadFile(filepath.Join(o.Out, LogFile))
-		if bytes.Count(data, []byte(`"kind":"step"`)) >= n { // the run record is not a step
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	cmd, stderr := startChild(t, o, n)
 	cmd.Process.Signal(sig)
-	err = cmd.Wait()
+	err := cmd.Wait()
 	var exit *exec.ExitError
 	if !errors.As(err, &exit) {
 		t.Fatalf("child ended with %v before it was signalled: %s", err, stderr.String())

@@ -119,18 +119,19 @@ func trainRanks(f *runFlags, comm dist.Comm, stdout, stderr io.Writer) error {
 	if o.Session.Session.Device == runtime.CUDA {
 		o.Session.Session.CUDADevice = dist.LocalDevice() // one GPU per rank
 	}
+	var rp runProgress
 	if comm.Rank() != 0 {
 		stdout = io.Discard
-	} else {
-		o.Log = func(format string, a ...any) { fmt.Fprintf(stderr, "bear train: "+format+"\n", a...) }
+	} else { // rank 0 speaks for the job
+		rp = runProgress{w: stderr, bar: useBar(stderr, *f.noProgress), now: time.Now}
+		o.Progress, o.EvalProgress = rp.step, rp.eval
+		o.Log = func(format string, a ...any) {
+			rp.finish() // a note ends the bar's line rather than overwrite it
+			fmt.Fprintf(stderr, "bear train: "+format+"\n", a...)
+		}
 		if comm.Size() > 1 {
 			o.Log("data-parallel over %d processes (MPI): rank 0 writes %s", comm.Size(), o.Out)
 		}
-	}
-	var rp runProgress
-	if comm.Rank() == 0 { // rank 0 speaks for the job
-		rp = runProgress{w: stderr, bar: useBar(stderr, *f.noProgress), now: time.Now}
-		o.Progress, o.EvalProgress = rp.step, rp.eval
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

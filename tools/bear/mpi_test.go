@@ -18,6 +18,7 @@ const argsEnv = "BEAR_TEST_ARGS"
 
 // TestMain lets the test binary be `bear` for mpirun: a rank runs runMain on $BEAR_TEST_ARGS.
 func TestMain(m *testing.M) {
+	runAsBear()
 	mpirun.Dispatch(map[string]func() error{"bear": func() error {
 		var args []string
 		if err := json.Unmarshal([]byte(os.Getenv(argsEnv)), &args); err != nil {

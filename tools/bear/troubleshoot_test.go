@@ -25,7 +25,7 @@ var troubleshootTests = map[string][]string{
 	"the cache folder cannot be written":           {"TestUnwritableCacheFolderSaysWhatToDo", "TestUnwritableCacheFolder"},
 	"the tokenizer gives ids":                      {"TestVocabularyChecked"},
 	"the model or the adapter holds NaN":           {"TestNonFiniteWeights", "TestSearchNonFinite"},
-	"`bear train` interrupted":                     {"TestKillAndResume", "TestEvaluationInterruptedAndResumed", "TestEvaluationRerunAfterKill"},
+	"`bear train` interrupted":                     {"TestKillAndResume", "TestTrainInterruptedDuringEvaluation", "TestEvaluationInterruptedAndResumed", "TestEvaluationRerunAfterKill"},
 	"the kill cut the last line of `train.jsonl`":  {"TestTornLogLineRestored"},
 	"`--resume` with another model":                {"TestResumeShowsTheDifference", "TestShowDifference"},
 	"a checkpoint damaged on disk":                 {"TestCheckpointChecksums"},
