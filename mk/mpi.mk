@@ -1,4 +1,4 @@
-# Data-parallel training over MPI (package dist, build tag mpi).
+# Data-parallel training over MPI (package runtime/train/comm, build tag mpi).
 #   make build-mpi   bin/bear-mpi: bear with the Open MPI binding (mpirun -np N bin/bear-mpi train ...)
 #   make test-mpi    the tests that run under mpirun (part of make test)
 #   make bench-mpi   the all-reduce of the LoRA gradient sizes on 2 ranks (part of make bench)
@@ -20,8 +20,8 @@ build-mpi: deps deps-mpi
 # The MPI tests re-execute their test binary under mpirun (internal/mpirun): collectives on 2 and
 # 3 ranks over shared memory and TCP; 2 and 3 ranks against one process; a rank killed, resumed.
 test-mpi: deps deps-mpi
-	$(GO) vet -tags mpi ./dist/ ./runtime/train/ ./tools/bear/
-	$(GO) test -tags mpi -count=1 -timeout 10m -run 'Collectives|DataParallel|MPI' ./dist/ ./runtime/train/ ./tools/bear/
+	$(GO) vet -tags mpi ./runtime/train/comm/ ./runtime/train/ ./tools/bear/
+	$(GO) test -tags mpi -count=1 -timeout 10m -run 'Collectives|DataParallel|MPI' ./runtime/train/comm/ ./runtime/train/ ./tools/bear/
 
 bench-mpi: deps deps-mpi
-	$(GO) test -tags mpi -run '^$$' -bench Allreduce -benchtime 50x ./dist/
+	$(GO) test -tags mpi -run '^$$' -bench Allreduce -benchtime 50x ./runtime/train/comm/

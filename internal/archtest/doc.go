@@ -7,8 +7,8 @@
 //     "x/..." meaning x and everything below it), and nothing outside tools/ may import
 //     tools/.... A package without an entry fails the test until one is added, so a new
 //     package's place in the layout is a decision someone wrote down. The table follows
-//     DESIGN.md: pure leaves (lossgrad, decode, optim, trainlog) at the bottom, then
-//     tokenize, trainset and onnx, then runtime and the jobs under it, tools at the top.
+//     docs/design.md: pure leaves (lossgrad, decode) at the bottom, then tokenize and onnx,
+//     then runtime and the jobs under it with their parts, tools at the top.
 //   - Function length: no function or method is longer than 100 lines, counted from the
 //     line of its func keyword to its closing brace. Generated files (a "Code generated
 //     ... DO NOT EDIT." header, as go/ast.IsGenerated reads it) and _test.go files are

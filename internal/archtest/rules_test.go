@@ -9,45 +9,48 @@ package archtest
 // Packages that do not exist yet may have entries; a package that exists and has none fails
 // TestImportDirection.
 var rules = []rule{
-	// Pure leaves: functions over slices and files, no project imports (trainlog writes through
-	// internal/atomicfs).
+	// Pure leaves: functions over slices, no project imports.
 	{"lossgrad", nil},
 	{"decode", nil},
-	{"optim", nil},
-	{"trainlog", []string{"internal/atomicfs"}},
 
-	// Text side: the tokenizer (with its internal checkers) and the training set built on it.
+	// Text side: the tokenizer (with its internal checkers).
 	{"tokenize/...", []string{"tokenize/..."}},
-	{"trainset", []string{"tokenize"}},
 
 	// Graph side: checkpoints, builder, exporter, autodiff, adapters; no ONNX Runtime.
 	{"onnx/...", []string{"onnx/...", "internal/atomicfs"}},
 
-	// ONNX Runtime front-ends and the jobs that drive them.
+	// ONNX Runtime front-ends.
 	{"runtime", []string{"onnx/...", "decode", "internal/atomicfs"}},
-	{"runtime/evaluate", []string{"runtime", "onnx/...", "decode", "tokenize", "internal/atomicfs"}},
-	{"runtime/train", []string{"runtime", "runtime/evaluate", "onnx/...", "lossgrad", "optim", "trainset", "trainlog", "tokenize", "decode", "dist", "internal/atomicfs"}},
 
-	// Data-parallel communication (the MPI binding): a leaf. Its test helper re-executes test
-	// binaries under mpirun.
-	{"dist", []string{"internal/mpirun"}},
-	{"internal/mpirun", nil},
+	// The evaluation job, and the schema of its results (a leaf, so that readers of results
+	// need no ONNX Runtime).
+	{"runtime/evaluate/results", []string{"internal/atomicfs"}},
+	{"runtime/evaluate", []string{"runtime", "runtime/evaluate/results", "onnx/...", "decode", "tokenize", "internal/atomicfs"}},
 
-	// bear report: reads train.jsonl, metrics.json (evaluate's types) and old checkpoints' metadata (onnx/hf).
-	{"report", []string{"trainlog", "runtime/evaluate", "onnx/hf", "internal/atomicfs"}},
+	// The training job and its parts: the optimizer, the training set and its batches, the log,
+	// the data-parallel communicator (the MPI binding; its test helper re-executes test
+	// binaries under mpirun).
+	{"runtime/train/optim", nil},
+	{"runtime/train/trainset", []string{"tokenize"}},
+	{"runtime/train/trainlog", []string{"internal/atomicfs"}},
+	{"runtime/train/comm", []string{"internal/mpirun"}},
+	{"runtime/train", []string{"runtime", "runtime/evaluate", "runtime/evaluate/results", "runtime/train/optim", "runtime/train/trainset",
+		"runtime/train/trainlog", "runtime/train/comm", "onnx/...", "lossgrad", "tokenize", "decode", "internal/atomicfs"}},
 
-	// Benchmarks of whole jobs, and their leaf helper reading the process's CPU time and RSS.
-	{"internal/bench", []string{"runtime", "runtime/train", "dist", "onnx/...", "lossgrad", "decode", "tokenize", "trainset", "optim", "internal/procstat"}},
-	{"internal/procstat", nil},
-
-	// Crash-safe file and folder writes, used by everything that writes outputs.
+	// The shared bottom layer: crash-safe writes and output folders, the process's CPU time and
+	// RSS, the mpirun test helper.
 	{"internal/atomicfs", nil},
+	{"internal/procstat", nil},
+	{"internal/mpirun", nil},
 
 	// Test helpers and this package: anything but tools.
 	{"internal/forwardcases", []string{"..."}},
 	{"internal/testdeps", []string{"..."}},
 	{"internal/archtest", []string{"..."}},
 
-	// The command line and generators: anything.
+	// bear report reads results and logs only: no ONNX Runtime, no tokenizer.
+	{"tools/bear/report", []string{"runtime/evaluate/results", "runtime/train/trainlog", "onnx/hf", "internal/atomicfs"}},
+
+	// The command line, its measurement code and the generators: anything.
 	{"tools/...", []string{"..."}},
 }

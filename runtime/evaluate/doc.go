@@ -31,7 +31,7 @@
 //
 // # Item identity and the official string match
 //
-// Metrics are computed on item identity: a beam ends on a trie node whose item ids (several for
+// results.Metrics are computed on item identity: a beam ends on a trie node whose item ids (several for
 // duplicate titles) are its prediction, and the rank is the first beam holding the target id.
 // The official script compares strings instead: each beam is decoded with batch_decode
 // (skip_special_tokens; clean_up_tokenization_spaces, which the Llama-3.2 tokenizer_config.json

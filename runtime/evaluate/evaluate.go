@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/bearrec/bear/runtime/evaluate/results"
 	"math"
 	"os"
 	"path/filepath"
@@ -185,7 +186,7 @@ func CheckBeams(beams int, ix *decode.Index, catalogue string, items int) error 
 }
 
 // belongs checks that a journal record is one of the shard's users, as the split has it.
-func (d *Data) belongs(r Record) error {
+func (d *Data) belongs(r results.Record) error {
 	i, ok := slices.BinarySearch(d.RowIndex, r.Row) // RowIndex increases
 	if !ok {
 		return fmt.Errorf("row %d is not a row of this shard", r.Row)
@@ -194,38 +195,6 @@ func (d *Data) belongs(r Record) error {
 		return fmt.Errorf("row %d: user %d with target %d, but the split has user %d with target %d", r.Row, r.UserID, r.TargetItem, row.UserID, row.TargetID)
 	}
 	return nil
-}
-
-// PruneInfo is the pruning analysis of one user (decode.PruneCase).
-type PruneInfo struct {
-	BeamRank  int    `json:"beam_rank"`
-	ExactRank int    `json:"exact_rank"`
-	Pruned    bool   `json:"pruned"`
-	How       string `json:"how"`
-	Step      int    `json:"step"`
-	Truncated bool   `json:"truncated,omitempty"`
-	// TargetScore is the beam's final score of the target's whole sequence (absent where no
-	// search could return it); LostHit: not returned although it beats the last returned.
-	TargetScore *float64 `json:"target_score,omitempty"`
-	LostHit     bool     `json:"lost_hit"`
-}
-
-// Record is one user's entry of predictions.json: the official fields (instruction, input,
-// output, predict, scores) followed by ours, all prefixed bear_.
-type Record struct {
-	Instruction string    `json:"instruction"`
-	Input       string    `json:"input"`
-	Output      string    `json:"output"`
-	Predict     []string  `json:"predict"`
-	Scores      []float64 `json:"scores"`
-
-	Row          int        `json:"bear_row"` // 0-based row of the split file
-	UserID       int        `json:"bear_user_id"`
-	TargetItem   int        `json:"bear_target_item"`
-	PredictItems [][]int    `json:"bear_predict_items"`     // item ids of each prediction (several for duplicate titles)
-	Rank         int        `json:"bear_rank"`              // item identity, -1 if not predicted
-	OfficialRank int        `json:"bear_official_rank"`     // official string match, -1 if not matched
-	Pruning      *PruneInfo `json:"bear_pruning,omitempty"` // with --pruning
 }
 
 // BatchDecoder decodes batches of users with one scorer.
@@ -276,7 +245,7 @@ func (t timedScorer) cancelled() error {
 
 // Decode searches the rows' users at once and ranks each target (rowIndex gives their positions
 // in the split file).
-func (e *BatchDecoder) Decode(rows []tokenize.Row, rowIndex []int) ([]Record, error) {
+func (e *BatchDecoder) Decode(rows []tokenize.Row, rowIndex []int) ([]results.Record, error) {
 	sc := timedScorer{e.Scorer, &e.ScorerTime, e.ctx}
 	prompts := make([][]int, len(rows))
 	targets := make([]int, len(rows))
@@ -300,9 +269,9 @@ func (e *BatchDecoder) Decode(rows []tokenize.Row, rowIndex []int) ([]Record, er
 	if err != nil {
 		return nil, err
 	}
-	out := make([]Record, len(rows))
+	out := make([]results.Record, len(rows))
 	for i, r := range rows {
-		rec := Record{
+		rec := results.Record{
 			Instruction: e.Data.Prompt.Instruction, Input: e.Data.Prompt.Input(r.History), Output: tokenize.Quote(r.Target),
 			Predict: []string{}, Scores: []float64{}, PredictItems: [][]int{},
 			Row: rowIndex[i], UserID: r.UserID, TargetItem: r.TargetID,
@@ -326,7 +295,7 @@ func (e *BatchDecoder) Decode(rows []tokenize.Row, rowIndex []int) ([]Record, er
 		rec.OfficialRank = decode.RankOfTitles(rec.Predict, rec.Output)
 		if cases != nil {
 			c := cases[i]
-			rec.Pruning = &PruneInfo{BeamRank: c.BeamRank, ExactRank: c.ExactRank, Pruned: c.Pruned, How: c.Trace.How.String(), Step: c.Trace.Step,
+			rec.Pruning = &results.PruneInfo{BeamRank: c.BeamRank, ExactRank: c.ExactRank, Pruned: c.Pruned, How: c.Trace.How.String(), Step: c.Trace.Step,
 				Truncated: c.Truncated, LostHit: c.LostHit}
 			if !math.IsNaN(c.TargetScore) {
 				rec.Pruning.TargetScore = &c.TargetScore
@@ -369,7 +338,7 @@ func NewScorer(o Options) (runtime.Scorer, error) {
 }
 
 // pendingUsers lists the shard's users (indices into d.Rows) that the journal does not hold.
-func pendingUsers(d *Data, done map[int]Record) []int {
+func pendingUsers(d *Data, done map[int]results.Record) []int {
 	var pending []int
 	for i, row := range d.RowIndex {
 		if _, ok := done[row]; !ok {
@@ -381,7 +350,7 @@ func pendingUsers(d *Data, done map[int]Record) []int {
 
 // decodePending decodes the pending users o.Batch at a time, appending each batch to the journal
 // before it counts as done.
-func decodePending(ctx context.Context, o Options, ev *BatchDecoder, d *Data, pending []int, j *journal, done map[int]Record) error {
+func decodePending(ctx context.Context, o Options, ev *BatchDecoder, d *Data, pending []int, j *journal, done map[int]results.Record) error {
 	ev.ctx = ctx
 	for lo := 0; lo < len(pending); lo += o.Batch {
 		idx := pending[lo:min(lo+o.Batch, len(pending))]
@@ -412,7 +381,7 @@ func decodePending(ctx context.Context, o Options, ev *BatchDecoder, d *Data, pe
 // Fresh); the journal is removed once both files are written. Out is locked for the run (a
 // second evaluation into it is refused). Cancelling ctx stops at the next scorer call with an
 // error wrapping ctx.Err(); the journal keeps every finished batch.
-func Run(ctx context.Context, o Options) (*Metrics, error) {
+func Run(ctx context.Context, o Options) (*results.Metrics, error) {
 	o.defaults()
 	if o.Out == "" {
 		return nil, errors.New("no output folder")
@@ -480,12 +449,12 @@ func Run(ctx context.Context, o Options) (*Metrics, error) {
 		return nil, err
 	}
 	m := finalMetrics(o, d, cfg, done)
-	m.Timing = Timing{
+	m.Timing = results.Timing{
 		Users: len(pending), WallS: time.Since(tSearch).Seconds(), ScorerS: ev.ScorerTime.Seconds(), ORTS: (runtime.ORTTime() - ort0).Seconds(),
 		LoadS: loadTime.Seconds(), TotalS: time.Since(t0).Seconds(),
 	}
-	m.Timing.finish()
-	if err := writeResults(o.Out, sortedRecords(done), m); err != nil {
+	m.Timing.Finish()
+	if err := results.Write(o.Out, sortedRecords(done), m); err != nil {
 		return nil, err
 	}
 	j.Close()
@@ -503,7 +472,7 @@ func claimOut(o Options, d *Data) (*atomicfs.DirLock, error) {
 		inputs = append(inputs, o.Adapter)
 	}
 	finished := false
-	if _, err := os.Stat(filepath.Join(o.Out, MetricsName)); err == nil {
+	if _, err := os.Stat(filepath.Join(o.Out, results.MetricsName)); err == nil {
 		_, err := os.Stat(filepath.Join(o.Out, journalName))
 		finished = errors.Is(err, os.ErrNotExist)
 	}
@@ -515,7 +484,7 @@ func claimOut(o Options, d *Data) (*atomicfs.DirLock, error) {
 }
 
 // finalMetrics computes the metrics of every user of the shard (journal and this run).
-func finalMetrics(o Options, d *Data, cfg Config, done map[int]Record) *Metrics {
+func finalMetrics(o Options, d *Data, cfg results.Config, done map[int]results.Record) *results.Metrics {
 	m := Compute(sortedRecords(done), cfg, o.OfficialMatch)
 	m.Catalogue = catalogueInfo(d)
 	m.DroppedIDs = tokenize.DroppedIDs(d.Rows)
@@ -523,8 +492,8 @@ func finalMetrics(o Options, d *Data, cfg Config, done map[int]Record) *Metrics 
 }
 
 // sortedRecords lists the records in split order.
-func sortedRecords(done map[int]Record) []Record {
-	recs := make([]Record, 0, len(done))
+func sortedRecords(done map[int]results.Record) []results.Record {
+	recs := make([]results.Record, 0, len(done))
 	for _, r := range done {
 		recs = append(recs, r)
 	}
@@ -532,9 +501,9 @@ func sortedRecords(done map[int]Record) []Record {
 	return recs
 }
 
-func catalogueInfo(d *Data) CatalogueInfo {
+func catalogueInfo(d *Data) results.CatalogueInfo {
 	titles := d.Items.Titles()
-	ci := CatalogueInfo{Items: len(d.Catalogue.IDs), Titles: len(titles)}
+	ci := results.CatalogueInfo{Items: len(d.Catalogue.IDs), Titles: len(titles)}
 	for _, t := range titles {
 		if CleanupChangedTitles([]string{t}) == 1 {
 			ci.CleanupChanged++

@@ -3,6 +3,7 @@ package evaluate
 import (
 	"context"
 	"encoding/json"
+	"github.com/bearrec/bear/runtime/evaluate/results"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -126,9 +127,9 @@ func TestParseShard(t *testing.T) {
 
 // checkRun checks a finished output folder against the data: official fields, ranks and
 // metrics consistent with the predictions, scores sorted, strings that decode the items.
-func checkRun(t *testing.T, dir string, d *Data, users int) (*Metrics, []Record) {
+func checkRun(t *testing.T, dir string, d *Data, users int) (*results.Metrics, []results.Record) {
 	t.Helper()
-	m, recs, err := ReadResults(dir)
+	m, recs, err := results.Read(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +139,7 @@ func checkRun(t *testing.T, dir string, d *Data, users int) (*Metrics, []Record)
 	if _, err := os.Stat(filepath.Join(dir, journalName)); !os.IsNotExist(err) {
 		t.Errorf("journal left behind: %v", err)
 	}
-	for _, name := range []string{PredictionsName, MetricsName} { // readable by the team, not 0600
+	for _, name := range []string{results.PredictionsName, results.MetricsName} { // readable by the team, not 0600
 		if st, err := os.Stat(filepath.Join(dir, name)); err != nil || st.Mode().Perm() != 0o644 {
 			t.Errorf("%s: mode %v (%v), want 0644", name, st.Mode(), err)
 		}
@@ -246,7 +247,7 @@ func TestRunShardsMergeResume(t *testing.T) {
 	if !reflect.DeepEqual(merged.ItemMatch, m.ItemMatch) || !reflect.DeepEqual(merged.OfficialMatch, m.OfficialMatch) {
 		t.Errorf("merged metrics %v / %v, unsharded %v / %v", merged.ItemMatch, merged.OfficialMatch, m.ItemMatch, m.OfficialMatch)
 	}
-	if diff := configDiff(merged.Config.identity(), m.Config.identity()); diff != "[shard_count: 2 vs 1]" {
+	if diff := results.Diff(merged.Config, m.Config); diff != "[shard_count: 2 vs 1]" {
 		t.Errorf("merged config differs: %s", diff)
 	}
 	for i := range fullRecs {
@@ -269,7 +270,7 @@ func TestRunShardsMergeResume(t *testing.T) {
 		t.Errorf("merge of a shard twice: %v", err)
 	}
 	var raw map[string]any
-	mpath := filepath.Join(dirs[1], MetricsName)
+	mpath := filepath.Join(dirs[1], results.MetricsName)
 	data, _ := os.ReadFile(mpath)
 	json.Unmarshal(data, &raw)
 	raw["config"].(map[string]any)["beams"] = 5
@@ -320,11 +321,11 @@ func TestRunShardsMergeResume(t *testing.T) {
 
 // checkMergedTiming: a merge sums every per-shard count and time (ORT seconds included) and
 // derives the shares from the sums.
-func checkMergedTiming(t *testing.T, got Timing, dirs []string) {
+func checkMergedTiming(t *testing.T, got results.Timing, dirs []string) {
 	t.Helper()
-	var want Timing
+	var want results.Timing
 	for _, dir := range dirs {
-		m, _, err := ReadResults(dir)
+		m, _, err := results.Read(dir)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -395,7 +396,7 @@ func TestPruning(t *testing.T) {
 // checkLostHit checks a record's target score against the beam's own score where the beam
 // returned the target (the teacher-forced pass must score it as the search did), and the
 // lost-hit verdict against the returned scores.
-func checkLostHit(t *testing.T, r Record, ret int) {
+func checkLostHit(t *testing.T, r results.Record, ret int) {
 	t.Helper()
 	q := r.Pruning
 	if q.TargetScore == nil {
@@ -423,7 +424,7 @@ func TestKVCacheMatchesNoCache(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	decodeAll := func(kv bool) []Record {
+	decodeAll := func(kv bool) []results.Record {
 		o := ref
 		o.KVCache = kv
 		sc, err := NewScorer(o)
@@ -432,7 +433,7 @@ func TestKVCacheMatchesNoCache(t *testing.T) {
 		}
 		defer sc.Close()
 		ev := &BatchDecoder{Data: d, Scorer: sc, Search: o.SearchConfig()}
-		var out []Record
+		var out []results.Record
 		for lo := 0; lo < n; lo += 4 {
 			recs, err := ev.Decode(d.Rows[lo:lo+4], d.RowIndex[lo:lo+4])
 			if err != nil {
@@ -491,8 +492,8 @@ func TestAdapter(t *testing.T) {
 	if mb.Config.AdapterSHA256 != "" || len(ma.Config.AdapterSHA256) != 64 || ma.Config.Adapter != adir {
 		t.Errorf("adapter identity: base %q, with adapter %q (%q)", mb.Config.AdapterSHA256, ma.Config.AdapterSHA256, ma.Config.Adapter)
 	}
-	_, rb, _ := ReadResults(base.Out)
-	_, ra, _ := ReadResults(withA.Out)
+	_, rb, _ := results.Read(base.Out)
+	_, ra, _ := results.Read(withA.Out)
 	if reflect.DeepEqual(rb[0].Scores, ra[0].Scores) {
 		t.Errorf("the adapter changed no score: %v", ra[0].Scores)
 	}
@@ -510,8 +511,8 @@ func TestConstrainBefore(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	ma, ra, _ := ReadResults(after.Out)
-	mb, rb, _ := ReadResults(before.Out)
+	ma, ra, _ := results.Read(after.Out)
+	mb, rb, _ := results.Read(before.Out)
 	if ma.Config.Constrain != "after" || mb.Config.Constrain != "before" {
 		t.Errorf("constrain recorded as %q and %q", ma.Config.Constrain, mb.Config.Constrain)
 	}

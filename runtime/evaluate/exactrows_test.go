@@ -3,6 +3,7 @@ package evaluate
 import (
 	"context"
 	"errors"
+	"github.com/bearrec/bear/runtime/evaluate/results"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -34,7 +35,7 @@ func TestPruningRowBound(t *testing.T) {
 		t.Fatal(err)
 	}
 	rowBytes := testRowBytes(t, smallOptions(t, data, ""))
-	run := func(name string, maxRows int) ([]Record, error) {
+	run := func(name string, maxRows int) ([]results.Record, error) {
 		o := smallOptions(t, data, filepath.Join(t.TempDir(), name))
 		o.Pruning, o.ExactLengthPenalty = true, 1 // length-normalised: nothing is pruned
 		o.ExactMemory = NoExactMemory
@@ -44,7 +45,7 @@ func TestPruningRowBound(t *testing.T) {
 		if _, err := Run(context.Background(), o); err != nil {
 			return nil, err
 		}
-		_, recs, err := ReadResults(o.Out)
+		_, recs, err := results.Read(o.Out)
 		return recs, err
 	}
 	ref, err := run("unbounded", 0)

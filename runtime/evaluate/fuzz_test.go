@@ -3,6 +3,7 @@ package evaluate
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/bearrec/bear/runtime/evaluate/results"
 	"reflect"
 	"regexp"
 	"strings"
@@ -10,10 +11,10 @@ import (
 )
 
 // journalBytes is a journal as Run writes it: the configuration line and one line per record.
-func journalBytes(t testing.TB, cfg Config, recs []Record) []byte {
+func journalBytes(t testing.TB, cfg results.Config, recs []results.Record) []byte {
 	var b bytes.Buffer
 	head, err := json.Marshal(struct {
-		Config Config `json:"config"`
+		Config results.Config `json:"config"`
 	}{cfg})
 	if err != nil {
 		t.Fatal(err)
@@ -29,19 +30,19 @@ func journalBytes(t testing.TB, cfg Config, recs []Record) []byte {
 	return b.Bytes()
 }
 
-func sampleRecords() []Record {
-	return []Record{
+func sampleRecords() []results.Record {
+	return []results.Record{
 		{Instruction: "Given ...", Input: "\"A\", \"B\"\n ", Output: `"C"`, Predict: []string{`"C"`, `"D"`}, Scores: []float64{-0.5, -1.25},
 			Row: 0, UserID: 804, TargetItem: 3, PredictItems: [][]int{{3}, {4, 5}}, Rank: 0, OfficialRank: 0},
 		{Predict: []string{`"Café"`}, Scores: []float64{-2}, Row: 2, UserID: 12, TargetItem: 9, PredictItems: [][]int{{}}, Rank: -1, OfficialRank: -1,
-			Pruning: &PruneInfo{BeamRank: -1, ExactRank: 3, Pruned: true, How: "pruned", Step: 2}},
+			Pruning: &results.PruneInfo{BeamRank: -1, ExactRank: 3, Pruned: true, How: "pruned", Step: 2}},
 	}
 }
 
 // TestParseJournal: a final line cut short is left out; any other bad line is an error naming
 // its line.
 func TestParseJournal(t *testing.T) {
-	good := journalBytes(t, Config{Dataset: "Office", Beams: 10, Shard: "0/1"}, sampleRecords())
+	good := journalBytes(t, results.Config{Dataset: "Office", Beams: 10, Shard: "0/1"}, sampleRecords())
 	lines := strings.SplitAfter(string(good), "\n") // config, record, record, ""
 	for _, c := range []struct {
 		name    string
@@ -85,7 +86,7 @@ var lineError = regexp.MustCompile(`^journal j\.jsonl:[1-9][0-9]*: `)
 // of whole lines (only an unterminated tail is left out) whose records parse again the same and
 // survive a write and a re-read.
 func FuzzJournal(f *testing.F) {
-	good := journalBytes(f, Config{Dataset: "Office", Beams: 10, Shard: "0/1"}, sampleRecords())
+	good := journalBytes(f, results.Config{Dataset: "Office", Beams: 10, Shard: "0/1"}, sampleRecords())
 	f.Add(good)
 	f.Add(good[:len(good)-7])
 	f.Add([]byte{})

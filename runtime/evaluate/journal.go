@@ -5,9 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/bearrec/bear/runtime/evaluate/results"
 	"io"
 	"os"
 )
+
+// journalName is the journal's file in the output folder.
+const journalName = "journal.jsonl"
 
 // journal holds the records of finished batches of an unfinished run: a config line, then one
 // record per line, fsynced per batch.
@@ -18,10 +22,10 @@ type journal struct {
 
 // journalData is what a journal file holds.
 type journalData struct {
-	config  *Config  // nil: not even the first line is complete (the run stopped at once)
-	records []Record // in file order
-	lines   []int    // the 1-based line of each record
-	keep    int      // bytes of complete lines; what follows is a line cut by an interruption
+	config  *results.Config  // nil: not even the first line is complete (the run stopped at once)
+	records []results.Record // in file order
+	lines   []int            // the 1-based line of each record
+	keep    int              // bytes of complete lines; what follows is a line cut by an interruption
 }
 
 // parseJournal reads the bytes of a journal. A final line without its '\n' was cut by an
@@ -45,7 +49,7 @@ func parseJournal(path string, data []byte) (*journalData, error) {
 func (jd *journalData) parseLine(line []byte, lineNo int, seen map[int]int) error {
 	if lineNo == 1 {
 		var head struct {
-			Config *Config `json:"config"`
+			Config *results.Config `json:"config"`
 		}
 		if err := json.Unmarshal(line, &head); err != nil || head.Config == nil {
 			return errors.New("not a journal's configuration line")
@@ -53,7 +57,7 @@ func (jd *journalData) parseLine(line []byte, lineNo int, seen map[int]int) erro
 		jd.config = head.Config
 		return nil
 	}
-	var r Record
+	var r results.Record
 	if err := json.Unmarshal(line, &r); err != nil {
 		return fmt.Errorf("not a record: %w", err)
 	}
@@ -71,7 +75,7 @@ func (jd *journalData) parseLine(line []byte, lineNo int, seen map[int]int) erro
 
 // checkRecord checks what a record must satisfy whatever the split: the lists agree in length
 // and the ranks point into them.
-func checkRecord(r Record) error {
+func checkRecord(r results.Record) error {
 	n := len(r.Predict)
 	switch {
 	case r.Row < 0:
@@ -88,7 +92,7 @@ func checkRecord(r Record) error {
 // one) starts with cfg's line; an existing one must have been written under the same
 // configuration, its records must be rows of this run (belongs), and a line cut by an
 // interruption is truncated away. It returns the records already done, by row.
-func openJournal(path string, cfg Config, fresh bool, belongs func(Record) error) (*journal, map[int]Record, error) {
+func openJournal(path string, cfg results.Config, fresh bool, belongs func(results.Record) error) (*journal, map[int]results.Record, error) {
 	if fresh {
 		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return nil, nil, err
@@ -105,13 +109,13 @@ func openJournal(path string, cfg Config, fresh bool, belongs func(Record) error
 	if jd.config == nil { // no journal, or one cut inside its first line
 		return newJournal(path, cfg)
 	}
-	if diff := configDiff(jd.config.identity(), cfg.identity()); diff != "" || jd.config.Shard != cfg.Shard {
+	if diff := results.Diff(*jd.config, cfg); diff != "" || jd.config.Shard != cfg.Shard {
 		if diff == "" {
 			diff = "shard " + jd.config.Shard + " vs " + cfg.Shard
 		}
 		return nil, nil, fmt.Errorf("journal %s belongs to a run with another configuration (%s): use another --out, or --fresh to discard it", path, diff)
 	}
-	done := map[int]Record{}
+	done := map[int]results.Record{}
 	for i, r := range jd.records {
 		if belongs != nil {
 			if err := belongs(r); err != nil {
@@ -136,23 +140,23 @@ func openJournal(path string, cfg Config, fresh bool, belongs func(Record) error
 }
 
 // newJournal creates (or empties) the journal and writes cfg's line.
-func newJournal(path string, cfg Config) (*journal, map[int]Record, error) {
+func newJournal(path string, cfg results.Config) (*journal, map[int]results.Record, error) {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
 	if err != nil {
 		return nil, nil, err
 	}
 	line, _ := json.Marshal(struct {
-		Config Config `json:"config"`
+		Config results.Config `json:"config"`
 	}{cfg})
 	if _, err := f.Write(append(line, '\n')); err != nil {
 		f.Close()
 		return nil, nil, err
 	}
-	return &journal{path, f}, map[int]Record{}, nil
+	return &journal{path, f}, map[int]results.Record{}, nil
 }
 
 // Append writes one batch's records and syncs them to disk.
-func (j *journal) Append(recs []Record) error {
+func (j *journal) Append(recs []results.Record) error {
 	var b bytes.Buffer
 	for _, r := range recs {
 		line, err := json.Marshal(r)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"github.com/bearrec/bear/runtime/evaluate/results"
 	"os"
 	"path/filepath"
 	"strings"
@@ -149,7 +150,7 @@ func TestNonFiniteWeights(t *testing.T) {
 		if !errors.As(err, &nf) || !strings.Contains(err.Error(), "not finite") {
 			t.Errorf("mode %v: NaN weights: %v, want a NonFiniteError", mode, err)
 		}
-		if _, err := os.Stat(filepath.Join(o.Out, MetricsName)); !errors.Is(err, os.ErrNotExist) {
+		if _, err := os.Stat(filepath.Join(o.Out, results.MetricsName)); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("mode %v: metrics written for a NaN model", mode)
 		}
 	}

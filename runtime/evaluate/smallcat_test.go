@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/bearrec/bear/runtime/evaluate/results"
 	"os"
 	"path/filepath"
 	"strings"
@@ -59,7 +60,7 @@ func TestLongTitleCap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, recs, err := ReadResults(capped.Out)
+	_, recs, err := results.Read(capped.Out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +87,7 @@ func TestLongTitleCap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, recs, _ = ReadResults(free.Out)
+	_, recs, _ = results.Read(free.Out)
 	if m.Config.MaxNewTokens != 0 || recs[0].Rank < 0 {
 		t.Errorf("no cap: max_new_tokens %d, target rank %d; want 0 and found (%v)", m.Config.MaxNewTokens, recs[0].Rank, recs[0].PredictItems)
 	}
@@ -107,7 +108,7 @@ func TestDroppedIDsReported(t *testing.T) {
 			t.Fatal(err)
 		}
 		var m map[string]json.RawMessage
-		data, _ := os.ReadFile(filepath.Join(o.Out, MetricsName))
+		data, _ := os.ReadFile(filepath.Join(o.Out, results.MetricsName))
 		if err := json.Unmarshal(data, &m); err != nil || string(m["dropped_item_ids"]) != fmt.Sprint(want) {
 			t.Errorf("shard %d: metrics.json dropped_item_ids %q (%v), want %d", i, m["dropped_item_ids"], err, want)
 		}

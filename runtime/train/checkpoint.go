@@ -13,9 +13,9 @@ import (
 	"strings"
 
 	"github.com/bearrec/bear/onnx/hf"
-	"github.com/bearrec/bear/optim"
 	"github.com/bearrec/bear/runtime"
-	"github.com/bearrec/bear/trainlog"
+	"github.com/bearrec/bear/runtime/train/optim"
+	"github.com/bearrec/bear/runtime/train/trainlog"
 )
 
 // Files of a run folder.

@@ -13,7 +13,7 @@ import (
 	"github.com/bearrec/bear/onnx/hf"
 	"github.com/bearrec/bear/onnx/llama"
 	"github.com/bearrec/bear/runtime"
-	"github.com/bearrec/bear/trainset"
+	"github.com/bearrec/bear/runtime/train/trainset"
 )
 
 // TestMain loads ONNX Runtime once (a missing library fails, never skips: make deps fetches it)

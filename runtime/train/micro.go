@@ -4,7 +4,7 @@ import (
 	"github.com/bearrec/bear/lossgrad"
 	"github.com/bearrec/bear/onnx/llama"
 	"github.com/bearrec/bear/runtime"
-	"github.com/bearrec/bear/trainset"
+	"github.com/bearrec/bear/runtime/train/trainset"
 )
 
 // Shape buckets of the logits: the supervised positions n and the subset's columns u are

@@ -18,12 +18,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bearrec/bear/dist"
 	"github.com/bearrec/bear/internal/mpirun"
 	"github.com/bearrec/bear/lossgrad"
 	"github.com/bearrec/bear/onnx/hf"
-	"github.com/bearrec/bear/optim"
-	"github.com/bearrec/bear/trainlog"
+	"github.com/bearrec/bear/runtime/train/comm"
+	"github.com/bearrec/bear/runtime/train/optim"
+	"github.com/bearrec/bear/runtime/train/trainlog"
 )
 
 // pidDirEnv names a folder where each rank of mpiTrain writes rank-R.pid (for the kill test).
@@ -39,7 +39,7 @@ func mpiTrain() error {
 	if err := json.Unmarshal([]byte(os.Getenv(childEnv)), &o); err != nil {
 		return err
 	}
-	c, err := dist.Init()
+	c, err := comm.Init()
 	if err != nil {
 		return err
 	}
@@ -275,7 +275,7 @@ func TestDataParallelChecksum(t *testing.T) {
 
 // mpiChecksum is one rank of TestDataParallelChecksum.
 func mpiChecksum() error {
-	c, err := dist.Init()
+	c, err := comm.Init()
 	if err != nil {
 		return err
 	}

@@ -5,12 +5,12 @@ import (
 	"path/filepath"
 	"slices"
 
-	"github.com/bearrec/bear/dist"
 	"github.com/bearrec/bear/lossgrad"
 	"github.com/bearrec/bear/onnx/autodiff"
 	"github.com/bearrec/bear/onnx/llama"
 	"github.com/bearrec/bear/runtime"
-	"github.com/bearrec/bear/trainset"
+	"github.com/bearrec/bear/runtime/train/comm"
+	"github.com/bearrec/bear/runtime/train/trainset"
 )
 
 // Options configure a training run. DefaultOptions gives the official run's values; the fields a
@@ -43,8 +43,8 @@ type Options struct {
 	MaxSteps        int    // --max-steps: stop after this many optimizer steps of the run (0: all)
 
 	// Comm is the data-parallel communicator when several processes train together (mpirun;
-	// package dist); nil is the one-process run.
-	Comm dist.Comm `json:"-"`
+	// package comm); nil is the one-process run.
+	Comm comm.Comm `json:"-"`
 
 	// Progress, when set, is called after every optimizer step.
 	Progress func(p Progress) `json:"-"`

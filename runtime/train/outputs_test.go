@@ -12,7 +12,7 @@ import (
 	"testing"
 
 	"github.com/bearrec/bear/lossgrad"
-	"github.com/bearrec/bear/trainlog"
+	"github.com/bearrec/bear/runtime/train/trainlog"
 )
 
 // droppedData writes an Office-named dataset folder: the Office catalogue, the first 16 training

@@ -8,10 +8,10 @@ import (
 	"sort"
 	"time"
 
-	"github.com/bearrec/bear/dist"
+	"github.com/bearrec/bear/runtime/train/comm"
 )
 
-// Data parallelism (package dist): every rank holds the whole run (data, graphs, trainable
+// Data parallelism (package comm): every rank holds the whole run (data, graphs, trainable
 // values, optimizer) and computes the norm groups g of each step with g mod N = its rank. The
 // gradient a group adds (its un-normalised gradient over its normaliser and the step's number of
 // groups) does not depend on where it is computed, so the sum over ranks of their partial
@@ -24,10 +24,10 @@ import (
 // whether to stop (an interrupt seen by any rank stops all at the same step), and a checksum of
 // the trainable values is compared across ranks before every checkpoint (drift is an error).
 
-// comm is the run's communicator (dist.Single when Options.Comm is nil).
-func (o *Options) comm() dist.Comm {
+// comm is the run's communicator (comm.Single when Options.Comm is nil).
+func (o *Options) comm() comm.Comm {
 	if o.Comm == nil {
-		return dist.Single{}
+		return comm.Single{}
 	}
 	return o.Comm
 }
@@ -76,7 +76,7 @@ func (s *stepper) reduce(stats *StepStats) error {
 
 // agreeStop reports whether any rank wants to stop before the next step (its context was
 // cancelled): all ranks then stop at the same step.
-func agreeStop(c dist.Comm, local bool) (bool, error) {
+func agreeStop(c comm.Comm, local bool) (bool, error) {
 	if c.Size() == 1 {
 		return local, nil
 	}
@@ -92,7 +92,7 @@ func agreeStop(c dist.Comm, local bool) (bool, error) {
 
 // sameOnAllRanks compares a digest with rank 0's on every rank and reports whether every rank
 // matched (the same answer on all ranks).
-func sameOnAllRanks(c dist.Comm, d [sha256.Size]byte) (bool, error) {
+func sameOnAllRanks(c comm.Comm, d [sha256.Size]byte) (bool, error) {
 	if c.Size() == 1 {
 		return true, nil
 	}

@@ -6,10 +6,10 @@ import (
 	"math/rand/v2"
 
 	"github.com/bearrec/bear/lossgrad"
-	"github.com/bearrec/bear/optim"
 	"github.com/bearrec/bear/runtime"
+	"github.com/bearrec/bear/runtime/train/optim"
+	"github.com/bearrec/bear/runtime/train/trainset"
 	"github.com/bearrec/bear/tokenize"
-	"github.com/bearrec/bear/trainset"
 )
 
 // data is the tokenised training split.

@@ -28,9 +28,9 @@ import (
 	"github.com/bearrec/bear/onnx/hf"
 	"github.com/bearrec/bear/onnx/llama"
 	"github.com/bearrec/bear/onnx/peft"
-	"github.com/bearrec/bear/optim"
 	"github.com/bearrec/bear/runtime"
-	"github.com/bearrec/bear/trainset"
+	"github.com/bearrec/bear/runtime/train/optim"
+	"github.com/bearrec/bear/runtime/train/trainset"
 )
 
 var updateReference = flag.Bool("update", false, "rewrite testdata/train/case.json.gz and the adapters (then run make goldens-train)")

@@ -19,8 +19,9 @@ import (
 	"github.com/bearrec/bear/lossgrad"
 	"github.com/bearrec/bear/onnx/hf"
 	"github.com/bearrec/bear/runtime/evaluate"
+	"github.com/bearrec/bear/runtime/evaluate/results"
+	"github.com/bearrec/bear/runtime/train/trainlog"
 	"github.com/bearrec/bear/tokenize"
-	"github.com/bearrec/bear/trainlog"
 )
 
 // startChild starts o in a child process and returns once its log holds n steps, with the
@@ -194,7 +195,7 @@ func TestEvaluationInterruptedAndResumed(t *testing.T) {
 		t.Fatalf("interrupted during the evaluation: %v", err)
 	}
 	eval := filepath.Join(o.Out, "eval-epoch-1")
-	if _, err := os.Stat(filepath.Join(eval, evaluate.MetricsName)); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(filepath.Join(eval, results.MetricsName)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the interrupted evaluation wrote results (%v): it ran on after the interrupt", err)
 	}
 	if n := journalRecords(t, eval); n != 8 {
@@ -246,7 +247,7 @@ func TestEvaluationRerunAfterKill(t *testing.T) {
 	if err != nil || len(evals) != 1 || evals[0].Epoch != 1 {
 		t.Fatalf("after the resume the log holds evaluations %+v (%v), want epoch 1's", evals, err)
 	}
-	if _, err := os.Stat(filepath.Join(o.Out, "eval-epoch-1", evaluate.MetricsName)); err != nil {
+	if _, err := os.Stat(filepath.Join(o.Out, "eval-epoch-1", results.MetricsName)); err != nil {
 		t.Error(err)
 	}
 }

@@ -15,7 +15,7 @@ import (
 
 	"github.com/bearrec/bear/lossgrad"
 	"github.com/bearrec/bear/onnx/hf"
-	"github.com/bearrec/bear/trainlog"
+	"github.com/bearrec/bear/runtime/train/trainlog"
 )
 
 // childEnv makes the test binary a training process (see TestMain): its value is the JSON of

@@ -14,9 +14,9 @@ import (
 	"github.com/bearrec/bear/onnx/hf"
 	"github.com/bearrec/bear/runtime"
 	"github.com/bearrec/bear/runtime/evaluate"
+	"github.com/bearrec/bear/runtime/train/trainlog"
+	"github.com/bearrec/bear/runtime/train/trainset"
 	"github.com/bearrec/bear/tokenize"
-	"github.com/bearrec/bear/trainlog"
-	"github.com/bearrec/bear/trainset"
 )
 
 // ErrInterrupted is wrapped by Run's error when its context was cancelled (Ctrl-C): the

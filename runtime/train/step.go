@@ -5,9 +5,9 @@ import (
 	"time"
 
 	"github.com/bearrec/bear/lossgrad"
-	"github.com/bearrec/bear/optim"
 	"github.com/bearrec/bear/runtime"
-	"github.com/bearrec/bear/trainset"
+	"github.com/bearrec/bear/runtime/train/optim"
+	"github.com/bearrec/bear/runtime/train/trainset"
 	"gonum.org/v1/gonum/blas/blas32"
 )
 

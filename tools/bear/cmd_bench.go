@@ -10,11 +10,11 @@ import (
 	"sort"
 	"time"
 
-	"github.com/bearrec/bear/dist"
-	"github.com/bearrec/bear/internal/bench"
 	"github.com/bearrec/bear/internal/procstat"
 	"github.com/bearrec/bear/runtime"
 	"github.com/bearrec/bear/runtime/train"
+	"github.com/bearrec/bear/runtime/train/comm"
+	"github.com/bearrec/bear/tools/bear/internal/bench"
 )
 
 func init() {
@@ -197,21 +197,21 @@ func benchTrain(args []string, stdout io.Writer) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	comm, err := dist.Init()
+	world, err := comm.Init()
 	if err != nil {
 		return err
 	}
-	return finishRanks("bench train", comm, benchTrainRanks(fs, f, comm, *steps, *dump, *cpuProfile, stdout))
+	return finishRanks("bench train", world, benchTrainRanks(fs, f, world, *steps, *dump, *cpuProfile, stdout))
 }
 
 // benchTrainRanks is one rank's part of benchTrain: under mpirun every rank runs the steps, and
 // rank 0 prints the result (its comm_ms is the time spent in the all-reduce).
-func benchTrainRanks(fs *flag.FlagSet, f *runFlags, comm dist.Comm, steps int, dump, cpuProfile string, stdout io.Writer) error {
-	o, err := benchTrainOptions(fs, f, steps, comm)
+func benchTrainRanks(fs *flag.FlagSet, f *runFlags, world comm.Comm, steps int, dump, cpuProfile string, stdout io.Writer) error {
+	o, err := benchTrainOptions(fs, f, steps, world)
 	if err != nil {
 		return err
 	}
-	if comm.Rank() != 0 {
+	if world.Rank() != 0 {
 		stdout, dump, cpuProfile = io.Discard, "", ""
 	}
 	if t := o.Session.Session.Threads; t > 0 { // restored afterwards for the tests' sake
@@ -233,7 +233,7 @@ func benchTrainRanks(fs *flag.FlagSet, f *runFlags, comm dist.Comm, steps int, d
 // benchTrainOptions validates every flag before any work: the run's options as `bear train`
 // checks them (with a placeholder --out, the benchmark's temporary folder), the step count, and
 // the refusal of run-only flags.
-func benchTrainOptions(fs *flag.FlagSet, f *runFlags, steps int, comm dist.Comm) (train.Options, error) {
+func benchTrainOptions(fs *flag.FlagSet, f *runFlags, steps int, world comm.Comm) (train.Options, error) {
 	for _, name := range benchTrainRefused {
 		if isFlagSet(fs, name) {
 			return train.Options{}, fmt.Errorf("--%s describes a whole run: bench train times single optimizer steps", name)
@@ -249,7 +249,7 @@ func benchTrainOptions(fs *flag.FlagSet, f *runFlags, steps int, comm dist.Comm)
 	if err != nil {
 		return o, err
 	}
-	o.Comm = comm
+	o.Comm = world
 	o.Out = "-" // checked by Validate; BenchmarkTrain uses a temporary folder
 	if err := o.Validate(); err != nil {
 		return o, err

@@ -16,6 +16,7 @@ import (
 
 	"github.com/bearrec/bear/decode"
 	"github.com/bearrec/bear/runtime/evaluate"
+	"github.com/bearrec/bear/runtime/evaluate/results"
 )
 
 func init() {
@@ -206,7 +207,7 @@ func (f *evalFlags) options() (evaluate.Options, error) {
 }
 
 // printMetrics prints both metric sets (the headline first), the pruning rate and the timing.
-func printMetrics(w io.Writer, m *evaluate.Metrics, out string) {
+func printMetrics(w io.Writer, m *results.Metrics, out string) {
 	names := []string{"item_match", "official_match"}
 	if m.Primary == "official_match" {
 		names[0], names[1] = names[1], names[0]
@@ -239,7 +240,7 @@ func printMetrics(w io.Writer, m *evaluate.Metrics, out string) {
 	t := m.Timing
 	if t.Users == 0 {
 		fmt.Fprintf(w, "users %d (shard %s), all from the journal of the interrupted run: nothing left to decode; %s\n",
-			m.Users, m.Config.Shard, filepath.Join(out, evaluate.MetricsName))
+			m.Users, m.Config.Shard, filepath.Join(out, results.MetricsName))
 		return
 	}
 	resumed := ""
@@ -247,7 +248,7 @@ func printMetrics(w io.Writer, m *evaluate.Metrics, out string) {
 		resumed = fmt.Sprintf(", %d of them from the journal", n)
 	}
 	fmt.Fprintf(w, "users %d (shard %s%s), %.2f users/s, %.1f%% of decoding time outside the scorer; %s\n",
-		m.Users, m.Config.Shard, resumed, t.UsersPerS, 100*t.GoShare, filepath.Join(out, evaluate.MetricsName))
+		m.Users, m.Config.Shard, resumed, t.UsersPerS, 100*t.GoShare, filepath.Join(out, results.MetricsName))
 }
 
 // metricOrder sorts NDCG@K before HR@K, each by K.

@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/bearrec/bear/trainlog"
+	"github.com/bearrec/bear/runtime/train/trainlog"
 )
 
 func init() {

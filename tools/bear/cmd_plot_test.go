@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/bearrec/bear/trainlog"
+	"github.com/bearrec/bear/runtime/train/trainlog"
 )
 
 // writeTrainLog writes a small log through trainlog's Writer: steps 1..n, one evaluation at the end.

@@ -10,7 +10,7 @@ import (
 	"path/filepath"
 	"unicode/utf8"
 
-	"github.com/bearrec/bear/report"
+	"github.com/bearrec/bear/tools/bear/report"
 )
 
 func init() {

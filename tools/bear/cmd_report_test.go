@@ -10,8 +10,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/bearrec/bear/runtime/evaluate"
-	"github.com/bearrec/bear/trainlog"
+	"github.com/bearrec/bear/runtime/evaluate/results"
+	"github.com/bearrec/bear/runtime/train/trainlog"
 )
 
 // writeReportRun writes a finished synthetic run folder as bear train and bear eval leave it:
@@ -35,11 +35,11 @@ func writeReportRun(t *testing.T, dir, loss string, seed int, ndcg10, hr10 float
 	}
 	w.Close()
 	lp := 1.0
-	m := evaluate.Metrics{
+	m := results.Metrics{
 		ItemMatch: map[string]float64{"NDCG@1": ndcg10, "NDCG@5": ndcg10, "NDCG@10": ndcg10, "HR@1": hr10, "HR@5": hr10, "HR@10": hr10},
 		Primary:   "item_match", Users: 20,
-		Pruning: &evaluate.PruningSummary{Users: 20, InExact: 10, Pruned: seed},
-		Config: evaluate.Config{Dataset: "Office", SplitFile: "test_5000.csv", SplitSHA256: "aa", Limit: 20, SelectedUsers: 20,
+		Pruning: &results.PruningSummary{Users: 20, InExact: 10, Pruned: seed},
+		Config: results.Config{Dataset: "Office", SplitFile: "test_5000.csv", SplitSHA256: "aa", Limit: 20, SelectedUsers: 20,
 			ShardCount: 1, Beams: beams, Return: beams, Constrain: "before", LengthPenalty: 1, MaxNewTokens: 128, Pruning: true,
 			ExactLengthPenalty: &lp, Model: "models/small", Adapter: filepath.Join(dir, "final"), Data: "data/Office"},
 	}

@@ -13,12 +13,12 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/bearrec/bear/dist"
 	"github.com/bearrec/bear/lossgrad"
 	"github.com/bearrec/bear/onnx/autodiff"
 	"github.com/bearrec/bear/onnx/llama"
 	"github.com/bearrec/bear/runtime"
 	"github.com/bearrec/bear/runtime/train"
+	"github.com/bearrec/bear/runtime/train/comm"
 )
 
 func init() {
@@ -96,20 +96,20 @@ func trainMain(args []string, stdout, stderr io.Writer) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	comm, err := dist.Init()
+	world, err := comm.Init()
 	if err != nil {
 		return err
 	}
-	return finishRanks("train", comm, trainRanks(f, comm, stdout, stderr))
+	return finishRanks("train", world, trainRanks(f, world, stdout, stderr))
 }
 
-// trainRanks runs the training of this process, one rank of comm's job (of one or more).
-func trainRanks(f *runFlags, comm dist.Comm, stdout, stderr io.Writer) error {
+// trainRanks runs the training of this process, one rank of world's job (of one or more).
+func trainRanks(f *runFlags, world comm.Comm, stdout, stderr io.Writer) error {
 	o, err := f.options()
 	if err != nil {
 		return err
 	}
-	o.Comm = comm
+	o.Comm = world
 	if err := o.Validate(); err != nil {
 		return err
 	}
@@ -117,10 +117,10 @@ func trainRanks(f *runFlags, comm dist.Comm, stdout, stderr io.Writer) error {
 		return err
 	}
 	if o.Session.Session.Device == runtime.CUDA {
-		o.Session.Session.CUDADevice = dist.LocalDevice() // one GPU per rank
+		o.Session.Session.CUDADevice = comm.LocalDevice() // one GPU per rank
 	}
 	var rp runProgress
-	if comm.Rank() != 0 {
+	if world.Rank() != 0 {
 		stdout = io.Discard
 	} else { // rank 0 speaks for the job
 		rp = runProgress{w: stderr, bar: useBar(stderr, *f.noProgress), now: time.Now}
@@ -129,8 +129,8 @@ func trainRanks(f *runFlags, comm dist.Comm, stdout, stderr io.Writer) error {
 			rp.finish() // a note ends the bar's line rather than overwrite it
 			fmt.Fprintf(stderr, "bear train: "+format+"\n", a...)
 		}
-		if comm.Size() > 1 {
-			o.Log("data-parallel over %d processes (MPI): rank 0 writes %s", comm.Size(), o.Out)
+		if world.Size() > 1 {
+			o.Log("data-parallel over %d processes (MPI): rank 0 writes %s", world.Size(), o.Out)
 		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -152,15 +152,15 @@ func trainRanks(f *runFlags, comm dist.Comm, stdout, stderr io.Writer) error {
 // finishRanks ends this process's part in a job of several ranks. An error other than an
 // interrupt that every rank agreed on ends the whole job through MPI_Abort, since the other
 // ranks may be waiting for this one inside a collective; mpirun then reports the abort.
-func finishRanks(cmd string, comm dist.Comm, err error) error {
-	if comm.Size() == 1 {
+func finishRanks(cmd string, world comm.Comm, err error) error {
+	if world.Size() == 1 {
 		return err
 	}
 	if err != nil && !errors.Is(err, train.ErrInterrupted) {
-		fmt.Fprintf(os.Stderr, "bear %s: rank %d of %d: %v\nbear %s: ending every rank of the job\n", cmd, comm.Rank(), comm.Size(), err, cmd)
-		comm.Abort(1)
+		fmt.Fprintf(os.Stderr, "bear %s: rank %d of %d: %v\nbear %s: ending every rank of the job\n", cmd, world.Rank(), world.Size(), err, cmd)
+		world.Abort(1)
 	}
-	if ferr := comm.Finalize(); err == nil {
+	if ferr := world.Finalize(); err == nil {
 		err = ferr
 	}
 	return err

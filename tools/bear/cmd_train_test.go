@@ -9,7 +9,7 @@ import (
 
 	"github.com/bearrec/bear/internal/testdeps"
 	"github.com/bearrec/bear/onnx/hf"
-	"github.com/bearrec/bear/trainlog"
+	"github.com/bearrec/bear/runtime/train/trainlog"
 )
 
 // trainFixture is a random tiny checkpoint and a data folder copied from the committed Office

@@ -16,8 +16,8 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/bearrec/bear/dist"
 	"github.com/bearrec/bear/runtime"
+	"github.com/bearrec/bear/runtime/train/comm"
 )
 
 // command is one `bear NAME` subcommand. run receives the arguments after NAME and owns its flags.
@@ -139,7 +139,7 @@ func printVersion(w io.Writer) {
 			}
 		}
 	}
-	fmt.Fprintf(w, "bear %s, commit %s, %s, MPI binding: %v\n", version, commit, goruntime.Version(), dist.Built)
+	fmt.Fprintf(w, "bear %s, commit %s, %s, MPI binding: %v\n", version, commit, goruntime.Version(), comm.Built)
 	if lib, v, err := runtime.LibraryVersion(""); err != nil {
 		fmt.Fprintf(w, "ONNX Runtime: not loaded: %v\n", err)
 	} else {

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bearrec/bear/runtime/evaluate"
+	"github.com/bearrec/bear/runtime/evaluate/results"
 )
 
 // fakeClock is a clock the test moves.
@@ -128,8 +128,8 @@ func TestResumedEvaluationSummary(t *testing.T) {
 	}
 }
 
-func resumedMetrics(decoded int) *evaluate.Metrics {
-	m := &evaluate.Metrics{ItemMatch: map[string]float64{"NDCG@10": 0.5}, OfficialMatch: map[string]float64{"NDCG@10": 0.5}, Users: 5}
+func resumedMetrics(decoded int) *results.Metrics {
+	m := &results.Metrics{ItemMatch: map[string]float64{"NDCG@10": 0.5}, OfficialMatch: map[string]float64{"NDCG@10": 0.5}, Users: 5}
 	m.Config.Shard = "0/1"
 	m.Timing.Users, m.Timing.WallS, m.Timing.UsersPerS = decoded, 1, float64(decoded)
 	return m

@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/bearrec/bear/optim"
 	"github.com/bearrec/bear/runtime/train"
-	"github.com/bearrec/bear/trainset"
+	"github.com/bearrec/bear/runtime/train/optim"
+	"github.com/bearrec/bear/runtime/train/trainset"
 )
 
 // The dump of `bear bench train --dump FILE` is JSON lines: a TrainDumpHeader, then one

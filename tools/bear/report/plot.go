@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/bearrec/bear/internal/atomicfs"
-	"github.com/bearrec/bear/trainlog"
+	"github.com/bearrec/bear/runtime/train/trainlog"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"

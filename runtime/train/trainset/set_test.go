@@ -59,7 +59,7 @@ func TestBuildExamples(t *testing.T) {
 // items 2 and 5) is accepted under either id.
 func TestBuildDuplicateTitles(t *testing.T) {
 	f := loadOffice(t)
-	mini := filepath.Join("..", "testdata", "tokenize", "mini")
+	mini := filepath.Join("..", "..", "..", "testdata", "tokenize", "mini")
 	cat, err := tokenize.ReadCatalogue(filepath.Join(mini, "id2name4Rec.json"))
 	if err != nil {
 		t.Fatal(err)

@@ -31,4 +31,4 @@
 // A failing rank must not leave the others blocked in a collective: callers Abort the job on
 // any error (MPI_Abort ends every rank, and mpirun reports which one failed); a rank killed
 // from outside is detected by mpirun, which ends the others and names the rank and the signal.
-package dist
+package comm

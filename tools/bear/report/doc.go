@@ -10,7 +10,7 @@
 // give the curves, tokens/s and wall time; its "run" records carry the run's flags), final/
 // (its presence says the run finished), and the run's evaluation in the subfolder eval/
 // (Options.EvalSubdir): metrics.json as bear eval --out RUN/eval writes it, read through
-// evaluate.Metrics so that the schema has one definition. Logs written before run records
+// results.Metrics so that the schema has one definition. Logs written before run records
 // carried flags fall back to the identity in checkpoint.safetensors' metadata (every flag
 // that decides the numbers, without the paths). A folder without train.jsonl but with
 // metrics.json is a plain evaluation: it forms its own setting, labelled by the adapter (or

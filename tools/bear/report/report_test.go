@@ -11,8 +11,8 @@ import (
 	"testing"
 
 	"github.com/bearrec/bear/onnx/hf"
-	"github.com/bearrec/bear/runtime/evaluate"
-	"github.com/bearrec/bear/trainlog"
+	"github.com/bearrec/bear/runtime/evaluate/results"
+	"github.com/bearrec/bear/runtime/train/trainlog"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden report.md")
@@ -171,15 +171,15 @@ func TestReadErrors(t *testing.T) {
 			os.Remove(filepath.Join(set[1].dir, "eval", "metrics.json"))
 		}, want: []string{filepath.Join("msl-2", "eval", "metrics.json") + ": missing", "bear eval --model models/small --adapter", "--constrain before --pruning"}},
 		{name: "eval folder under another name", o: Options{EvalSubdir: "evaluation"}, want: []string{filepath.Join("evaluation", "metrics.json") + ": missing"}},
-		{name: "evaluated without --pruning", setup: edit(2, func(m *evaluate.Metrics) { m.Pruning, m.Config.Pruning = nil, false }),
+		{name: "evaluated without --pruning", setup: edit(2, func(m *results.Metrics) { m.Pruning, m.Config.Pruning = nil, false }),
 			want: []string{filepath.Join("msl-3", "eval", "metrics.json"), "without --pruning"}},
-		{name: "other beams", setup: edit(4, func(m *evaluate.Metrics) { m.Config.Beams = 5 }),
+		{name: "other beams", setup: edit(4, func(m *results.Metrics) { m.Config.Beams = 5 }),
 			want: []string{"beams 10", "beams 5", filepath.Join("bear-2", "eval"), "refusing to compare"}},
-		{name: "other split", setup: edit(6, func(m *evaluate.Metrics) { m.Config.SplitSHA256 = "other" }), want: []string{"split sha256 5p1i7", "split sha256 other"}},
-		{name: "other users", setup: edit(3, func(m *evaluate.Metrics) { m.Users = 40 }), want: []string{"users 50", "users 40"}},
-		{name: "other constraint", setup: edit(3, func(m *evaluate.Metrics) { m.Config.Constrain = "after" }), want: []string{"constrain before", "constrain after"}},
-		{name: "other max_new_tokens", setup: edit(3, func(m *evaluate.Metrics) { m.Config.MaxNewTokens = 0 }), want: []string{"max_new_tokens 128", "max_new_tokens 0"}},
-		{name: "metric missing", setup: edit(0, func(m *evaluate.Metrics) { delete(m.ItemMatch, "NDCG@5") }), want: []string{"no NDCG@5"}},
+		{name: "other split", setup: edit(6, func(m *results.Metrics) { m.Config.SplitSHA256 = "other" }), want: []string{"split sha256 5p1i7", "split sha256 other"}},
+		{name: "other users", setup: edit(3, func(m *results.Metrics) { m.Users = 40 }), want: []string{"users 50", "users 40"}},
+		{name: "other constraint", setup: edit(3, func(m *results.Metrics) { m.Config.Constrain = "after" }), want: []string{"constrain before", "constrain after"}},
+		{name: "other max_new_tokens", setup: edit(3, func(m *results.Metrics) { m.Config.MaxNewTokens = 0 }), want: []string{"max_new_tokens 128", "max_new_tokens 0"}},
+		{name: "metric missing", setup: edit(0, func(m *results.Metrics) { delete(m.ItemMatch, "NDCG@5") }), want: []string{"no NDCG@5"}},
 		{name: "unfinished run", after: func(t *testing.T, set []fakeRun) { os.RemoveAll(filepath.Join(set[0].dir, FinalDir)) },
 			want: []string{"msl-1: no final/", "--resume"}},
 		{name: "not a run folder", after: func(t *testing.T, set []fakeRun) {
@@ -224,7 +224,7 @@ func TestReadErrors(t *testing.T) {
 }
 
 // edit returns a set edit that changes run i's metrics.json.
-func edit(i int, change func(m *evaluate.Metrics)) func(string, []fakeRun) []fakeRun {
+func edit(i int, change func(m *results.Metrics)) func(string, []fakeRun) []fakeRun {
 	return func(_ string, set []fakeRun) []fakeRun {
 		set[i].edit = change
 		return set
@@ -235,7 +235,7 @@ func edit(i int, change func(m *evaluate.Metrics)) func(string, []fakeRun) []fak
 // rate out; an absent default baseline leaves the comparison out.
 func TestWithoutPruning(t *testing.T) {
 	set := standardSet(t.TempDir())[3:] // BEAR only: no msl baseline
-	set[0].edit = func(m *evaluate.Metrics) { m.Pruning, m.Config.Pruning = nil, false }
+	set[0].edit = func(m *results.Metrics) { m.Pruning, m.Config.Pruning = nil, false }
 	for _, f := range set {
 		writeFakeRun(t, f)
 	}
@@ -305,10 +305,10 @@ func TestCheckpointFlags(t *testing.T) {
 }
 
 // TestGolden: the report of the standard set, in folders given by relative paths, equals the
-// golden file (go test ./report -run Golden -update rewrites it), twice in a row; the plots
+// golden file (go test ./tools/bear/report -run Golden -update rewrites it), twice in a row; the plots
 // are PNGs of the planned sizes.
 func TestGolden(t *testing.T) {
-	golden, err := filepath.Abs(filepath.Join("..", "testdata", "report", "report.golden.md"))
+	golden, err := filepath.Abs(filepath.Join("..", "..", "..", "testdata", "report", "report.golden.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -336,7 +336,7 @@ func TestGolden(t *testing.T) {
 	}
 	want, err := os.ReadFile(golden)
 	if err != nil {
-		t.Fatalf("%v (go test ./report -run Golden -update writes it)", err)
+		t.Fatalf("%v (go test ./tools/bear/report -run Golden -update writes it)", err)
 	}
 	if !bytes.Equal(outs[0], want) {
 		t.Errorf("report.md differs from %s (rerun with -update if the change is intended):\n%s", golden, outs[0])

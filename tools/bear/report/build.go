@@ -6,7 +6,7 @@ import (
 	"math"
 	"strings"
 
-	"github.com/bearrec/bear/trainlog"
+	"github.com/bearrec/bear/runtime/train/trainlog"
 )
 
 // DefaultBaseline is the loss the other settings are compared with.

@@ -1,6 +1,6 @@
 //go:build mpi
 
-package dist
+package comm
 
 /*
 #cgo pkg-config: ompi-c

@@ -10,8 +10,8 @@ import (
 	"path/filepath"
 
 	"github.com/bearrec/bear/onnx/hf"
-	"github.com/bearrec/bear/runtime/evaluate"
-	"github.com/bearrec/bear/trainlog"
+	"github.com/bearrec/bear/runtime/evaluate/results"
+	"github.com/bearrec/bear/runtime/train/trainlog"
 )
 
 // Names inside a run folder, as bear train and bear eval write them.
@@ -38,7 +38,7 @@ type Run struct {
 	Flags               map[string]string
 	FlagsFromCheckpoint bool // Flags came from the checkpoint: no paths or machine settings
 	Steps               []trainlog.Step
-	Metrics             *evaluate.Metrics
+	Metrics             *results.Metrics
 	Setting             string // the setting label, set by Build
 }
 
@@ -60,14 +60,14 @@ func ReadRun(dir, evalSubdir string) (*Run, error) {
 	if exists(filepath.Join(dir, LogFile)) {
 		return readTraining(dir, evalSubdir)
 	}
-	if exists(filepath.Join(dir, evaluate.MetricsName)) {
+	if exists(filepath.Join(dir, results.MetricsName)) {
 		m, err := readMetrics(dir)
 		if err != nil {
 			return nil, err
 		}
 		return &Run{Dir: dir, EvalDir: dir, Metrics: m}, nil
 	}
-	return nil, fmt.Errorf("%s: neither a bear train run folder (no %s) nor a bear eval folder (no %s)", dir, LogFile, evaluate.MetricsName)
+	return nil, fmt.Errorf("%s: neither a bear train run folder (no %s) nor a bear eval folder (no %s)", dir, LogFile, results.MetricsName)
 }
 
 // readTraining reads a bear train run folder and its evaluation.
@@ -93,10 +93,10 @@ func readTraining(dir, evalSubdir string) (*Run, error) {
 	if r.Loss == "" || r.Seed == "" {
 		return nil, fmt.Errorf("%s: the recorded flags lack --loss or --seed", dir)
 	}
-	if !exists(filepath.Join(r.EvalDir, evaluate.MetricsName)) {
+	if !exists(filepath.Join(r.EvalDir, results.MetricsName)) {
 		return nil, fmt.Errorf("%s: missing: evaluate the run with bear eval --model %s --adapter %s --data %s --constrain before --pruning --out %s "+
 			"(or name its evaluation subfolder with --eval-subdir)",
-			filepath.Join(r.EvalDir, evaluate.MetricsName), orPlaceholder(flags["--model"], "BASE"), filepath.Join(dir, FinalDir),
+			filepath.Join(r.EvalDir, results.MetricsName), orPlaceholder(flags["--model"], "BASE"), filepath.Join(dir, FinalDir),
 			orPlaceholder(flags["--data"], "DATA"), r.EvalDir)
 	}
 	if r.Metrics, err = readMetrics(r.EvalDir); err != nil {
@@ -135,13 +135,13 @@ func readFlags(dir string) (flags map[string]string, fromCheckpoint bool, err er
 }
 
 // readMetrics reads dir/metrics.json and checks that it has every headline metric.
-func readMetrics(dir string) (*evaluate.Metrics, error) {
-	path := filepath.Join(dir, evaluate.MetricsName)
+func readMetrics(dir string) (*results.Metrics, error) {
+	path := filepath.Join(dir, results.MetricsName)
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	var m evaluate.Metrics
+	var m results.Metrics
 	if err := json.Unmarshal(data, &m); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}

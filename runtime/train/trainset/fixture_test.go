@@ -32,7 +32,7 @@ func officialText(history []string, output string) string {
 
 // officeDir holds the committed Office data: the whole catalogue, the whole training split and
 // 60 test rows.
-var officeDir = filepath.Join("..", "testdata", "office")
+var officeDir = filepath.Join("..", "..", "..", "testdata", "office")
 
 // fixture is the Office catalogue with rows of one split; the tests use the 60 test rows as
 // training rows (the files share one format), which keeps them short.
@@ -53,7 +53,7 @@ var (
 func loadOffice(t testing.TB) *fixture {
 	t.Helper()
 	path := testdeps.Tokenizer(t)
-	officeOnce.Do(func() { officeErr = office.load(path, filepath.Join("..", "testdata", "office"), "test_5000.csv") })
+	officeOnce.Do(func() { officeErr = office.load(path, filepath.Join("..", "..", "..", "testdata", "office"), "test_5000.csv") })
 	if officeErr != nil {
 		t.Fatal(officeErr)
 	}

@@ -17,8 +17,8 @@ import (
 	"github.com/bearrec/bear/onnx/llama"
 	"github.com/bearrec/bear/runtime"
 	"github.com/bearrec/bear/runtime/train"
+	"github.com/bearrec/bear/runtime/train/trainset"
 	"github.com/bearrec/bear/tokenize"
-	"github.com/bearrec/bear/trainset"
 )
 
 func TestMedian(t *testing.T) {
@@ -95,7 +95,7 @@ func tinyTrainOptions(t *testing.T, kind lossgrad.Kind) train.Options {
 		t.Fatal(err)
 	}
 	o := train.DefaultOptions()
-	o.Model, o.Data, o.Tokenizer = dir, filepath.Join("..", "..", "testdata", "office"), testdeps.Tokenizer(t)
+	o.Model, o.Data, o.Tokenizer = dir, filepath.Join("..", "..", "..", "..", "testdata", "office"), testdeps.Tokenizer(t)
 	o.Samples, o.Loss = 32, lossgrad.DefaultConfig(kind)
 	o.Batch = trainset.Options{Batch: 4, NormGroup: 2, Micro: 1, Seed: 42, Bucket: 16}
 	o.LoRA = &llama.LoRASpec{Targets: []string{"q_proj", "v_proj"}, Rank: 4, Alpha: 8}

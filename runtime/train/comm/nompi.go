@@ -1,6 +1,6 @@
 //go:build !mpi
 
-package dist
+package comm
 
 // Built reports whether this binary carries the MPI binding.
 const Built = false

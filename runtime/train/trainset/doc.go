@@ -96,7 +96,7 @@
 // about 92% of it in the tokenizer's encoding (one encoding of the prompt serves both the
 // ids and the label count where tokenize can prove it exact, which halved the time); a step
 // of 128 sequences in micro-batches of 4: 1.5 to 1.7 ms of CPU.
-// Command: go test ./trainset -run '^$' -bench . -benchtime 3x -cpu 1
+// Command: go test ./runtime/train/trainset -run '^$' -bench . -benchtime 3x -cpu 1
 // On Office, Book and Clothing (10 000 rows each) every example's ids and label start equal
 // those of encoding the full text and the prompt separately, and both rules agree on every
 // row. Office: 269 244 supervised positions, the largest allowed set 265 tokens, the Union of

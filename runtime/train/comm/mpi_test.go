@@ -1,6 +1,6 @@
 //go:build mpi
 
-package dist
+package comm
 
 import (
 	"fmt"
@@ -178,7 +178,7 @@ func atDepth(depth int, f func() error) error {
 
 // BenchmarkAllreduce times the in-place float32 all-reduce of 2 ranks for the gradient sizes of
 // LoRA r 8 on q_proj, v_proj (the small preset, Llama-3.2-1B, Llama-3.2-3B), over shared memory
-// and over TCP: `go test -tags mpi -run '^$' -bench Allreduce ./dist/` (make bench-mpi).
+// and over TCP: `go test -tags mpi -run '^$' -bench Allreduce ./runtime/train/comm/` (make bench-mpi).
 // ns/op is the mean time of one all-reduce as rank 0 sees it, after a one-float all-reduce that lines the ranks
 // up; starting mpirun is not timed.
 func BenchmarkAllreduce(b *testing.B) {

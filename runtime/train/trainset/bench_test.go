@@ -17,7 +17,7 @@ func cpuTime(b *testing.B) time.Duration {
 }
 
 // BenchmarkBuild tokenises and constrains 10 000 Office rows (see benchRows) on one goroutine:
-// go test ./trainset -run '^$' -bench Build -benchtime 3x -cpu 1
+// go test ./runtime/train/trainset -run '^$' -bench Build -benchtime 3x -cpu 1
 func BenchmarkBuild(b *testing.B) {
 	f, rows := benchRows(b)
 	b.ResetTimer()

@@ -19,7 +19,7 @@ import (
 // sessions are set up before the timer starts. Reports median forward and backward
 // milliseconds and the share of ONNX Runtime's GEMM rate; `bear bench step` adds peak RSS.
 //
-//	go test ./internal/bench -run '^$' -bench TrainStep -benchtime 3x
+//	go test ./tools/bear/internal/bench -run '^$' -bench TrainStep -benchtime 3x
 func BenchmarkTrainStep(b *testing.B) {
 	if err := runtime.Init(""); err != nil {
 		b.Fatal(err)

@@ -46,7 +46,7 @@ type goldenStep struct {
 
 func loadGolden(t *testing.T) *golden {
 	t.Helper()
-	f, err := os.Open("../testdata/optim/golden.json.gz")
+	f, err := os.Open("../../../testdata/optim/golden.json.gz")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,8 +8,8 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/bearrec/bear/runtime/evaluate"
-	"github.com/bearrec/bear/trainlog"
+	"github.com/bearrec/bear/runtime/evaluate/results"
+	"github.com/bearrec/bear/runtime/train/trainlog"
 )
 
 // fakeRun describes a synthetic run folder: its flags, its step log and its evaluation.
@@ -23,7 +23,7 @@ type fakeRun struct {
 	inExact    int
 	tokensPerS []float64 // one step per value
 	elapsed    []float64 // elapsed_s of each step (default: 10 s per step)
-	edit       func(m *evaluate.Metrics)
+	edit       func(m *results.Metrics)
 }
 
 // testUsers is the number of users of every synthetic evaluation.
@@ -40,18 +40,18 @@ func baseFlags(loss, seed, out string) map[string]string {
 }
 
 // testMetrics is a metrics.json with known values on the shared evaluation configuration.
-func testMetrics(f fakeRun) *evaluate.Metrics {
+func testMetrics(f fakeRun) *results.Metrics {
 	lp := 1.0
-	m := &evaluate.Metrics{
+	m := &results.Metrics{
 		ItemMatch: map[string]float64{"NDCG@1": f.ndcg10 / 4, "NDCG@5": f.ndcg10 / 2, "NDCG@10": f.ndcg10,
 			"HR@1": f.hr10 / 4, "HR@5": f.hr10 / 2, "HR@10": f.hr10},
 		OfficialMatch: map[string]float64{"NDCG@1": 0, "NDCG@5": 0, "NDCG@10": 0, "HR@1": 0, "HR@5": 0, "HR@10": 0},
 		Primary:       "item_match", Users: testUsers,
 		// Returned targets follow HR@10; lost hits are pruned + 2 (known numbers for the lost-hit rate).
-		Pruning: &evaluate.PruningSummary{Users: testUsers, InExact: f.inExact, Pruned: f.pruned,
+		Pruning: &results.PruningSummary{Users: testUsers, InExact: f.inExact, Pruned: f.pruned,
 			Rate: float64(f.pruned) / testUsers, RateOfExact: float64(f.pruned) / float64(max(f.inExact, 1)),
 			InBeam: int(math.Round(f.hr10 * testUsers)), LostHits: f.pruned + 2},
-		Config: evaluate.Config{Dataset: "Office", SplitFile: "test_5000.csv", SplitSHA256: "5p1i7", CatalogueSHA256: "ca7",
+		Config: results.Config{Dataset: "Office", SplitFile: "test_5000.csv", SplitSHA256: "5p1i7", CatalogueSHA256: "ca7",
 			TokenizerSHA256: "70c", ModelSHA256: "f1n9", AdapterSHA256: "ad4" + f.seed, Limit: testUsers, SelectedUsers: testUsers,
 			ShardCount: 1, Beams: 10, Return: 10, Constrain: "before", LengthPenalty: 1, StopRule: "vectorized", MaxNewTokens: 128,
 			Pruning: true, ExactLengthPenalty: &lp, Shard: "0/1", Model: "models/small", Adapter: filepath.Join(f.dir, "final"),
@@ -96,7 +96,7 @@ func writeFakeRun(t *testing.T, f fakeRun) {
 	writeMetricsFile(t, filepath.Join(f.dir, DefaultEvalSubdir), testMetrics(f))
 }
 
-func writeMetricsFile(t *testing.T, dir string, m *evaluate.Metrics) {
+func writeMetricsFile(t *testing.T, dir string, m *results.Metrics) {
 	t.Helper()
 	data, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
@@ -105,7 +105,7 @@ func writeMetricsFile(t *testing.T, dir string, m *evaluate.Metrics) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, evaluate.MetricsName), data, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, results.MetricsName), data, 0o644); err != nil {
 		t.Fatal(err)
 	}
 }
