@@ -20,12 +20,12 @@ var rules = []rule{
 	{"onnx/...", []string{"onnx/...", "internal/atomicfs"}},
 
 	// ONNX Runtime front-ends.
-	{"runtime", []string{"onnx/...", "decode", "internal/atomicfs"}},
+	{"runtime/ortrun", []string{"onnx/...", "decode", "internal/atomicfs"}},
 
 	// The evaluation job, and the schema of its results (a leaf, so that readers of results
 	// need no ONNX Runtime).
 	{"runtime/evaluate/results", []string{"internal/atomicfs"}},
-	{"runtime/evaluate", []string{"runtime", "runtime/evaluate/results", "onnx/...", "decode", "tokenize", "internal/atomicfs"}},
+	{"runtime/evaluate", []string{"runtime/ortrun", "runtime/evaluate/results", "onnx/...", "decode", "tokenize", "internal/atomicfs"}},
 
 	// The training job and its parts: the optimizer, the training set and its batches, the log,
 	// the data-parallel communicator (the MPI binding; its test helper re-executes test
@@ -34,7 +34,7 @@ var rules = []rule{
 	{"runtime/train/trainset", []string{"tokenize"}},
 	{"runtime/train/trainlog", []string{"internal/atomicfs"}},
 	{"runtime/train/comm", []string{"internal/mpirun"}},
-	{"runtime/train", []string{"runtime", "runtime/evaluate", "runtime/evaluate/results", "runtime/train/optim", "runtime/train/trainset",
+	{"runtime/train", []string{"runtime/ortrun", "runtime/evaluate", "runtime/evaluate/results", "runtime/train/optim", "runtime/train/trainset",
 		"runtime/train/trainlog", "runtime/train/comm", "onnx/...", "lossgrad", "tokenize", "decode", "internal/atomicfs"}},
 
 	// The shared bottom layer: crash-safe writes and output folders, the process's CPU time and

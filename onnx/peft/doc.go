@@ -12,6 +12,6 @@
 // model than the one trained.
 //
 // It is a file format next to the checkpoint reader (onnx/hf): it touches no ONNX Runtime. The
-// runtime copies an Adapter's matrices into the graph's LoRA inputs (runtime.Model.SetAdapter,
-// runtime.Trainer.SetAdapter); the trainer writes its trained matrices back with WriteAdapter.
+// ortrun copies an Adapter's matrices into the graph's LoRA inputs (ortrun.Model.SetAdapter,
+// ortrun.Trainer.SetAdapter); the trainer writes its trained matrices back with WriteAdapter.
 package peft

@@ -8,7 +8,7 @@ import (
 	"github.com/bearrec/bear/internal/testdeps"
 
 	"github.com/bearrec/bear/onnx/hf"
-	"github.com/bearrec/bear/runtime"
+	"github.com/bearrec/bear/runtime/ortrun"
 )
 
 // BenchmarkEval decodes the first 8 Office test users (one batch, B = 10, constraint after
@@ -36,7 +36,7 @@ func BenchmarkEval(b *testing.B) {
 		}
 		b.Run(name, func(b *testing.B) {
 			o := Options{Model: model, Tokenizer: testdeps.Tokenizer(b), Data: officeData, Limit: users, KVCache: kv,
-				Session: runtime.ModelOptions{CacheDir: filepath.Join(dir, "cache")}}
+				Session: ortrun.ModelOptions{CacheDir: filepath.Join(dir, "cache")}}
 			d, err := LoadData(o)
 			if err != nil {
 				b.Fatal(err)
@@ -48,7 +48,7 @@ func BenchmarkEval(b *testing.B) {
 			defer sc.Close()
 			ev := &BatchDecoder{Data: d, Scorer: sc, Search: o.SearchConfig()}
 			var wall time.Duration
-			ort0 := runtime.ORTTime()
+			ort0 := ortrun.ORTTime()
 			b.ResetTimer()
 			for range b.N {
 				t0 := time.Now()
@@ -59,7 +59,7 @@ func BenchmarkEval(b *testing.B) {
 			}
 			b.ReportMetric(float64(users*b.N)/wall.Seconds(), "users/s")
 			b.ReportMetric(1-ev.ScorerTime.Seconds()/wall.Seconds(), "go-share")
-			b.ReportMetric(1-(runtime.ORTTime()-ort0).Seconds()/wall.Seconds(), "go-share-outside-ort")
+			b.ReportMetric(1-(ortrun.ORTTime()-ort0).Seconds()/wall.Seconds(), "go-share-outside-ort")
 		})
 	}
 }

@@ -1,6 +1,6 @@
 // Package evaluate is the orchestration behind `bear eval`: it reads an Amazon split, builds the
 // official inference prompts, decodes batches of users with trie-constrained beam search over a
-// runtime.Scorer, maps the beams back to item ids, and writes predictions.json and metrics.json
+// ortrun.Scorer, maps the beams back to item ids, and writes predictions.json and metrics.json
 // (NDCG@1/5/10 and HR@1/5/10); it also runs the pruning analysis and merges shards.
 //
 // # The pipeline

@@ -17,7 +17,7 @@ import (
 	"github.com/bearrec/bear/decode"
 	"github.com/bearrec/bear/internal/atomicfs"
 	"github.com/bearrec/bear/onnx/peft"
-	"github.com/bearrec/bear/runtime"
+	"github.com/bearrec/bear/runtime/ortrun"
 	"github.com/bearrec/bear/tokenize"
 )
 
@@ -59,8 +59,8 @@ type Options struct {
 	Batch        int // users per decode.Search call (0: 8)
 
 	KVCache bool // decode with the KV-cache scorer (false: the no-cache reference path)
-	MaxRows int  // rows per ONNX Runtime call (runtime.ScorerOptions.MaxRows; 0: its default)
-	Session runtime.ModelOptions
+	MaxRows int  // rows per ONNX Runtime call (ortrun.ScorerOptions.MaxRows; 0: its default)
+	Session ortrun.ModelOptions
 
 	Pruning            bool    // run the pruning analysis (decode.AnalysePruning)
 	ExactLengthPenalty float64 // exact top-B ranking: 0 = plain log-probability (prunes), 1 = the beam search's sum/len (barely prunes)
@@ -315,10 +315,10 @@ func userIDs(rows []tokenize.Row) []int {
 }
 
 // NewScorer opens the runtime scorer of o (adapter included).
-func NewScorer(o Options) (runtime.Scorer, error) {
-	so := runtime.ScorerOptions{Model: o.Session, KVCache: o.KVCache, MaxRows: o.MaxRows}
+func NewScorer(o Options) (ortrun.Scorer, error) {
+	so := ortrun.ScorerOptions{Model: o.Session, KVCache: o.KVCache, MaxRows: o.MaxRows}
 	if o.Adapter != "" {
-		cfg, err := runtime.ReadModelConfig(o.Model)
+		cfg, err := ortrun.ReadModelConfig(o.Model)
 		if err != nil {
 			return nil, err
 		}
@@ -326,7 +326,7 @@ func NewScorer(o Options) (runtime.Scorer, error) {
 			return nil, err
 		}
 	}
-	sc, err := runtime.NewScorer(o.Model, so)
+	sc, err := ortrun.NewScorer(o.Model, so)
 	if err != nil {
 		kind := "no-cache"
 		if o.KVCache {
@@ -394,7 +394,7 @@ func Run(ctx context.Context, o Options) (*results.Metrics, error) {
 	if err := CheckBeams(o.Beams, d.Index, filepath.Join(o.Data, "id2name4Rec.json"), len(d.Catalogue.IDs)); err != nil {
 		return nil, fmt.Errorf("--beams %d: %w", o.Beams, err)
 	}
-	mcfg, err := runtime.ReadModelConfig(o.Model)
+	mcfg, err := ortrun.ReadModelConfig(o.Model)
 	if err != nil {
 		return nil, err
 	}
@@ -441,7 +441,7 @@ func Run(ctx context.Context, o Options) (*results.Metrics, error) {
 		loadTime = time.Since(tSearch)
 		tSearch = time.Now()
 	}
-	ort0 := runtime.ORTTime()
+	ort0 := ortrun.ORTTime()
 	if o.Progress != nil {
 		o.Progress(len(done), len(d.Rows))
 	}
@@ -450,7 +450,7 @@ func Run(ctx context.Context, o Options) (*results.Metrics, error) {
 	}
 	m := finalMetrics(o, d, cfg, done)
 	m.Timing = results.Timing{
-		Users: len(pending), WallS: time.Since(tSearch).Seconds(), ScorerS: ev.ScorerTime.Seconds(), ORTS: (runtime.ORTTime() - ort0).Seconds(),
+		Users: len(pending), WallS: time.Since(tSearch).Seconds(), ScorerS: ev.ScorerTime.Seconds(), ORTS: (ortrun.ORTTime() - ort0).Seconds(),
 		LoadS: loadTime.Seconds(), TotalS: time.Since(t0).Seconds(),
 	}
 	m.Timing.Finish()

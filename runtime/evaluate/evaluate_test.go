@@ -18,7 +18,7 @@ import (
 	"github.com/bearrec/bear/decode"
 	"github.com/bearrec/bear/onnx/llama"
 	"github.com/bearrec/bear/onnx/peft"
-	"github.com/bearrec/bear/runtime"
+	"github.com/bearrec/bear/runtime/ortrun"
 	"github.com/bearrec/bear/tokenize"
 )
 
@@ -429,7 +429,7 @@ func TestKVCacheMatchesNoCache(t *testing.T) {
 		o.KVCache = kv
 		sc, err := NewScorer(o)
 		if err != nil {
-			t.Fatalf("KV cache %v: %v\n(the KV-cache scorer is runtime.NewScorer with ScorerOptions{KVCache: true}; this test passes once it exists and matches the no-cache path)", kv, err)
+			t.Fatalf("KV cache %v: %v\n(the KV-cache scorer is ortrun.NewScorer with ScorerOptions{KVCache: true}; this test passes once it exists and matches the no-cache path)", kv, err)
 		}
 		defer sc.Close()
 		ev := &BatchDecoder{Data: d, Scorer: sc, Search: o.SearchConfig()}
@@ -461,7 +461,7 @@ func TestKVCacheMatchesNoCache(t *testing.T) {
 
 // TestAdapter: a LoRA adapter reaches the scorer (the scores change) and identifies the run.
 func TestAdapter(t *testing.T) {
-	cfg, err := runtime.ReadModelConfig(tinyDir)
+	cfg, err := ortrun.ReadModelConfig(tinyDir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,7 @@ import (
 
 	"github.com/bearrec/bear/decode"
 	"github.com/bearrec/bear/onnx/hf"
-	"github.com/bearrec/bear/runtime"
+	"github.com/bearrec/bear/runtime/ortrun"
 )
 
 // TestPruningRowBound: the exact search's memory bound (ExactMemory, a row count at the model's
@@ -78,7 +78,7 @@ func testRowBytes(t *testing.T, o Options) int64 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := runtime.ReadModelConfig(o.Model)
+	cfg, err := ortrun.ReadModelConfig(o.Model)
 	if err != nil {
 		t.Fatal(err)
 	}

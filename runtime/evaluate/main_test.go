@@ -10,7 +10,7 @@ import (
 	"github.com/bearrec/bear/internal/testdeps"
 
 	"github.com/bearrec/bear/onnx/hf"
-	"github.com/bearrec/bear/runtime"
+	"github.com/bearrec/bear/runtime/ortrun"
 )
 
 // officeData is the committed Office sample (testdata/office/README.md).
@@ -28,7 +28,7 @@ const tinyStd = 0.25
 // TestMain loads ONNX Runtime and writes the tiny checkpoint. A missing library is a failure,
 // never a skip: `make test` fetches it first (make deps).
 func TestMain(m *testing.M) {
-	if err := runtime.Init(""); err != nil {
+	if err := ortrun.Init(""); err != nil {
 		fmt.Fprintln(os.Stderr, "evaluate tests need ONNX Runtime:", err)
 		os.Exit(1)
 	}
@@ -59,6 +59,6 @@ func TestMain(m *testing.M) {
 func tinyOptions(t testing.TB, out string, limit int) Options {
 	return Options{
 		Model: tinyDir, Tokenizer: testdeps.Tokenizer(t), Data: officeData, Split: "test", Limit: limit,
-		Batch: 4, KVCache: true, Session: runtime.ModelOptions{CacheDir: cacheDir}, Out: out,
+		Batch: 4, KVCache: true, Session: ortrun.ModelOptions{CacheDir: cacheDir}, Out: out,
 	}
 }

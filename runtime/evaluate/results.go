@@ -13,7 +13,7 @@ import (
 	"github.com/bearrec/bear/decode"
 	"github.com/bearrec/bear/internal/atomicfs"
 	"github.com/bearrec/bear/onnx/hf"
-	"github.com/bearrec/bear/runtime"
+	"github.com/bearrec/bear/runtime/ortrun"
 )
 
 func constrainName(m decode.Mode) string {
@@ -45,13 +45,13 @@ func runConfig(o Options, d *Data) (results.Config, error) {
 		c.ExactLengthPenalty, c.MaxFrontier = &lp, o.MaxFrontier
 	}
 	var err error
-	if c.SplitSHA256, err = runtime.FileSHA256(d.SplitFile); err != nil {
+	if c.SplitSHA256, err = ortrun.FileSHA256(d.SplitFile); err != nil {
 		return c, err
 	}
-	if c.CatalogueSHA256, err = runtime.FileSHA256(filepath.Join(o.Data, "id2name4Rec.json")); err != nil {
+	if c.CatalogueSHA256, err = ortrun.FileSHA256(filepath.Join(o.Data, "id2name4Rec.json")); err != nil {
 		return c, err
 	}
-	if c.TokenizerSHA256, err = runtime.FileSHA256(o.Tokenizer); err != nil {
+	if c.TokenizerSHA256, err = ortrun.FileSHA256(o.Tokenizer); err != nil {
 		return c, err
 	}
 	if c.ModelSHA256, err = modelSHA256(o.Model); err != nil {
@@ -68,7 +68,7 @@ func runConfig(o Options, d *Data) (results.Config, error) {
 func dirSHA256(dir string, names ...string) (string, error) {
 	h := sha256.New()
 	for _, n := range names {
-		s, err := runtime.FileSHA256(filepath.Join(dir, n))
+		s, err := ortrun.FileSHA256(filepath.Join(dir, n))
 		if err != nil {
 			return "", err
 		}

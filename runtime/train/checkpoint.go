@@ -13,7 +13,7 @@ import (
 	"strings"
 
 	"github.com/bearrec/bear/onnx/hf"
-	"github.com/bearrec/bear/runtime"
+	"github.com/bearrec/bear/runtime/ortrun"
 	"github.com/bearrec/bear/runtime/train/optim"
 	"github.com/bearrec/bear/runtime/train/trainlog"
 )
@@ -47,11 +47,11 @@ func identity(o *Options, d *data, ck *hf.Checkpoint) (map[string]string, error)
 	if err != nil {
 		return nil, err
 	}
-	split, err := runtime.FileSHA256(d.Path)
+	split, err := ortrun.FileSHA256(d.Path)
 	if err != nil {
 		return nil, err
 	}
-	tok, err := runtime.FileSHA256(o.Tokenizer)
+	tok, err := ortrun.FileSHA256(o.Tokenizer)
 	if err != nil {
 		return nil, err
 	}
@@ -117,7 +117,7 @@ func contentHash(dir string, patterns ...string) (string, error) {
 		}
 		sort.Strings(files)
 		for _, f := range files {
-			sum, err := runtime.FileSHA256(f)
+			sum, err := ortrun.FileSHA256(f)
 			if err != nil {
 				return "", err
 			}

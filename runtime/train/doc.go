@@ -1,7 +1,7 @@
 // Package train is the `bear train` job: it fine-tunes a Llama checkpoint with LML, MSL or BEAR
 // as the official train_lml.py / train_msl.py / train_bear.py do, and writes PEFT adapters,
 // checkpoints and a training log. It ties together the pieces that own each concern: trainset
-// (examples, epoch order, norm groups, micro-batches), runtime.Trainer (the forward and backward
+// (examples, epoch order, norm groups, micro-batches), ortrun.Trainer (the forward and backward
 // graphs on ONNX Runtime), lossgrad (the losses and their gradients), optim (clipping, AdamW,
 // the schedule) and trainlog (train.jsonl).
 //

@@ -12,14 +12,14 @@ import (
 	"github.com/bearrec/bear/lossgrad"
 	"github.com/bearrec/bear/onnx/hf"
 	"github.com/bearrec/bear/onnx/llama"
-	"github.com/bearrec/bear/runtime"
+	"github.com/bearrec/bear/runtime/ortrun"
 	"github.com/bearrec/bear/runtime/train/trainset"
 )
 
 // TestMain loads ONNX Runtime once (a missing library fails, never skips: make deps fetches it)
 // and serves as the child process of the interruption tests.
 func TestMain(m *testing.M) {
-	if err := runtime.Init(""); err != nil {
+	if err := ortrun.Init(""); err != nil {
 		fmt.Fprintln(os.Stderr, "train tests need ONNX Runtime:", err)
 		os.Exit(1)
 	}
@@ -70,7 +70,7 @@ func smallRun(model, tok, out string, kind lossgrad.Kind) Options {
 	o.Loss = lossgrad.DefaultConfig(kind)
 	o.Batch = trainset.Options{Batch: 8, NormGroup: 4, Micro: 2, Seed: 42, Bucket: 16}
 	o.LoRA = &llama.LoRASpec{Targets: []string{"q_proj", "v_proj"}, Rank: 4, Alpha: 8}
-	o.Session = runtime.ModelOptions{Session: runtime.SessionOptions{Threads: 1}, CacheDir: filepath.Join(out, "..", "cache")}
+	o.Session = ortrun.ModelOptions{Session: ortrun.SessionOptions{Threads: 1}, CacheDir: filepath.Join(out, "..", "cache")}
 	return o
 }
 

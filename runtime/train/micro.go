@@ -3,7 +3,7 @@ package train
 import (
 	"github.com/bearrec/bear/lossgrad"
 	"github.com/bearrec/bear/onnx/llama"
-	"github.com/bearrec/bear/runtime"
+	"github.com/bearrec/bear/runtime/ortrun"
 	"github.com/bearrec/bear/runtime/train/trainset"
 )
 
@@ -21,8 +21,8 @@ const (
 func (s *stepper) forwardLoss(mb *trainset.MicroBatch, seed int64) (lossgrad.Result, error) {
 	n := len(mb.Targets)
 	s.index = padded(s.index, mb.Index, roundUp(n, positionBucket))
-	in := runtime.GraphInputs{
-		Batch: runtime.TokenBatch{B: mb.B, T: mb.T, IDs: mb.IDs, Mask: mb.Mask, Pos: mb.Pos},
+	in := ortrun.GraphInputs{
+		Batch: ortrun.TokenBatch{B: mb.B, T: mb.T, IDs: mb.IDs, Mask: mb.Mask, Pos: mb.Pos},
 		Index: s.index, DropoutSeed: seed,
 	}
 	subset := s.tr.Manifest.Logits == llama.LogitsSubset

@@ -8,7 +8,7 @@ import (
 	"github.com/bearrec/bear/lossgrad"
 	"github.com/bearrec/bear/onnx/autodiff"
 	"github.com/bearrec/bear/onnx/llama"
-	"github.com/bearrec/bear/runtime"
+	"github.com/bearrec/bear/runtime/ortrun"
 	"github.com/bearrec/bear/runtime/train/comm"
 	"github.com/bearrec/bear/runtime/train/trainset"
 )
@@ -35,7 +35,7 @@ type Options struct {
 	Full        bool    // --train full: every base weight is trained
 	Seed        uint64  // --seed: LoRA initialisation, data order, dropout masks
 	Policy      autodiff.Policy
-	Session     runtime.ModelOptions // --device, --threads, --cache-dir
+	Session     ortrun.ModelOptions // --device, --threads, --cache-dir
 
 	Resume          string // --resume: the folder of an interrupted run to continue
 	EvalUsers       int    // --eval-users: evaluate the first N test users after each epoch (0: none)

@@ -9,8 +9,8 @@ import (
 	"github.com/bearrec/bear/internal/atomicfs"
 	"github.com/bearrec/bear/onnx/hf"
 	"github.com/bearrec/bear/onnx/peft"
-	"github.com/bearrec/bear/runtime"
 	"github.com/bearrec/bear/runtime/evaluate"
+	"github.com/bearrec/bear/runtime/ortrun"
 )
 
 // Output folders of a run: one per epoch (epoch-1, epoch-2, ...) and the final one.
@@ -22,7 +22,7 @@ func EpochDir(out string, e int) string { return filepath.Join(out, fmt.Sprintf(
 // writeModel writes what the run trains into dir, atomically: a PEFT adapter, or with --train
 // full a whole checkpoint in the Hugging Face layout that `bear eval --model` takes, and the
 // training record (the loss) beside it.
-func writeModel(dir string, o *Options, tr *runtime.Trainer[float32]) error {
+func writeModel(dir string, o *Options, tr *ortrun.Trainer[float32]) error {
 	return atomicfs.WriteDir(dir, atomicfs.Replace, func(tmp string) error {
 		if o.Full {
 			if err := writeCheckpoint(tmp, o.Model, tr); err != nil {
@@ -40,7 +40,7 @@ func writeModel(dir string, o *Options, tr *runtime.Trainer[float32]) error {
 }
 
 // writeAdapter writes the LoRA matrices in PEFT's layout.
-func writeAdapter(dir string, o *Options, tr *runtime.Trainer[float32]) error {
+func writeAdapter(dir string, o *Options, tr *ortrun.Trainer[float32]) error {
 	a := &peft.Adapter{Spec: *o.LoRA, Dropout: o.LoRADropout, Weights: map[string][]float32{}}
 	for _, in := range tr.Manifest.LoRAInputs {
 		a.Weights[in.Name] = tr.Params[in.Name]
@@ -54,7 +54,7 @@ func writeAdapter(dir string, o *Options, tr *runtime.Trainer[float32]) error {
 
 // writeCheckpoint writes every trained weight as float32 with the base checkpoint's config and
 // tokenizer files.
-func writeCheckpoint(dir, base string, tr *runtime.Trainer[float32]) error {
+func writeCheckpoint(dir, base string, tr *ortrun.Trainer[float32]) error {
 	cfg := tr.Config
 	cfg.DType = hf.F32
 	cj, err := cfg.JSON()

@@ -6,7 +6,7 @@ import (
 	"math/rand/v2"
 
 	"github.com/bearrec/bear/lossgrad"
-	"github.com/bearrec/bear/runtime"
+	"github.com/bearrec/bear/runtime/ortrun"
 	"github.com/bearrec/bear/runtime/train/optim"
 	"github.com/bearrec/bear/runtime/train/trainset"
 	"github.com/bearrec/bear/tokenize"
@@ -40,18 +40,18 @@ func loadData(o *Options) (*data, error) {
 }
 
 // newTrainer builds the training graphs of the run and their sessions.
-func newTrainer(o *Options) (*runtime.Trainer[float32], error) {
+func newTrainer(o *Options) (*ortrun.Trainer[float32], error) {
 	mo := o.Session
 	mo.LoRA, mo.Logits = o.LoRA, o.logitsMode()
 	mo.Session.VaryingShapes = true
-	return runtime.NewTrainer[float32](o.Model, runtime.TrainOptions{Model: mo, Policy: o.Policy, Full: o.Full, LoRADropout: o.LoRADropout})
+	return ortrun.NewTrainer[float32](o.Model, ortrun.TrainOptions{Model: mo, Policy: o.Policy, Full: o.Full, LoRADropout: o.LoRADropout})
 }
 
 // initLoRA initialises the LoRA matrices as PEFT does: A Kaiming-uniform with a = √5, which is
 // U(-1/√in, 1/√in) (gain √(2/(1+a²)) = √(1/3) times √(3/in)), B zero, so the adapted model
 // starts as the base model. The values are a function of the seed alone, module by module in
 // the graph's order.
-func initLoRA(tr *runtime.Trainer[float32], seed uint64) {
+func initLoRA(tr *ortrun.Trainer[float32], seed uint64) {
 	rng := rand.New(rand.NewPCG(seed, 0x4c6f5241)) // "LoRA"
 	for _, in := range tr.Manifest.LoRAInputs {
 		p := tr.Params[in.Name]
@@ -68,7 +68,7 @@ func initLoRA(tr *runtime.Trainer[float32], seed uint64) {
 
 // params pairs every trainable buffer of the trainer with a gradient accumulator, in the
 // manifest's order (which fixes the order of the clipping norm's sum).
-func params(tr *runtime.Trainer[float32]) []optim.Param {
+func params(tr *ortrun.Trainer[float32]) []optim.Param {
 	var ps []optim.Param
 	for _, name := range tr.Manifest.Trainable {
 		v := tr.Params[name]

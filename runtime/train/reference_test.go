@@ -28,7 +28,7 @@ import (
 	"github.com/bearrec/bear/onnx/hf"
 	"github.com/bearrec/bear/onnx/llama"
 	"github.com/bearrec/bear/onnx/peft"
-	"github.com/bearrec/bear/runtime"
+	"github.com/bearrec/bear/runtime/ortrun"
 	"github.com/bearrec/bear/runtime/train/optim"
 	"github.com/bearrec/bear/runtime/train/trainset"
 )
@@ -89,7 +89,7 @@ func refOptions(model, tok, out string, r refRun) Options {
 	o.Batch = trainset.Options{Batch: 8, NormGroup: 4, Micro: 2, Seed: 42, Bucket: 16}
 	o.LoRA = &llama.LoRASpec{Targets: []string{"q_proj", "v_proj"}, Rank: 4, Alpha: refAlpha}
 	o.LoRADropout = r.Dropout
-	o.Session = runtime.ModelOptions{Session: runtime.SessionOptions{Threads: 1}, CacheDir: filepath.Join(out, "cache")}
+	o.Session = ortrun.ModelOptions{Session: ortrun.SessionOptions{Threads: 1}, CacheDir: filepath.Join(out, "cache")}
 	return o
 }
 
@@ -233,7 +233,7 @@ func runReference(t *testing.T, d *refData, r refRun, c *refCase) *refResult {
 
 // setInitial writes the case's A and B into the trainer in place of initLoRA's: B is not 0
 // (PEFT's start), which would leave A's first gradients 0 and untested.
-func setInitial(t *testing.T, tr *runtime.Trainer[float32], c *refCase) {
+func setInitial(t *testing.T, tr *ortrun.Trainer[float32], c *refCase) {
 	for _, in := range tr.Manifest.LoRAInputs {
 		m, ok := c.Init[peft.Key(in.Layer, in.Module, in.Which)]
 		if !ok {
@@ -310,7 +310,7 @@ func unclipped(j *job, norm float64) map[string][]float64 {
 }
 
 // peftValues maps f of every LoRA matrix's graph name to PEFT's key names.
-func peftValues(tr *runtime.Trainer[float32], f func(name string) []float64) map[string][]float64 {
+func peftValues(tr *ortrun.Trainer[float32], f func(name string) []float64) map[string][]float64 {
 	out := map[string][]float64{}
 	for _, in := range tr.Manifest.LoRAInputs {
 		out[peft.Key(in.Layer, in.Module, in.Which)] = f(in.Name)
@@ -419,7 +419,7 @@ func comparePEFT(t *testing.T, model, adapter, name string, c *refCase, want ref
 	if d := maxAdapterDiff(fresh, committed); d > 1e-6 {
 		t.Fatalf("the adapter differs from testdata/train/adapters/%s by %.3g: rerun go test -run Reference -update and make goldens-train", name, d)
 	}
-	m, err := runtime.Load(model, runtime.ModelOptions{LoRA: &fresh.Spec, Logits: llama.LogitsFullVocab, CacheDir: filepath.Join(t.TempDir(), "cache"), Session: runtime.SessionOptions{Threads: 1}})
+	m, err := ortrun.Load(model, ortrun.ModelOptions{LoRA: &fresh.Spec, Logits: llama.LogitsFullVocab, CacheDir: filepath.Join(t.TempDir(), "cache"), Session: ortrun.SessionOptions{Threads: 1}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -428,7 +428,7 @@ func comparePEFT(t *testing.T, model, adapter, name string, c *refCase, want ref
 		t.Fatal(err)
 	}
 	mb := c.Steps[want.Step].Groups[want.Group].Micro[want.Micro]
-	logits, err := m.Logits(runtime.TokenBatch{B: mb.B, T: mb.T, IDs: mb.IDs, Mask: mb.Mask, Pos: mb.Pos}, mb.Index, nil, 0)
+	logits, err := m.Logits(ortrun.TokenBatch{B: mb.B, T: mb.T, IDs: mb.IDs, Mask: mb.Mask, Pos: mb.Pos}, mb.Index, nil, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -594,7 +594,7 @@ func newCase(t *testing.T, model string, cfg hf.Config) *refCase {
 		t.Fatal(err)
 	}
 	c.Model.Config, c.Model.Init = cj, refInit
-	if c.Model.SHA256, err = runtime.FileSHA256(filepath.Join(model, "model.safetensors")); err != nil {
+	if c.Model.SHA256, err = ortrun.FileSHA256(filepath.Join(model, "model.safetensors")); err != nil {
 		t.Fatal(err)
 	}
 	o := refOptions(model, "", "", refRuns[0])

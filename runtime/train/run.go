@@ -12,8 +12,8 @@ import (
 	"github.com/bearrec/bear/decode"
 	"github.com/bearrec/bear/internal/atomicfs"
 	"github.com/bearrec/bear/onnx/hf"
-	"github.com/bearrec/bear/runtime"
 	"github.com/bearrec/bear/runtime/evaluate"
+	"github.com/bearrec/bear/runtime/ortrun"
 	"github.com/bearrec/bear/runtime/train/trainlog"
 	"github.com/bearrec/bear/runtime/train/trainset"
 	"github.com/bearrec/bear/tokenize"
@@ -41,7 +41,7 @@ type Summary struct {
 type job struct {
 	o     *Options
 	d     *data
-	tr    *runtime.Trainer[float32]
+	tr    *ortrun.Trainer[float32]
 	st    *stepper
 	id    map[string]string
 	log   *trainlog.Writer

@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/bearrec/bear/lossgrad"
-	"github.com/bearrec/bear/runtime"
+	"github.com/bearrec/bear/runtime/ortrun"
 	"github.com/bearrec/bear/runtime/train/optim"
 	"github.com/bearrec/bear/runtime/train/trainset"
 	"gonum.org/v1/gonum/blas/blas32"
@@ -32,7 +32,7 @@ type StepStats struct {
 // accumulation of each norm group's gradient divided once by its normaliser, clipping and AdamW.
 type stepper struct {
 	o       *Options
-	tr      *runtime.Trainer[float32]
+	tr      *ortrun.Trainer[float32]
 	obj     *lossgrad.Objective[float32]
 	set     *trainset.Set
 	batcher *trainset.Batcher
@@ -50,7 +50,7 @@ type stepper struct {
 	flat          []float32 // the gradients of every param, end to end, for the all-reduce
 }
 
-func newStepper(o *Options, tr *runtime.Trainer[float32], set *trainset.Set, total int) (*stepper, error) {
+func newStepper(o *Options, tr *ortrun.Trainer[float32], set *trainset.Set, total int) (*stepper, error) {
 	obj, err := newObjective(o)
 	if err != nil {
 		return nil, err
@@ -72,7 +72,7 @@ func newStepper(o *Options, tr *runtime.Trainer[float32], set *trainset.Set, tot
 
 // run performs optimizer step number global (from 0) of the run.
 func (s *stepper) run(global int) (StepStats, error) {
-	t0, ort0 := time.Now(), runtime.ORTTime()
+	t0, ort0 := time.Now(), ortrun.ORTTime()
 	spe := s.set.StepsPerEpoch()
 	st, err := s.batcher.Step(global/spe, global%spe)
 	if err != nil {
@@ -100,7 +100,7 @@ func (s *stepper) run(global int) (StepStats, error) {
 	stats.GradNorm = optim.ClipGradNorm(s.params, maxGradNorm)
 	stats.LR = s.sched.LR(s.o.LR, global)
 	s.opt.Step(stats.LR)
-	stats.Wall, stats.ORT = time.Since(t0), runtime.ORTTime()-ort0
+	stats.Wall, stats.ORT = time.Since(t0), ortrun.ORTTime()-ort0
 	return stats, nil
 }
 

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/bearrec/bear/internal/procstat"
-	"github.com/bearrec/bear/runtime"
+	"github.com/bearrec/bear/runtime/ortrun"
 	"github.com/bearrec/bear/runtime/train"
 	"github.com/bearrec/bear/runtime/train/comm"
 	"github.com/bearrec/bear/tools/bear/internal/bench"
@@ -81,7 +81,7 @@ func benchForward(args []string, stdout io.Writer) error {
 		return err
 	}
 	t0 := time.Now()
-	m, err := runtime.Load(*model, opts)
+	m, err := ortrun.Load(*model, opts)
 	if err != nil {
 		return err
 	}
@@ -97,7 +97,7 @@ func benchForward(args []string, stdout io.Writer) error {
 			seqs[i][t] = int64((i*7919 + t*104729) % m.Config.VocabSize)
 		}
 	}
-	b := runtime.NewTokenBatch(seqs)
+	b := ortrun.NewTokenBatch(seqs)
 	index := make([]int64, *batch)
 	for i := range index {
 		index[i] = b.Index(i, *seq-1)

@@ -12,7 +12,7 @@ import (
 	"github.com/bearrec/bear/onnx/hf"
 	"github.com/bearrec/bear/onnx/llama"
 	"github.com/bearrec/bear/onnx/peft"
-	"github.com/bearrec/bear/runtime"
+	"github.com/bearrec/bear/runtime/ortrun"
 )
 
 func init() {
@@ -45,8 +45,8 @@ func addTrainFlags(fs *flag.FlagSet) trainFlags {
 	}
 }
 
-func (f trainFlags) options(base runtime.ModelOptions) (runtime.TrainOptions, error) {
-	o := runtime.TrainOptions{Model: base}
+func (f trainFlags) options(base ortrun.ModelOptions) (ortrun.TrainOptions, error) {
+	o := ortrun.TrainOptions{Model: base}
 	var err error
 	if o.Policy, err = autodiff.ParsePolicy(*f.policy); err != nil {
 		return o, fmt.Errorf("--policy: %w", err)
@@ -104,15 +104,15 @@ func exportMain(args []string, log io.Writer) error {
 	if *model == "" || *out == "" {
 		return fmt.Errorf("--model and --out are required")
 	}
-	o, err := tf.options(runtime.ModelOptions{CacheDir: *cache})
+	o, err := tf.options(ortrun.ModelOptions{CacheDir: *cache})
 	if err != nil {
 		return err
 	}
-	tg, err := runtime.BuildTrainGraphs(*model, o)
+	tg, err := ortrun.BuildTrainGraphs(*model, o)
 	if err != nil {
 		return err
 	}
-	if err := runtime.WriteArtifacts(*out, tg); err != nil {
+	if err := ortrun.WriteArtifacts(*out, tg); err != nil {
 		return err
 	}
 	fmt.Fprintf(log, "bear export: wrote %s (forward %d KiB, backward %d KiB, %d residuals, policy %s)\n",
@@ -169,7 +169,7 @@ func gradMain(args []string, stdout io.Writer) error {
 		return err
 	}
 	mo.LoRA = &ad.Spec
-	o := runtime.TrainOptions{Model: mo, Policy: pol}
+	o := ortrun.TrainOptions{Model: mo, Policy: pol}
 	switch *dtype {
 	case "fp32":
 		return runGrad[float32](*model, o, ad, ids, cot, stdout)
@@ -215,8 +215,8 @@ func readCotangent(path string, rows, vocab int) ([]float64, error) {
 	return flat, nil
 }
 
-func runGrad[T runtime.ComputeFloat](model string, o runtime.TrainOptions, ad *peft.Adapter, ids []int64, cot []float64, stdout io.Writer) error {
-	tr, err := runtime.NewTrainer[T](model, o)
+func runGrad[T ortrun.ComputeFloat](model string, o ortrun.TrainOptions, ad *peft.Adapter, ids []int64, cot []float64, stdout io.Writer) error {
+	tr, err := ortrun.NewTrainer[T](model, o)
 	if err != nil {
 		return err
 	}
@@ -224,12 +224,12 @@ func runGrad[T runtime.ComputeFloat](model string, o runtime.TrainOptions, ad *p
 	if err := tr.SetAdapter(ad); err != nil {
 		return err
 	}
-	b := runtime.NewTokenBatch([][]int64{ids})
+	b := ortrun.NewTokenBatch([][]int64{ids})
 	index := make([]int64, len(ids))
 	for i := range index {
 		index[i] = b.Index(0, i)
 	}
-	if _, err := tr.Forward(runtime.GraphInputs{Batch: b, Index: index}); err != nil {
+	if _, err := tr.Forward(ortrun.GraphInputs{Batch: b, Index: index}); err != nil {
 		return err
 	}
 	ct := make([]T, len(cot))

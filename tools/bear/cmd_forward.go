@@ -10,7 +10,7 @@ import (
 	"strings"
 
 	"github.com/bearrec/bear/onnx/peft"
-	"github.com/bearrec/bear/runtime"
+	"github.com/bearrec/bear/runtime/ortrun"
 	"github.com/bearrec/bear/tokenize"
 )
 
@@ -32,7 +32,7 @@ func addORTFlags(fs interface {
 }) ortFlags {
 	return ortFlags{
 		// The flag package shows a backquoted word of a usage text as the value's name (FILE).
-		lib:     fs.String("ort-lib", "", "ONNX Runtime shared library `FILE` (default $"+runtime.LibraryEnv+", then the .cache/onnxruntime that make deps fills)"),
+		lib:     fs.String("ort-lib", "", "ONNX Runtime shared library `FILE` (default $"+ortrun.LibraryEnv+", then the .cache/onnxruntime that make deps fills)"),
 		device:  fs.String("device", "cpu", "execution provider: cpu or cuda"),
 		threads: fs.Int("threads", 0, "CPU threads (0: one per core)"),
 		cache:   fs.String("cache-dir", "", "folder for weights converted to float32 (default: the user cache folder)"),
@@ -44,27 +44,27 @@ func (o ortFlags) check() error {
 	if *o.threads < 0 {
 		return fmt.Errorf("--threads %d: want 0 (one per core) or a positive count", *o.threads)
 	}
-	if _, err := runtime.ParseDevice(*o.device); err != nil {
+	if _, err := ortrun.ParseDevice(*o.device); err != nil {
 		return fmt.Errorf("--device: %w", err)
 	}
 	return nil
 }
 
 // modelOptions checks the flags, then loads ONNX Runtime.
-func (o ortFlags) modelOptions() (runtime.ModelOptions, error) {
+func (o ortFlags) modelOptions() (ortrun.ModelOptions, error) {
 	if err := o.check(); err != nil {
-		return runtime.ModelOptions{}, err
+		return ortrun.ModelOptions{}, err
 	}
-	if err := runtime.Init(*o.lib); err != nil {
-		return runtime.ModelOptions{}, err
+	if err := ortrun.Init(*o.lib); err != nil {
+		return ortrun.ModelOptions{}, err
 	}
-	dev, err := runtime.ParseDevice(*o.device)
+	dev, err := ortrun.ParseDevice(*o.device)
 	if err != nil {
-		return runtime.ModelOptions{}, err
+		return ortrun.ModelOptions{}, err
 	}
 	// $BEAR_ORT_PROFILE=prefix makes ONNX Runtime write a per-node JSON trace of every session.
-	so := runtime.SessionOptions{Device: dev, Threads: *o.threads, ProfilePrefix: os.Getenv("BEAR_ORT_PROFILE")}
-	return runtime.ModelOptions{Session: so, CacheDir: *o.cache}, nil
+	so := ortrun.SessionOptions{Device: dev, Threads: *o.threads, ProfilePrefix: os.Getenv("BEAR_ORT_PROFILE")}
+	return ortrun.ModelOptions{Session: so, CacheDir: *o.cache}, nil
 }
 
 func forwardMain(args []string, stdout io.Writer) error {
@@ -97,7 +97,7 @@ func forwardMain(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := runtime.ReadModelConfig(*model)
+	cfg, err := ortrun.ReadModelConfig(*model)
 	if err != nil {
 		return err
 	}
@@ -115,7 +115,7 @@ func forwardMain(args []string, stdout io.Writer) error {
 		}
 		opts.LoRA = &ad.Spec
 	}
-	m, err := runtime.Load(*model, opts)
+	m, err := ortrun.Load(*model, opts)
 	if err != nil {
 		return err
 	}
@@ -125,7 +125,7 @@ func forwardMain(args []string, stdout io.Writer) error {
 			return err
 		}
 	}
-	b := runtime.NewTokenBatch([][]int64{ids})
+	b := ortrun.NewTokenBatch([][]int64{ids})
 	index := make([]int64, len(pos))
 	for i, p := range pos {
 		index[i] = b.Index(0, p)

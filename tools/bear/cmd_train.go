@@ -16,7 +16,7 @@ import (
 	"github.com/bearrec/bear/lossgrad"
 	"github.com/bearrec/bear/onnx/autodiff"
 	"github.com/bearrec/bear/onnx/llama"
-	"github.com/bearrec/bear/runtime"
+	"github.com/bearrec/bear/runtime/ortrun"
 	"github.com/bearrec/bear/runtime/train"
 	"github.com/bearrec/bear/runtime/train/comm"
 )
@@ -116,7 +116,7 @@ func trainRanks(f *runFlags, world comm.Comm, stdout, stderr io.Writer) error {
 	if o.Session, err = f.ort.modelOptions(); err != nil {
 		return err
 	}
-	if o.Session.Session.Device == runtime.CUDA {
+	if o.Session.Session.Device == ortrun.CUDA {
 		o.Session.Session.CUDADevice = comm.LocalDevice() // one GPU per rank
 	}
 	var rp runProgress

@@ -16,7 +16,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/bearrec/bear/runtime"
+	"github.com/bearrec/bear/runtime/ortrun"
 	"github.com/bearrec/bear/runtime/train/comm"
 )
 
@@ -140,7 +140,7 @@ func printVersion(w io.Writer) {
 		}
 	}
 	fmt.Fprintf(w, "bear %s, commit %s, %s, MPI binding: %v\n", version, commit, goruntime.Version(), comm.Built)
-	if lib, v, err := runtime.LibraryVersion(""); err != nil {
+	if lib, v, err := ortrun.LibraryVersion(""); err != nil {
 		fmt.Fprintf(w, "ONNX Runtime: not loaded: %v\n", err)
 	} else {
 		fmt.Fprintf(w, "ONNX Runtime %s (%s)\n", v, lib)

@@ -9,7 +9,7 @@ import (
 	"strings"
 
 	"github.com/bearrec/bear/onnx/hf"
-	"github.com/bearrec/bear/runtime"
+	"github.com/bearrec/bear/runtime/ortrun"
 )
 
 // tokenizerEnv names a tokenizer.json to use when neither --tokenizer nor the model folder has one.
@@ -43,7 +43,7 @@ func findTokenizer(explicit, model string) (string, error) {
 		return existingFile(env, "$"+tokenizerEnv)
 	}
 	looked = append(looked, "$"+tokenizerEnv+" (not set)")
-	p, more, err := runtime.FindCached(cachedTokenizer)
+	p, more, err := ortrun.FindCached(cachedTokenizer)
 	if err != nil || p != "" {
 		return p, err
 	}

@@ -7,11 +7,11 @@ import (
 )
 
 // PadID is written into padding slots (masked, so any valid embedding row works), as
-// runtime.PadID; the official <pad> (128256) lies outside the base vocabulary.
+// ortrun.PadID; the official <pad> (128256) lies outside the base vocabulary.
 const PadID = 0
 
 // MicroBatch is one forward/backward pass: B left-padded sequences of T slots, in the layout
-// of runtime.NewTokenBatch, with what the loss needs at each supervised position.
+// of ortrun.NewTokenBatch, with what the loss needs at each supervised position.
 type MicroBatch struct {
 	B, T int
 	// IDs, Mask, Pos are [B·T], row-major. Padding comes first in each row: id PadID, mask 0,

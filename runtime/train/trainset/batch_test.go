@@ -157,7 +157,7 @@ func checkStep(t *testing.T, s *Set, st *Step) {
 }
 
 // checkMicroBatch checks the layout against the examples: left padding as
-// runtime.NewTokenBatch, Index at the slot before each label, Union and the index slices.
+// ortrun.NewTokenBatch, Index at the slot before each label, Union and the index slices.
 func checkMicroBatch(t *testing.T, s *Set, mb *MicroBatch) {
 	t.Helper()
 	if len(mb.IDs) != mb.B*mb.T || len(mb.Mask) != mb.B*mb.T || len(mb.Pos) != mb.B*mb.T || len(mb.Rows) != mb.B || len(mb.Lengths) != mb.B {

@@ -31,7 +31,7 @@
 //     groups).
 //  5. Micro-batch (MicroBatch). B rows left-padded to T slots, T the longest row rounded up
 //     to a multiple of Options.Bucket (Set.Buckets lists them) so that the trainer's buffers
-//     of one shape serve many steps; IDs, Mask, Pos in the layout of runtime.NewTokenBatch
+//     of one shape serve many steps; IDs, Mask, Pos in the layout of ortrun.NewTokenBatch
 //     (padding: id 0, mask 0, position 1; real tokens count positions from 0). Index[p] is
 //     the flat slot of the logit that predicts supervised token p (the slot of the token
 //     before it), row by row; Targets[p] its id; Allowed[p] its allowed set. Union is the
@@ -65,10 +65,10 @@
 //     DataCollatorForSeq2Seq with pad_to_multiple_of=8 (labels padded with -100),
 //     constrain_mask left-padded with True on positions whose label is -100. Padding is
 //     masked, so neither the pad id nor the padded length changes a loss; we pad to
-//     Options.Bucket instead of 8, and write id 0 (runtime.PadID).
+//     Options.Bucket instead of 8, and write id 0 (ortrun.PadID).
 //   - Positions: the collator passes no position_ids, so transformers' LlamaModel numbers
 //     the slots 0..T-1, padding included. RoPE makes attention depend on differences of
-//     positions only, so counting real tokens from 0 (as runtime.NewTokenBatch and the
+//     positions only, so counting real tokens from 0 (as ortrun.NewTokenBatch and the
 //     inference path do) gives the same results in exact arithmetic.
 //   - Batch (train_bear.py): micro_batch_size = batch_size // WORLD_SIZE, gradient
 //     accumulation 1, batch_size 128; the released run launches 8 processes (cmd/run.sh:

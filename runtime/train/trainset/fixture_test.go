@@ -53,7 +53,9 @@ var (
 func loadOffice(t testing.TB) *fixture {
 	t.Helper()
 	path := testdeps.Tokenizer(t)
-	officeOnce.Do(func() { officeErr = office.load(path, filepath.Join("..", "..", "..", "testdata", "office"), "test_5000.csv") })
+	officeOnce.Do(func() {
+		officeErr = office.load(path, filepath.Join("..", "..", "..", "testdata", "office"), "test_5000.csv")
+	})
 	if officeErr != nil {
 		t.Fatal(officeErr)
 	}

@@ -27,7 +27,7 @@ func (b *Batcher) fill(mb *MicroBatch, group int, rows []int) {
 	b.union(mb)
 }
 
-// writeRow left-pads ids into row r: as runtime.NewTokenBatch lays sequences out.
+// writeRow left-pads ids into row r: as ortrun.NewTokenBatch lays sequences out.
 func (b *Batcher) writeRow(mb *MicroBatch, r int, ids []int) {
 	row := r * mb.T
 	pad := mb.T - len(ids)

@@ -13,7 +13,7 @@ import (
 	"github.com/bearrec/bear/internal/procstat"
 	"github.com/bearrec/bear/onnx/builder"
 	"github.com/bearrec/bear/onnx/hf"
-	"github.com/bearrec/bear/runtime"
+	"github.com/bearrec/bear/runtime/ortrun"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -52,8 +52,8 @@ type StepTimes struct {
 // StepRunner runs LoRA training steps on one fixed batch, so that the setup (export, autodiff,
 // sessions, the batch) happens once and apart from the steps being timed.
 type StepRunner struct {
-	tr         *runtime.Trainer[float32]
-	in         runtime.GraphInputs
+	tr         *ortrun.Trainer[float32]
+	in         ortrun.GraphInputs
 	cot        []float32
 	rng        *rand.Rand
 	flops      float64
@@ -62,8 +62,8 @@ type StepRunner struct {
 
 // NewStepRunner builds the trainer for dir and a batch of batch × seq random tokens with
 // full-vocabulary logits at the last `positions` tokens of every sequence.
-func NewStepRunner(dir string, o runtime.TrainOptions, batch, seq, positions int) (*StepRunner, error) {
-	tr, err := runtime.NewTrainer[float32](dir, o)
+func NewStepRunner(dir string, o ortrun.TrainOptions, batch, seq, positions int) (*StepRunner, error) {
+	tr, err := ortrun.NewTrainer[float32](dir, o)
 	if err != nil {
 		return nil, err
 	}
@@ -80,14 +80,14 @@ func NewStepRunner(dir string, o runtime.TrainOptions, batch, seq, positions int
 			seqs[i][t] = int64(rng.IntN(tr.Config.VocabSize))
 		}
 	}
-	b := runtime.NewTokenBatch(seqs)
+	b := ortrun.NewTokenBatch(seqs)
 	var index []int64
 	for i := range seqs {
 		for t := seq - positions; t < seq; t++ {
 			index = append(index, b.Index(i, t))
 		}
 	}
-	r := &StepRunner{tr: tr, in: runtime.GraphInputs{Batch: b, Index: index}, rng: rng, batch: batch, seq: seq}
+	r := &StepRunner{tr: tr, in: ortrun.GraphInputs{Batch: b, Index: index}, rng: rng, batch: batch, seq: seq}
 	r.flops = StepFLOPs(tr.Config, o.Model.LoRA.Rank, len(o.Model.LoRA.Targets), batch, seq, len(index))
 	return r, nil
 }
@@ -121,7 +121,7 @@ func (r *StepRunner) Close() { r.tr.Close() }
 
 // BenchmarkStep times iters LoRA training steps after one warm-up step (see NewStepRunner), and
 // measures ONNX Runtime's float32 GEMM rate on one large MatMul in the same run.
-func BenchmarkStep(dir string, o runtime.TrainOptions, batch, seq, positions, iters int) (*StepBenchmark, error) {
+func BenchmarkStep(dir string, o ortrun.TrainOptions, batch, seq, positions, iters int) (*StepBenchmark, error) {
 	if iters < 1 {
 		return nil, fmt.Errorf("iterations %d: want at least 1 timed step", iters)
 	}
@@ -217,13 +217,13 @@ func GemmRate(n, threads int) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
-	s, err := runtime.NewSession(model, ".", []string{"x"}, []string{"y"}, runtime.SessionOptions{Threads: threads})
+	s, err := ortrun.NewSession(model, ".", []string{"x"}, []string{"y"}, ortrun.SessionOptions{Threads: threads})
 	if err != nil {
 		return 0, fmt.Errorf("gemm benchmark: %w", err)
 	}
 	defer s.Close()
-	in := map[string]runtime.Tensor{"x": runtime.NewTensorLike([]float32(nil), []int64{int64(n), int64(n)})}
-	out := map[string]runtime.Tensor{"y": runtime.NewTensorLike([]float32(nil), []int64{int64(n), int64(n)})}
+	in := map[string]ortrun.Tensor{"x": ortrun.NewTensorLike([]float32(nil), []int64{int64(n), int64(n)})}
+	out := map[string]ortrun.Tensor{"y": ortrun.NewTensorLike([]float32(nil), []int64{int64(n), int64(n)})}
 	xs := in["x"].Data.([]float32)
 	for i := range xs {
 		xs[i] = float32(rng.NormFloat64())

@@ -10,7 +10,7 @@ import (
 	"github.com/bearrec/bear/onnx/autodiff"
 	"github.com/bearrec/bear/onnx/hf"
 	"github.com/bearrec/bear/onnx/llama"
-	"github.com/bearrec/bear/runtime"
+	"github.com/bearrec/bear/runtime/ortrun"
 )
 
 // BenchmarkTrainStep: one LoRA (q_proj, v_proj, r 8) training step on the `small` preset,
@@ -21,7 +21,7 @@ import (
 //
 //	go test ./tools/bear/internal/bench -run '^$' -bench TrainStep -benchtime 3x
 func BenchmarkTrainStep(b *testing.B) {
-	if err := runtime.Init(""); err != nil {
+	if err := ortrun.Init(""); err != nil {
 		b.Fatal(err)
 	}
 	for _, policy := range []autodiff.Policy{autodiff.Stash, autodiff.Recompute} {
@@ -31,7 +31,7 @@ func BenchmarkTrainStep(b *testing.B) {
 			if err := hf.WriteRandom(dir, p.Config, hf.InitOptions{Seed: 1}); err != nil {
 				b.Fatal(err)
 			}
-			o := runtime.TrainOptions{Policy: policy, Model: runtime.ModelOptions{CacheDir: b.TempDir(), Session: runtime.SessionOptions{Threads: 1},
+			o := ortrun.TrainOptions{Policy: policy, Model: ortrun.ModelOptions{CacheDir: b.TempDir(), Session: ortrun.SessionOptions{Threads: 1},
 				LoRA: &llama.LoRASpec{Targets: []string{"q_proj", "v_proj"}, Rank: 8, Alpha: 16}}}
 			r, err := NewStepRunner(dir, o, 8, 256, 20)
 			if err != nil {

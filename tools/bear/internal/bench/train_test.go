@@ -15,7 +15,7 @@ import (
 	"github.com/bearrec/bear/lossgrad"
 	"github.com/bearrec/bear/onnx/hf"
 	"github.com/bearrec/bear/onnx/llama"
-	"github.com/bearrec/bear/runtime"
+	"github.com/bearrec/bear/runtime/ortrun"
 	"github.com/bearrec/bear/runtime/train"
 	"github.com/bearrec/bear/runtime/train/trainset"
 	"github.com/bearrec/bear/tokenize"
@@ -86,7 +86,7 @@ func TestBenchmarkTrainRejectsSteps(t *testing.T) {
 // steps of 4 sequences in two norm groups of 2, micro-batches of 1.
 func tinyTrainOptions(t *testing.T, kind lossgrad.Kind) train.Options {
 	t.Helper()
-	if err := runtime.Init(""); err != nil {
+	if err := ortrun.Init(""); err != nil {
 		t.Fatalf("ONNX Runtime (run `make deps`): %v", err)
 	}
 	p, _ := hf.LookupPreset("tiny")
@@ -99,7 +99,7 @@ func tinyTrainOptions(t *testing.T, kind lossgrad.Kind) train.Options {
 	o.Samples, o.Loss = 32, lossgrad.DefaultConfig(kind)
 	o.Batch = trainset.Options{Batch: 4, NormGroup: 2, Micro: 1, Seed: 42, Bucket: 16}
 	o.LoRA = &llama.LoRASpec{Targets: []string{"q_proj", "v_proj"}, Rank: 4, Alpha: 8}
-	o.Session = runtime.ModelOptions{Session: runtime.SessionOptions{Threads: 1}, CacheDir: t.TempDir()}
+	o.Session = ortrun.ModelOptions{Session: ortrun.SessionOptions{Threads: 1}, CacheDir: t.TempDir()}
 	return o
 }
 

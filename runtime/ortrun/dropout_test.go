@@ -1,4 +1,4 @@
-package runtime
+package ortrun
 
 import (
 	"fmt"
@@ -211,7 +211,7 @@ func pairDirectional(t *testing.T, pg *pairGraphs[float64], b pairBatch, seed ui
 // forward and backward milliseconds of process CPU time (one ORT thread: on a busy machine CPU
 // time stays comparable where wall time does not) and the step's overhead in percent.
 //
-//	go test ./runtime -run '^$' -bench LoRADropout -benchtime 10x
+//	go test ./runtime/ortrun -run '^$' -bench LoRADropout -benchtime 10x
 func BenchmarkLoRADropout(b *testing.B) {
 	p, _ := hf.LookupPreset("small")
 	dir := filepath.Join(b.TempDir(), "small")

@@ -7,4 +7,4 @@
 // It builds no graph itself: it asks onnx/llama for the exported graphs and onnx/autodiff for
 // their backward graphs (BuildTrainGraphs), and runs them. PEFT adapter files live in onnx/peft;
 // measurement code in tools/bear/internal/bench. docs/design.md has the map of the whole project.
-package runtime
+package ortrun

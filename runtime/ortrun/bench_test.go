@@ -1,4 +1,4 @@
-package runtime
+package ortrun
 
 import (
 	"os"
@@ -13,7 +13,7 @@ import (
 // batch 8 × 256 tokens, logits at the last position of each sequence, all cores.
 // Reports forward tokens per second.
 //
-//	go test ./runtime -run '^$' -bench ForwardSmall -benchtime 10x
+//	go test ./runtime/ortrun -run '^$' -bench ForwardSmall -benchtime 10x
 func BenchmarkForwardSmall(b *testing.B) {
 	benchmarkForward(b, "small", 8, 256, 0)
 }

@@ -1,4 +1,4 @@
-package runtime
+package ortrun
 
 import (
 	"crypto/sha256"
@@ -17,7 +17,7 @@ import (
 type goldenCase = forwardcases.Case
 
 func loadGoldens(t testing.TB) []goldenCase {
-	cases, err := forwardcases.Load("../testdata/forward")
+	cases, err := forwardcases.Load("../../testdata/forward")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +69,7 @@ func loadCase(t testing.TB, c goldenCase, dir string, dt hf.DType, mode llama.Lo
 		if err != nil {
 			t.Fatal(err)
 		}
-		ad, err = peft.ReadAdapter(filepath.Join("../testdata/forward", c.LoRA.Dir), cfg)
+		ad, err = peft.ReadAdapter(filepath.Join("../../testdata/forward", c.LoRA.Dir), cfg)
 		if err != nil {
 			t.Fatal(err)
 		}

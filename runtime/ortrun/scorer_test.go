@@ -1,4 +1,4 @@
-package runtime
+package ortrun
 
 import (
 	"math"
@@ -48,7 +48,7 @@ func TestKVCacheMatchesFullRecompute(t *testing.T) {
 	c := firstCase(t, "lora_q_v")
 	dir := writeCase(t, c, "")
 	cfg, _ := ReadModelConfig(dir)
-	ad, err := peft.ReadAdapter(filepath.Join("../testdata/forward", c.LoRA.Dir), cfg)
+	ad, err := peft.ReadAdapter(filepath.Join("../../testdata/forward", c.LoRA.Dir), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package runtime_test
+package ortrun_test
 
 import (
 	"math"
@@ -9,7 +9,7 @@ import (
 	"github.com/bearrec/bear/onnx/hf"
 	"github.com/bearrec/bear/onnx/llama"
 	"github.com/bearrec/bear/onnx/peft"
-	"github.com/bearrec/bear/runtime"
+	"github.com/bearrec/bear/runtime/ortrun"
 )
 
 // equivCase is an adapter with a rank or alpha pattern, the adapter without patterns (same r 8,
@@ -161,13 +161,13 @@ func TestPatternMergeEquivalents(t *testing.T) {
 
 // adapterLogits runs bear's forward graph (ONNX Runtime, float32) of the checkpoint with the
 // adapter's LoRA inputs (none when a is nil) at every token of the batch.
-func adapterLogits(t *testing.T, dir string, a *peft.Adapter, b runtime.TokenBatch, index []int64) []float32 {
+func adapterLogits(t *testing.T, dir string, a *peft.Adapter, b ortrun.TokenBatch, index []int64) []float32 {
 	t.Helper()
-	o := runtime.ModelOptions{CacheDir: filepath.Join(t.TempDir(), "cache"), Session: runtime.SessionOptions{Threads: 2}}
+	o := ortrun.ModelOptions{CacheDir: filepath.Join(t.TempDir(), "cache"), Session: ortrun.SessionOptions{Threads: 2}}
 	if a != nil {
 		o.LoRA = &a.Spec
 	}
-	m, err := runtime.Load(dir, o)
+	m, err := ortrun.Load(dir, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +195,7 @@ func maxDiff32(a, b []float32) float64 {
 // reassociation): the exporter and the merge give each module the same rank and scaling.
 func TestPatternLogitsEquivalents(t *testing.T) {
 	dir, cfg := testModel(t)
-	b := runtime.NewTokenBatch([][]int{{1, 5, 9, 33, 2, 71}, {7, 80, 41}})
+	b := ortrun.NewTokenBatch([][]int{{1, 5, 9, 33, 2, 71}, {7, 80, 41}})
 	var index []int64
 	for i, n := range b.Lengths {
 		for j := range n {

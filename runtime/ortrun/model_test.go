@@ -1,4 +1,4 @@
-package runtime
+package ortrun
 
 import (
 	"math"
@@ -187,7 +187,7 @@ func TestAdapterRoundTripAndErrors(t *testing.T) {
 	c := firstCase(t, "lora_q_v")
 	dir := writeCase(t, c, "")
 	cfg, _ := hf.ReadConfig(dir)
-	src := filepath.Join("../testdata/forward", c.LoRA.Dir)
+	src := filepath.Join("../../testdata/forward", c.LoRA.Dir)
 	a, err := peft.ReadAdapter(src, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -229,7 +229,7 @@ func TestMergeAdapter(t *testing.T) {
 	b, index := caseBatch(c)
 	withAdapter := logits(t, loadCase(t, c, dir, hf.F32, llama.LogitsFullVocab), b, index)
 	cfg, _ := hf.ReadConfig(dir)
-	ad, err := peft.ReadAdapter(filepath.Join("../testdata/forward", c.LoRA.Dir), cfg)
+	ad, err := peft.ReadAdapter(filepath.Join("../../testdata/forward", c.LoRA.Dir), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package runtime
+package ortrun
 
 import (
 	"maps"
@@ -222,7 +222,7 @@ func TestLoRAGradientsMatchPyTorch(t *testing.T) {
 	}
 	dir := writeCase(t, c, "")
 	cfg, _ := hf.ReadConfig(dir)
-	ad, err := peft.ReadAdapter(filepath.Join("../testdata/forward", c.LoRA.Dir), cfg)
+	ad, err := peft.ReadAdapter(filepath.Join("../../testdata/forward", c.LoRA.Dir), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package runtime
+package ortrun
 
 import (
 	"github.com/bearrec/bear/decode"
