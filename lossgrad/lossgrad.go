@@ -80,20 +80,20 @@ func DefaultConfig(kind Kind) Config {
 func (c Config) Validate() error {
 	switch {
 	case c.Kind != LML && c.Kind != MSL && c.Kind != BEAR:
-		return fmt.Errorf("loss: unknown kind %d", int(c.Kind))
+		return fmt.Errorf("lossgrad.Config.Kind %d: unknown loss", int(c.Kind))
 	case !(c.Tau > 0) || math.IsInf(c.Tau, 0):
-		return fmt.Errorf("tau must be finite and > 0, got %v", c.Tau)
+		return fmt.Errorf("lossgrad.Config.Tau %v: want a finite temperature > 0", c.Tau)
 	case c.K < 1:
-		return fmt.Errorf("k must be >= 1, got %d", c.K)
+		return fmt.Errorf("lossgrad.Config.K %d: want a beam width of at least 1", c.K)
 	case c.Workers < 0:
-		return fmt.Errorf("workers must be >= 0, got %d", c.Workers)
+		return fmt.Errorf("lossgrad.Config.Workers %d: want 0 or more", c.Workers)
 	}
 	if c.Kind == BEAR {
 		if !(c.Xi > 0) || math.IsInf(c.Xi, 0) {
-			return fmt.Errorf("xi must be finite and > 0, got %v", c.Xi)
+			return fmt.Errorf("lossgrad.Config.Xi %v: want a finite temperature > 0", c.Xi)
 		}
 		if !(c.Lambda >= 0) || math.IsInf(c.Lambda, 0) {
-			return fmt.Errorf("lambda must be finite and >= 0, got %v", c.Lambda)
+			return fmt.Errorf("lossgrad.Config.Lambda %v: want a finite weight >= 0", c.Lambda)
 		}
 	}
 	return nil

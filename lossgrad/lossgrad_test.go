@@ -249,7 +249,7 @@ func TestErrors(t *testing.T) {
 	if _, err := ComputeOnce(cfg, nan, make([]float64, 5), nil); !errors.Is(err, ErrNonFinite) || !strings.Contains(err.Error(), "position 0") {
 		t.Errorf("NaN logits: %v", err)
 	}
-	if _, err := NewObjective[float32](Config{Kind: BEAR, Tau: 1, K: 10}); err == nil || !strings.Contains(err.Error(), "xi") {
+	if _, err := NewObjective[float32](Config{Kind: BEAR, Tau: 1, K: 10}); err == nil || !strings.Contains(err.Error(), "lossgrad.Config.Xi") {
 		t.Errorf("xi 0 accepted: %v", err)
 	}
 	if r, err := ComputeOnce(cfg, LogitSlices[float64]{Offsets: []int{0}}, nil, nil); err != nil || r.Loss != 0 {

@@ -332,7 +332,15 @@ func InferDataset(dir string) (string, error) {
 			return n, nil
 		}
 	}
-	return "", fmt.Errorf("cannot tell the dataset from the folder name %q (known: %s): pass --dataset", base, strings.Join(Datasets(), ", "))
+	return "", &DatasetError{Folder: base}
+}
+
+// DatasetError says that a data folder's name is no dataset of DatasetPrompt: the dataset must
+// be named.
+type DatasetError struct{ Folder string }
+
+func (e *DatasetError) Error() string {
+	return fmt.Sprintf("cannot tell the dataset from the folder name %q (known: %s): name the dataset", e.Folder, strings.Join(Datasets(), ", "))
 }
 
 // SplitPath resolves a split name: an existing file (as given, or inside dir), else the unique

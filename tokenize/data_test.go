@@ -1,6 +1,7 @@
 package tokenize
 
 import (
+	"errors"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -84,7 +85,8 @@ func TestOpenDataset(t *testing.T) {
 	if _, err := OpenDataset(t.TempDir(), "Toy"); err == nil {
 		t.Error("folder without a catalogue accepted")
 	}
-	if _, err := OpenDataset(mini, ""); err == nil || !strings.Contains(err.Error(), "--dataset") {
+	var de *DatasetError
+	if _, err := OpenDataset(mini, ""); !errors.As(err, &de) || de.Folder != "mini" || !strings.Contains(err.Error(), "name the dataset") {
 		t.Errorf("dataset name not inferable from %q: %v", mini, err)
 	}
 }

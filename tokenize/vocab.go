@@ -17,7 +17,7 @@ type VocabError struct {
 
 func (e *VocabError) Error() string {
 	return fmt.Sprintf("the tokenizer %s gives token id %d for %s, outside the model's vocabulary of %d tokens (vocab_size in config.json): "+
-		"it is not this model's tokenizer; pass the model's own (--tokenizer)", e.Tokenizer, e.ID, e.Where, e.Vocab)
+		"it is not this model's tokenizer", e.Tokenizer, e.ID, e.Where, e.Vocab)
 }
 
 // CheckVocab returns a *VocabError when an id of the item trie (EOS included), BOS, or an id

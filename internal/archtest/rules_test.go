@@ -25,21 +25,22 @@ var rules = []rule{
 	// The evaluation job, and the schema of its results (a leaf, so that readers of results
 	// need no ONNX Runtime).
 	{"runtime/evaluate/results", []string{"internal/atomicfs"}},
-	{"runtime/evaluate", []string{"runtime/ortrun", "runtime/evaluate/results", "onnx/...", "decode", "tokenize", "internal/atomicfs"}},
+	{"runtime/evaluate", []string{"runtime/ortrun", "runtime/evaluate/results", "onnx/...", "decode", "tokenize", "internal/atomicfs", "internal/opterr"}},
 
 	// The training job and its parts: the optimizer, the training set and its batches, the log,
 	// the data-parallel communicator (the MPI binding; its test helper re-executes test
 	// binaries under mpirun).
 	{"runtime/train/optim", nil},
-	{"runtime/train/trainset", []string{"tokenize"}},
+	{"runtime/train/trainset", []string{"tokenize", "internal/opterr"}},
 	{"runtime/train/trainlog", []string{"internal/atomicfs"}},
 	{"runtime/train/comm", []string{"internal/mpirun"}},
 	{"runtime/train", []string{"runtime/ortrun", "runtime/evaluate", "runtime/evaluate/results", "runtime/train/optim", "runtime/train/trainset",
-		"runtime/train/trainlog", "runtime/train/comm", "onnx/...", "lossgrad", "tokenize", "decode", "internal/atomicfs"}},
+		"runtime/train/trainlog", "runtime/train/comm", "onnx/...", "lossgrad", "tokenize", "decode", "internal/atomicfs", "internal/opterr"}},
 
-	// The shared bottom layer: crash-safe writes and output folders, the process's CPU time and
-	// RSS, the mpirun test helper.
+	// The shared bottom layer: crash-safe writes and output folders, the libraries' option
+	// errors, the process's CPU time and RSS, the mpirun test helper.
 	{"internal/atomicfs", nil},
+	{"internal/opterr", nil},
 	{"internal/procstat", nil},
 	{"internal/mpirun", nil},
 

@@ -84,14 +84,14 @@ func (s LoRASpec) Inputs(cfg hf.Config) []LoRAInputInfo {
 // match as PEFT does, positive ranks, finite alphas).
 func (s LoRASpec) Validate() error {
 	if s.Rank <= 0 {
-		return fmt.Errorf("lora rank %d, want > 0", s.Rank)
+		return fmt.Errorf("llama.LoRASpec.Rank %d: want > 0", s.Rank)
 	}
 	if len(s.Targets) == 0 {
-		return fmt.Errorf("lora: no target modules")
+		return fmt.Errorf("llama.LoRASpec.Targets: no target modules")
 	}
 	for _, t := range s.Targets {
 		if _, ok := hf.ModulePath[t]; !ok {
-			return fmt.Errorf("lora target %q: want one of %s", t, strings.Join(hf.Modules, ","))
+			return fmt.Errorf("llama.LoRASpec.Targets: %q: want one of %s", t, strings.Join(hf.Modules, ","))
 		}
 	}
 	return s.validatePatterns()

@@ -51,10 +51,10 @@ func (b *exactBudget) explain(err error, userIDs []int) error {
 	if b == nil || !errors.As(err, &rbe) {
 		return err
 	}
-	return &budgetError{rbe, fmt.Sprintf("--pruning: the exact search for user %d needs %d open prefixes of depth %d in one model call, more than the %d rows "+
+	return &budgetError{rbe, fmt.Sprintf("evaluate.Options.Pruning: the exact search for user %d needs %d open prefixes of depth %d in one model call, more than the %d rows "+
 		"(about %.1f MB each at this model's shape and prompt length) that its memory bound of %.3g GiB allows: "+
-		"raise --exact-memory where memory allows, prefer --constrain before (whose softmax over the allowed tokens prunes far better), "+
-		"or cap the prefixes with --max-frontier (results no longer exact, counted as exact_search_capped); finished users are in the journal",
+		"raise evaluate.Options.ExactMemory where memory allows, prefer the constraint before the softmax (evaluate.Options.Mode), whose bound prunes far better, "+
+		"or cap the prefixes with evaluate.Options.MaxFrontier (results no longer exact, counted as exact_search_capped); finished users are in the journal",
 		userIDs[rbe.Prompt], rbe.Rows, rbe.Depth, rbe.MaxRows, float64(b.rowBytes)/1e6, float64(b.memory)/(1<<30))}
 }
 

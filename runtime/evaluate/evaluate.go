@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/bearrec/bear/internal/opterr"
 	"github.com/bearrec/bear/runtime/evaluate/results"
 	"math"
 	"os"
@@ -152,6 +153,9 @@ func LoadData(o Options) (*Data, error) {
 	o.defaults()
 	sp, err := tokenize.LoadSplit(o.Data, o.Dataset, o.Split, o.Tokenizer)
 	if err != nil {
+		if de := (*tokenize.DatasetError)(nil); errors.As(err, &de) {
+			return nil, opterr.Wrap("evaluate.Options.Dataset", nil, err)
+		}
 		return nil, err
 	}
 	rows, splitPath := sp.Rows, sp.Path
@@ -392,7 +396,7 @@ func Run(ctx context.Context, o Options) (*results.Metrics, error) {
 		return nil, err
 	}
 	if err := CheckBeams(o.Beams, d.Index, filepath.Join(o.Data, "id2name4Rec.json"), len(d.Catalogue.IDs)); err != nil {
-		return nil, fmt.Errorf("--beams %d: %w", o.Beams, err)
+		return nil, opterr.Wrap("evaluate.Options.Beams", o.Beams, err)
 	}
 	mcfg, err := ortrun.ReadModelConfig(o.Model)
 	if err != nil {
@@ -476,7 +480,7 @@ func claimOut(o Options, d *Data) (*atomicfs.DirLock, error) {
 		_, err := os.Stat(filepath.Join(o.Out, journalName))
 		finished = errors.Is(err, os.ErrNotExist)
 	}
-	lock, err := atomicfs.ClaimOutput("--out", o.Out, inputs, o.Log)
+	lock, err := atomicfs.ClaimOutput("evaluate.Options.Out", o.Out, inputs, o.Log)
 	if err == nil && finished {
 		o.Log("%s holds finished results: they will be replaced", o.Out)
 	}
@@ -526,7 +530,10 @@ func checkPrompts(o Options, d *Data, vocab int) (longest int, err error) {
 			}
 		}
 	}
-	return longest, tokenize.CheckVocab(o.Tokenizer, d.Tok, d.Items.Trie(), prompts, "the users' prompts", vocab)
+	if err := tokenize.CheckVocab(o.Tokenizer, d.Tok, d.Items.Trie(), prompts, "the users' prompts", vocab); err != nil {
+		return 0, opterr.Wrap("evaluate.Options.Tokenizer", o.Tokenizer, err)
+	}
+	return longest, nil
 }
 
 // maxTitleTokens is the longest item sequence of the trie (a title, its quotes and EOS).

@@ -63,9 +63,9 @@ func TestPruningRowBound(t *testing.T) {
 	}
 	_, err = run("too-small", 1)
 	var be *decode.RowBudgetError
-	if !errors.As(err, &be) || be.MaxRows != 1 || be.Rows < 2 || !strings.Contains(err.Error(), "--exact-memory") ||
+	if !errors.As(err, &be) || be.MaxRows != 1 || be.Rows < 2 || !strings.Contains(err.Error(), "evaluate.Options.ExactMemory") ||
 		!strings.Contains(err.Error(), "for user 1") {
-		t.Fatalf("a bound of 1 row: %v, want a RowBudgetError naming the user and --exact-memory", err)
+		t.Fatalf("a bound of 1 row: %v, want a RowBudgetError naming the user and the memory bound", err)
 	}
 }
 

@@ -40,7 +40,7 @@ func parseJournal(path string, data []byte) (*journalData, error) {
 			return jd, nil
 		}
 		if err := jd.parseLine(line, lineNo, seen); err != nil {
-			return nil, fmt.Errorf("journal %s:%d: %w (delete the file or pass --fresh to start over)", path, lineNo, err)
+			return nil, fmt.Errorf("journal %s:%d: %w (delete the file, or start over with evaluate.Options.Fresh)", path, lineNo, err)
 		}
 		jd.keep += len(line) + 1
 	}
@@ -113,13 +113,13 @@ func openJournal(path string, cfg results.Config, fresh bool, belongs func(resul
 		if diff == "" {
 			diff = "shard " + jd.config.Shard + " vs " + cfg.Shard
 		}
-		return nil, nil, fmt.Errorf("journal %s belongs to a run with another configuration (%s): use another --out, or --fresh to discard it", path, diff)
+		return nil, nil, fmt.Errorf("journal %s belongs to a run with another configuration (%s): use another evaluate.Options.Out, or evaluate.Options.Fresh to discard it", path, diff)
 	}
 	done := map[int]results.Record{}
 	for i, r := range jd.records {
 		if belongs != nil {
 			if err := belongs(r); err != nil {
-				return nil, nil, fmt.Errorf("journal %s:%d: %w (delete the file or pass --fresh to start over)", path, jd.lines[i], err)
+				return nil, nil, fmt.Errorf("journal %s:%d: %w (delete the file, or start over with evaluate.Options.Fresh)", path, jd.lines[i], err)
 			}
 		}
 		done[r.Row] = r

@@ -79,7 +79,7 @@ func TestOutClaimed(t *testing.T) {
 		{filepath.Join(officeData, "eval"), "lies inside the input"},
 	} {
 		_, err := Run(context.Background(), tinyOptions(t, c.out, 2))
-		if err == nil || !strings.Contains(err.Error(), "--out") || !strings.Contains(err.Error(), c.want) {
+		if err == nil || !strings.Contains(err.Error(), "evaluate.Options.Out") || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("--out %s: %v, want %q", c.out, err, c.want)
 		}
 	}

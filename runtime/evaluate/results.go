@@ -130,7 +130,7 @@ func Merge(dirs []string, out string) (*results.Metrics, error) {
 	if len(dirs) == 0 {
 		return nil, errors.New("merge: no shard folders")
 	}
-	lock, err := atomicfs.ClaimOutput("--out", out, dirs, nil)
+	lock, err := atomicfs.ClaimOutput("the merged output folder", out, dirs, nil)
 	if err != nil {
 		return nil, fmt.Errorf("merge: %w", err)
 	}

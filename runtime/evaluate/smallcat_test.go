@@ -132,7 +132,7 @@ func TestBeamsBoundedByTrie(t *testing.T) {
 	o := smallOptions(t, writeSmallDataset(t), t.TempDir())
 	o.Beams = 4
 	_, err := Run(context.Background(), o)
-	if err == nil || !strings.Contains(err.Error(), "--beams 4") || !strings.Contains(err.Error(), "3 distinct item sequences (4 items") {
+	if err == nil || !strings.Contains(err.Error(), "evaluate.Options.Beams 4") || !strings.Contains(err.Error(), "3 distinct item sequences (4 items") {
 		t.Errorf("4 beams over 3 sequences: %v", err)
 	}
 	if _, statErr := os.Stat(filepath.Join(o.Out, journalName)); !os.IsNotExist(statErr) {

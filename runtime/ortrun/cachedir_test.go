@@ -11,7 +11,7 @@ import (
 
 // TestUnwritableCacheFolderSaysWhatToDo: when the converted-weight cache folder cannot be
 // created (the default one under an unusable HOME, or an explicit one), the error names the
-// folder, why it is needed, and --cache-dir / $XDG_CACHE_HOME as the remedy.
+// folder, why it is needed, and ModelOptions.CacheDir / $XDG_CACHE_HOME as the remedy.
 func TestUnwritableCacheFolderSaysWhatToDo(t *testing.T) {
 	p, _ := hf.LookupPreset("tiny")
 	cfg := p.Config
@@ -34,7 +34,7 @@ func TestUnwritableCacheFolderSaysWhatToDo(t *testing.T) {
 		if err == nil {
 			t.Fatalf("cache dir %q under a file: no error", cacheDir)
 		}
-		for _, w := range []string{"converted-weight cache folder " + blocker, "as BF16", "--cache-dir", "$XDG_CACHE_HOME"} {
+		for _, w := range []string{"converted-weight cache folder " + blocker, "as BF16", "ortrun.ModelOptions.CacheDir", "$XDG_CACHE_HOME"} {
 			if !strings.Contains(err.Error(), w) {
 				t.Errorf("cache dir %q: error %q does not say %q", cacheDir, err, w)
 			}

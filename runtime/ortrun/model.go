@@ -88,7 +88,7 @@ func defaultCacheDir(dir string) (string, error) {
 }
 
 // cacheRemedy says how to put the converted-weight cache somewhere writable.
-const cacheRemedy = "pass --cache-dir DIR with a writable folder, or set $XDG_CACHE_HOME (the default is $XDG_CACHE_HOME/bear/weights, else ~/.cache/bear/weights)"
+const cacheRemedy = "set ortrun.ModelOptions.CacheDir to a writable folder, or set $XDG_CACHE_HOME (the default is $XDG_CACHE_HOME/bear/weights, else ~/.cache/bear/weights)"
 
 // Close releases the session.
 func (m *Model) Close() error { return m.sess.Close() }

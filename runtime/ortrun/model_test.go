@@ -168,13 +168,13 @@ func TestCUDAUnavailableIsClear(t *testing.T) {
 	if err == nil {
 		t.Skip("this ONNX Runtime library has a working CUDA provider")
 	}
-	if !strings.Contains(err.Error(), "CUDA execution provider") || !strings.Contains(err.Error(), "--ort-lib") {
+	if !strings.Contains(err.Error(), "CUDA execution provider") || !strings.Contains(err.Error(), libraryOption) {
 		t.Errorf("error %q does not say what is missing and how to fix it", err)
 	}
 }
 
 func TestFindLibraryErrors(t *testing.T) {
-	if _, err := FindLibrary("/nonexistent/libonnxruntime.so"); err == nil || !strings.Contains(err.Error(), "--ort-lib") {
+	if _, err := FindLibrary("/nonexistent/libonnxruntime.so"); err == nil || !strings.Contains(err.Error(), libraryOption) {
 		t.Errorf("explicit path: %v", err)
 	}
 	t.Setenv(LibraryEnv, "/nonexistent/lib.so")

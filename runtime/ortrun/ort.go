@@ -12,6 +12,10 @@ import (
 	ort "github.com/yalue/onnxruntime_go"
 )
 
+// libraryOption names, in errors, the library path a caller gives Init (the command line maps it
+// to its flag).
+const libraryOption = "ortrun.Init(path)"
+
 // LibraryEnv is the environment variable that names the ONNX Runtime shared library.
 const LibraryEnv = "ONNXRUNTIME_SHARED_LIBRARY_PATH"
 
@@ -29,7 +33,7 @@ func FindLibrary(explicit string) (string, error) {
 		return p, nil
 	}
 	if explicit != "" {
-		return check(explicit, "--ort-lib")
+		return check(explicit, libraryOption)
 	}
 	if p := os.Getenv(LibraryEnv); p != "" {
 		return check(p, "$"+LibraryEnv)
@@ -38,7 +42,7 @@ func FindLibrary(explicit string) (string, error) {
 	if err != nil || p != "" {
 		return p, err
 	}
-	return "", fmt.Errorf("ONNX Runtime library not found: pass --ort-lib, set $%s, or run `make deps` in the bear checkout "+
+	return "", fmt.Errorf("ONNX Runtime library not found: give its path ("+libraryOption+"), set $%s, or run `make deps` in the bear checkout "+
 		"(it extracts libonnxruntime.so.1 from `npm pack onnxruntime-node@1.30.0` into %s)", LibraryEnv, cachedLibrary)
 }
 

@@ -95,7 +95,7 @@ func NewSession(model []byte, externalDir string, inputs, outputs []string, o Se
 	case CUDA:
 		if err := appendCUDA(opts, o.CUDADevice); err != nil {
 			return nil, fmt.Errorf("CUDA execution provider unavailable: %w (the library `make deps` fetches is CPU-only: "+
-				"point --ort-lib at a CUDA build of ONNX Runtime 1.30 with libonnxruntime_providers_cuda.so and "+
+				"point "+libraryOption+" at a CUDA build of ONNX Runtime 1.30 with libonnxruntime_providers_cuda.so and "+
 				"libonnxruntime_providers_shared.so beside it, and CUDA 12 + cuDNN 9 installed)", wrapORT(err))
 		}
 	default:

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/bearrec/bear/internal/opterr"
 	"github.com/bearrec/bear/onnx/hf"
 	"github.com/bearrec/bear/runtime/ortrun"
 	"github.com/bearrec/bear/runtime/train/optim"
@@ -41,7 +42,23 @@ type state struct {
 	LastStep *trainlog.Step `json:"last_step,omitempty"`
 }
 
-// identity lists what a resumed run must share with the checkpoint, by flag name.
+// The settings of a run, as its checkpoint's identity and its log's run record store them, by
+// stable names (trainlog documents them), each with the field of Options it comes from.
+var settingOptions = map[string]string{
+	"model_sha256": "Model", "split_sha256": "Split", "tokenizer_sha256": "Tokenizer", "dataset": "Dataset",
+	"samples": "Samples", "loss": "Loss.Kind", "tau": "Loss.Tau", "xi": "Loss.Xi", "lambda": "Loss.Lambda", "k": "Loss.K",
+	"epochs": "Epochs", "max_steps": "MaxSteps", "batch": "Batch.Batch", "norm_group": "Batch.NormGroup",
+	"micro_batch": "Batch.Micro", "bucket": "Batch.Bucket", "lr": "LR", "warmup": "Warmup", "seed": "Seed",
+	"lora_dropout": "LoRADropout", "train": "Full", "lora_r": "LoRA.Rank", "lora_alpha": "LoRA.Alpha", "lora_targets": "LoRA.Targets",
+	"model": "Model", "data": "Data", "split": "Split", "tokenizer": "Tokenizer", "out": "Out", "eval_users": "EvalUsers",
+	"checkpoint_every": "CheckpointEvery", "policy": "Policy", "device": "Session.Session.Device", "threads": "Session.Session.Threads",
+}
+
+// modelKey is the identity's key of the model's content.
+const modelKey = "model_sha256"
+
+// identity lists what a resumed run must share with the checkpoint: the content hashes of its
+// inputs and every setting that decides the numbers.
 func identity(o *Options, d *data, ck *hf.Checkpoint) (map[string]string, error) {
 	model, err := ck.ContentSHA256()
 	if err != nil {
@@ -56,31 +73,31 @@ func identity(o *Options, d *data, ck *hf.Checkpoint) (map[string]string, error)
 		return nil, err
 	}
 	id := map[string]string{
-		modelKey: model, "--data split (sha256)": split, "--tokenizer (sha256)": tok,
-		"--dataset": d.Name, "--samples": strconv.Itoa(d.set.Len()), "--loss": o.Loss.Kind.String(),
-		"--tau": fmtF(o.Loss.Tau), "--xi": fmtF(o.Loss.Xi), "--lambda": fmtF(o.Loss.Lambda), "--k": strconv.Itoa(o.Loss.K),
-		"--epochs": strconv.Itoa(o.Epochs), "--max-steps": strconv.Itoa(o.MaxSteps),
-		"--batch": strconv.Itoa(o.Batch.Batch), "--norm-group": strconv.Itoa(o.Batch.NormGroup),
-		"--micro-batch": strconv.Itoa(o.Batch.Micro), "--bucket": strconv.Itoa(o.Batch.Bucket),
-		"--lr": fmtF(o.LR), "--warmup": strconv.Itoa(o.Warmup), "--seed": strconv.FormatUint(o.Seed, 10),
-		"--lora-dropout": fmtF(o.LoRADropout), "--train": trainMode(o),
+		modelKey: model, "split_sha256": split, "tokenizer_sha256": tok,
+		"dataset": d.Name, "samples": strconv.Itoa(d.set.Len()), "loss": o.Loss.Kind.String(),
+		"tau": fmtF(o.Loss.Tau), "xi": fmtF(o.Loss.Xi), "lambda": fmtF(o.Loss.Lambda), "k": strconv.Itoa(o.Loss.K),
+		"epochs": strconv.Itoa(o.Epochs), "max_steps": strconv.Itoa(o.MaxSteps),
+		"batch": strconv.Itoa(o.Batch.Batch), "norm_group": strconv.Itoa(o.Batch.NormGroup),
+		"micro_batch": strconv.Itoa(o.Batch.Micro), "bucket": strconv.Itoa(o.Batch.Bucket),
+		"lr": fmtF(o.LR), "warmup": strconv.Itoa(o.Warmup), "seed": strconv.FormatUint(o.Seed, 10),
+		"lora_dropout": fmtF(o.LoRADropout), "train": trainMode(o),
 	}
 	if o.LoRA != nil {
-		id["--lora-r"], id["--lora-alpha"] = strconv.Itoa(o.LoRA.Rank), fmtF(o.LoRA.Alpha)
-		id["--lora-targets"] = strings.Join(o.LoRA.Targets, ",")
+		id["lora_r"], id["lora_alpha"] = strconv.Itoa(o.LoRA.Rank), fmtF(o.LoRA.Alpha)
+		id["lora_targets"] = strings.Join(o.LoRA.Targets, ",")
 	}
 	return id, nil
 }
 
-// runFlags is the run record's description of the run (trainlog.Run.Flags): the identity plus
-// the paths and machine settings that do not decide the numbers, so that a report can show how
-// to rerun it. A run without LoRA records "--lora-targets none", which the flag's default is not.
-func runFlags(o *Options, id map[string]string) map[string]string {
+// runSettings is the run record's description of the run (trainlog.Run.Settings): the identity
+// plus the paths and machine settings that do not decide the numbers, so that a report can show
+// how to rerun it. A run without LoRA records lora_targets "none".
+func runSettings(o *Options, id map[string]string) map[string]string {
 	f := map[string]string{
-		"--model": o.Model, "--data": o.Data, "--split": o.Split, "--tokenizer": o.Tokenizer, "--out": o.Out,
-		"--eval-users": strconv.Itoa(o.EvalUsers), "--checkpoint-every": strconv.Itoa(o.CheckpointEvery),
-		"--policy": o.Policy.String(), "--device": string(o.Session.Session.Device),
-		"--threads": strconv.Itoa(o.Session.Session.Threads), "--lora-targets": "none",
+		"model": o.Model, "data": o.Data, "split": o.Split, "tokenizer": o.Tokenizer, "out": o.Out,
+		"eval_users": strconv.Itoa(o.EvalUsers), "checkpoint_every": strconv.Itoa(o.CheckpointEvery),
+		"policy": o.Policy.String(), "device": string(o.Session.Session.Device),
+		"threads": strconv.Itoa(o.Session.Session.Threads), "lora_targets": "none",
 	}
 	for k, v := range id {
 		f[k] = v
@@ -96,9 +113,6 @@ func trainMode(o *Options) string {
 	}
 	return "lora"
 }
-
-// modelKey is the identity's key of the model's content.
-const modelKey = "--model (content sha256)"
 
 // legacyModelHash is the model identity of checkpoints written before models were identified by
 // hf.Checkpoint.ContentSHA256: "config.json=SHA;model.safetensors=SHA" over the files. A run
@@ -170,38 +184,40 @@ func checksum(vals []float32) string {
 }
 
 // loadCheckpoint restores a run from dir's checkpoint after checking that it is the same run
-// (model is the --model folder, for checkpoints that identify it the old way), and returns its
+// (model is the model folder, for checkpoints that identify it the old way), and returns its
 // state (the number of optimizer steps done, the last step's log record).
 func loadCheckpoint(dir, model string, s *stepper, id map[string]string) (*state, error) {
 	path := filepath.Join(dir, CheckpointFile)
+	resumeErr := func(format string, args ...any) error { return opterr.New(opt("Resume"), dir, format, args...) }
 	if _, err := os.Stat(path); err != nil {
-		return nil, fmt.Errorf("--resume %s: no %s there (a run writes it every --checkpoint-every steps and at each epoch's end)", dir, CheckpointFile)
+		return nil, resumeErr("no %s there (a run writes it every %s steps and at each epoch's end)", CheckpointFile, opt("CheckpointEvery"))
 	}
 	ts, meta, err := hf.ReadSafetensorsHeader(path)
 	if err != nil {
-		return nil, fmt.Errorf("--resume: %w", err)
+		return nil, resumeErr("%v", err)
 	}
 	var st state
 	if err := json.Unmarshal([]byte(meta["bear_train_state"]), &st); err != nil || st.Format != checkpointKind {
-		return nil, fmt.Errorf("--resume: %s is not a bear training checkpoint", path)
+		return nil, resumeErr("%s is not a bear training checkpoint", path)
 	}
+	st.Identity = trainlog.CurrentSettings(st.Identity)
 	if err := upgradeModelIdentity(st.Identity, id, model); err != nil {
 		return nil, err
 	}
 	if err := sameRun(st.Identity, id); err != nil {
-		return nil, fmt.Errorf("--resume %s: %w", dir, err)
+		return nil, resumeErr("%v", err)
 	}
 	read := func(key string, want int) ([]float32, error) {
 		t, ok := ts[key]
 		if !ok || t.NumElements() != int64(want) {
-			return nil, fmt.Errorf("--resume: %s: tensor %s missing or of the wrong size", path, key)
+			return nil, resumeErr("%s: tensor %s missing or of the wrong size", path, key)
 		}
 		v, err := t.ReadFloat32()
 		if err != nil {
-			return nil, fmt.Errorf("--resume: %w", err)
+			return nil, resumeErr("%v", err)
 		}
 		if sum, ok := st.Checksums[key]; st.Checksums != nil && (!ok || sum != checksum(v)) {
-			return nil, fmt.Errorf("--resume: %s: tensor %s does not match its checksum (%s recorded): the file is damaged; resume from a copy, or start a new --out", path, key, orNone(sum))
+			return nil, resumeErr("%s: tensor %s does not match its checksum (%s recorded): the file is damaged; resume from a copy, or start a new %s", path, key, orNone(sum), opt("Out"))
 		}
 		return v, nil
 	}
@@ -224,7 +240,7 @@ func loadCheckpoint(dir, model string, s *stepper, id map[string]string) (*state
 		as.Params = append(as.Params, optim.MomentState{Name: p.Name, ExpAvg: m, ExpAvgSq: v2})
 	}
 	if err := s.opt.SetState(as); err != nil {
-		return nil, fmt.Errorf("--resume: %s: %w", path, err)
+		return nil, resumeErr("%s: %v", path, err)
 	}
 	return &st, nil
 }
@@ -247,7 +263,8 @@ func upgradeModelIdentity(saved, now map[string]string, model string) error {
 	return nil
 }
 
-// sameRun names the first setting in which a checkpoint's run and this one differ.
+// sameRun names the first setting in which a checkpoint's run and this one differ, by its
+// field of Options.
 func sameRun(saved, now map[string]string) error {
 	keys := make([]string, 0, len(now))
 	for k := range now {
@@ -257,8 +274,12 @@ func sameRun(saved, now map[string]string) error {
 	for _, k := range keys {
 		if saved[k] != now[k] {
 			a, b := showDifference(saved[k], now[k])
-			return fmt.Errorf("the checkpoint was trained with %s %s, this run has %s %s: resume with the same settings, or start a new --out",
-				k, a, k, b)
+			name := opt(settingOptions[k])
+			if strings.HasSuffix(k, "_sha256") {
+				name += " (content sha256)"
+			}
+			return fmt.Errorf("the checkpoint was trained with %s %s, this run has %s %s: resume with the same settings, or start a new %s",
+				name, a, name, b, opt("Out"))
 		}
 	}
 	return nil

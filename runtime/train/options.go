@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"slices"
 
+	"github.com/bearrec/bear/internal/opterr"
 	"github.com/bearrec/bear/lossgrad"
 	"github.com/bearrec/bear/onnx/autodiff"
 	"github.com/bearrec/bear/onnx/llama"
@@ -13,34 +14,34 @@ import (
 	"github.com/bearrec/bear/runtime/train/trainset"
 )
 
-// Options configure a training run. DefaultOptions gives the official run's values; the fields a
-// user sets are named after the flags of `bear train`, which the errors name.
+// Options configure a training run. DefaultOptions gives the official run's values. Errors name
+// the field at fault as train.Options.Field (an *opterr.Error).
 type Options struct {
-	Model     string // --model: checkpoint folder in the Hugging Face layout
-	Data      string // --data: dataset folder (id2name4Rec.json, train_*.csv, test_*.csv)
-	Dataset   string // --dataset: prompt strings; "" infers them from the folder name
-	Split     string // --split: the training split (default "train": the unique train_*.csv)
-	Tokenizer string // --tokenizer: tokenizer.json
-	Out       string // --out: run folder (adapters, checkpoint, train.jsonl)
+	Model     string // checkpoint folder in the Hugging Face layout
+	Data      string // dataset folder (id2name4Rec.json, train_*.csv, test_*.csv)
+	Dataset   string // prompt strings; "" infers them from the folder name
+	Split     string // the training split (default "train": the unique train_*.csv)
+	Tokenizer string // tokenizer.json
+	Out       string // run folder (adapters, checkpoint, train.jsonl)
 
-	Samples int             // --samples: use the first N rows of the split (0: all)
-	Loss    lossgrad.Config // --loss, --tau, --xi, --lambda, --k
-	Epochs  int             // --epochs
-	Batch   trainset.Options
-	LR      float64 // --lr: peak learning rate
-	Warmup  int     // --warmup: warm-up steps of the linear schedule
-	// LoRA is --lora-r/--lora-alpha/--lora-targets; nil with Full and no LoRA.
+	Samples int             // use the first Samples rows of the split (0: all)
+	Loss    lossgrad.Config // the loss and its parameters
+	Epochs  int
+	Batch   trainset.Options // steps, norm groups, micro-batches, buckets
+	LR      float64          // peak learning rate
+	Warmup  int              // warm-up steps of the linear schedule
+	// LoRA is the adapter trained; nil with Full and no LoRA.
 	LoRA        *llama.LoRASpec
-	LoRADropout float64 // --lora-dropout
-	Full        bool    // --train full: every base weight is trained
-	Seed        uint64  // --seed: LoRA initialisation, data order, dropout masks
+	LoRADropout float64
+	Full        bool   // every base weight is trained
+	Seed        uint64 // LoRA initialisation, data order, dropout masks
 	Policy      autodiff.Policy
-	Session     ortrun.ModelOptions // --device, --threads, --cache-dir
+	Session     ortrun.ModelOptions // device, threads, weight cache
 
-	Resume          string // --resume: the folder of an interrupted run to continue
-	EvalUsers       int    // --eval-users: evaluate the first N test users after each epoch (0: none)
-	CheckpointEvery int    // --checkpoint-every: optimizer steps between checkpoints (0: epoch ends only)
-	MaxSteps        int    // --max-steps: stop after this many optimizer steps of the run (0: all)
+	Resume          string // the folder of an interrupted run to continue (Out itself)
+	EvalUsers       int    // evaluate the first EvalUsers test users after each epoch (0: none)
+	CheckpointEvery int    // optimizer steps between checkpoints (0: epoch ends only)
+	MaxSteps        int    // stop after this many optimizer steps of the run (0: all)
 
 	// Comm is the data-parallel communicator when several processes train together (mpirun;
 	// package comm); nil is the one-process run.
@@ -74,53 +75,73 @@ func DefaultOptions() Options {
 	}
 }
 
-// Validate checks every option before any work starts; errors name the flag.
+// opt names a field of Options in errors.
+func opt(field string) string { return "train.Options." + field }
+
+// Validate checks every option before any work starts; an error is an *opterr.Error naming the
+// field.
 func (o *Options) Validate() error {
 	var err error
+	for _, f := range []struct{ name, v string }{{"Model", o.Model}, {"Data", o.Data}, {"Out", o.Out}} {
+		if f.v == "" {
+			return opterr.New(opt(f.name), nil, "required")
+		}
+	}
 	switch {
-	case o.Model == "" || o.Data == "" || o.Out == "":
-		return fmt.Errorf("--model, --data and --out are required")
 	case o.Samples < 0:
-		return fmt.Errorf("--samples %d: want 0 (all rows) or a positive count", o.Samples)
+		return opterr.New(opt("Samples"), o.Samples, "want 0 (all rows) or a positive count")
 	case o.Epochs < 1:
-		return fmt.Errorf("--epochs %d: want at least 1", o.Epochs)
+		return opterr.New(opt("Epochs"), o.Epochs, "want at least 1")
 	case !(o.LR > 0) || o.LR > 1:
-		return fmt.Errorf("--lr %g: want a learning rate in (0, 1]", o.LR)
+		return opterr.New(opt("LR"), o.LR, "want a learning rate in (0, 1]")
 	case o.Warmup < 0:
-		return fmt.Errorf("--warmup %d: want 0 or more steps", o.Warmup)
+		return opterr.New(opt("Warmup"), o.Warmup, "want 0 or more steps")
 	case !(o.LoRADropout >= 0 && o.LoRADropout < 1):
-		return fmt.Errorf("--lora-dropout %g: want a probability in [0, 1)", o.LoRADropout)
+		return opterr.New(opt("LoRADropout"), o.LoRADropout, "want a probability in [0, 1)")
 	case o.LoRA == nil && !o.Full:
-		return fmt.Errorf("nothing to train: give LoRA targets or --train full")
+		return opterr.New(opt("LoRA"), nil, "nothing to train: give LoRA targets or set %s", opt("Full"))
 	case o.LoRA == nil && o.LoRADropout > 0:
-		return fmt.Errorf("--lora-dropout %g without LoRA targets", o.LoRADropout)
-	case o.EvalUsers < 0 || o.CheckpointEvery < 0 || o.MaxSteps < 0:
-		return fmt.Errorf("--eval-users, --checkpoint-every and --max-steps must not be negative")
+		return opterr.New(opt("LoRADropout"), o.LoRADropout, "without LoRA targets")
+	case o.EvalUsers < 0:
+		return opterr.New(opt("EvalUsers"), o.EvalUsers, "must not be negative")
+	case o.CheckpointEvery < 0:
+		return opterr.New(opt("CheckpointEvery"), o.CheckpointEvery, "must not be negative")
+	case o.MaxSteps < 0:
+		return opterr.New(opt("MaxSteps"), o.MaxSteps, "must not be negative")
 	}
 	if err = o.Loss.Validate(); err != nil {
-		return fmt.Errorf("loss flags: %w", err)
+		return err // it names the lossgrad.Config field
 	}
-	if o.LoRA != nil {
-		slices.Sort(o.LoRA.Targets)
-		for i := 1; i < len(o.LoRA.Targets); i++ {
-			if o.LoRA.Targets[i] == o.LoRA.Targets[i-1] {
-				return fmt.Errorf("--lora-targets: %s is listed twice", o.LoRA.Targets[i])
-			}
-		}
-		if err = o.LoRA.Validate(); err != nil {
-			return fmt.Errorf("LoRA flags: %w", err)
-		}
+	if err := o.validateLoRA(); err != nil {
+		return err
 	}
 	o.Batch.Seed = o.Seed // one seed: LoRA initialisation, data order and dropout masks
 	if o.Batch, err = o.Batch.Validate(); err != nil {
 		return err
 	}
 	if n, g := o.comm().Size(), o.Batch.Batch/o.Batch.NormGroup; n > g {
-		return fmt.Errorf("%d processes but --batch %d / --norm-group %d = %d norm groups per step: each process computes whole norm groups, so start at most %d (or use smaller --norm-group)",
-			n, o.Batch.Batch, o.Batch.NormGroup, g, g)
+		return fmt.Errorf("%d processes but %s %d / %s %d = %d norm groups per step: each process computes whole norm groups, so start at most %d (or use a smaller %s)",
+			n, opt("Batch.Batch"), o.Batch.Batch, opt("Batch.NormGroup"), o.Batch.NormGroup, g, g, opt("Batch.NormGroup"))
 	}
 	if o.Resume != "" && filepath.Clean(o.Resume) != filepath.Clean(o.Out) {
-		return fmt.Errorf("--resume %s: a run continues in its own folder; pass --out %s too", o.Resume, o.Resume)
+		return opterr.New(opt("Resume"), o.Resume, "a run continues in its own folder: set %s to it too", opt("Out"))
+	}
+	return nil
+}
+
+// validateLoRA checks the LoRA spec, with its targets sorted.
+func (o *Options) validateLoRA() error {
+	if o.LoRA == nil {
+		return nil
+	}
+	slices.Sort(o.LoRA.Targets)
+	for i := 1; i < len(o.LoRA.Targets); i++ {
+		if o.LoRA.Targets[i] == o.LoRA.Targets[i-1] {
+			return opterr.New(opt("LoRA.Targets"), nil, "%s is listed twice", o.LoRA.Targets[i])
+		}
+	}
+	if err := o.LoRA.Validate(); err != nil {
+		return err // it names the llama.LoRASpec field
 	}
 	return nil
 }

@@ -83,5 +83,5 @@ func writeCheckpoint(dir, base string, tr *ortrun.Trainer[float32]) error {
 // lives, which also shows that it can be written), and leftovers of writes a kill interrupted
 // are removed.
 func claimOut(o *Options, d *data) (*atomicfs.DirLock, error) {
-	return atomicfs.ClaimOutput("--out", o.Out, []string{o.Model, o.Data, d.Path, o.Tokenizer}, o.Log)
+	return atomicfs.ClaimOutput(opt("Out"), o.Out, []string{o.Model, o.Data, d.Path, o.Tokenizer}, o.Log)
 }

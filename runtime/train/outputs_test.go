@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -70,9 +71,15 @@ func TestRunOutputs(t *testing.T) {
 	runs, err := trainlog.ReadRuns(filepath.Join(out, LogFile))
 	if err != nil || len(runs) != 1 || runs[0].Step != 0 || runs[0].Rows != 16 || runs[0].DroppedIDs != 8 {
 		t.Errorf("run records %+v (%v), want one at step 0 with 16 rows and 8 dropped ids", runs, err)
-	} else if f := runs[0].Flags; f["--loss"] != "bear" || f["--seed"] != "42" || f["--model"] != o.Model ||
-		f["--lora-targets"] != "q_proj,v_proj" || f["--eval-users"] != "2" || f["--threads"] != "1" || f["--samples"] != "16" {
-		t.Errorf("run record flags %v, want the run's loss, seed, model path, LoRA targets, eval users, threads and rows", f)
+	} else if f := runs[0].Settings; f["loss"] != "bear" || f["seed"] != "42" || f["model"] != o.Model ||
+		f["lora_targets"] != "q_proj,v_proj" || f["eval_users"] != "2" || f["threads"] != "1" || f["samples"] != "16" {
+		t.Errorf("run record settings %v, want the run's loss, seed, model path, LoRA targets, eval users, threads and rows", f)
+	} else {
+		for k := range f {
+			if !slices.Contains(trainlog.Settings, k) {
+				t.Errorf("run record setting %q is not one of trainlog.Settings", k)
+			}
+		}
 	}
 	var m struct {
 		Config struct {
@@ -104,7 +111,7 @@ func TestEvalBeamsCheckedFirst(t *testing.T) {
 	o.Data, o.Samples, o.EvalUsers = dir, 0, 1
 	o.Batch.Batch, o.Batch.NormGroup, o.Batch.Micro = 2, 2, 2
 	_, err := Run(context.Background(), o)
-	if err == nil || !strings.Contains(err.Error(), "--eval-users 1") || !strings.Contains(err.Error(), "10 beams") ||
+	if err == nil || !strings.Contains(err.Error(), "train.Options.EvalUsers 1") || !strings.Contains(err.Error(), "10 beams") ||
 		!strings.Contains(err.Error(), "3 distinct item sequences") {
 		t.Errorf("10 evaluation beams over 3 titles: %v", err)
 	}

@@ -1,7 +1,9 @@
 package train
 
 import (
+	"errors"
 	"fmt"
+	"github.com/bearrec/bear/internal/opterr"
 	"math"
 	"math/rand/v2"
 
@@ -23,12 +25,15 @@ type data struct {
 func loadData(o *Options) (*data, error) {
 	sp, err := tokenize.LoadSplit(o.Data, o.Dataset, o.Split, o.Tokenizer)
 	if err != nil {
+		if de := (*tokenize.DatasetError)(nil); errors.As(err, &de) {
+			return nil, opterr.Wrap(opt("Dataset"), nil, err)
+		}
 		return nil, err
 	}
 	rows := sp.Rows
 	if o.Samples > 0 {
 		if o.Samples > len(rows) {
-			return nil, fmt.Errorf("--samples %d: %s has only %d rows (0 uses them all)", o.Samples, sp.Path, len(rows))
+			return nil, opterr.New(opt("Samples"), o.Samples, "%s has only %d rows (0 uses them all)", sp.Path, len(rows))
 		}
 		rows = rows[:o.Samples]
 	}

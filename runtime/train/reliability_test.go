@@ -65,7 +65,7 @@ func TestOutLockedByAnotherRun(t *testing.T) {
 		second.Resume = resume
 		_, err := Run(context.Background(), second)
 		var le *atomicfs.LockedError
-		if !errors.As(err, &le) || le.Owner.PID != child.Process.Pid || !strings.Contains(err.Error(), "--out") {
+		if !errors.As(err, &le) || le.Owner.PID != child.Process.Pid || !strings.Contains(err.Error(), "train.Options.Out") {
 			t.Fatalf("second run (resume %q) while pid %d trains: %v", resume, child.Process.Pid, err)
 		}
 	}
@@ -112,7 +112,7 @@ func TestOutMustNotBeAnInput(t *testing.T) {
 		o := smallRun(model, tok, c.out, lossgrad.MSL)
 		o.Session.CacheDir = filepath.Join(t.TempDir(), "cache")
 		_, err := Run(context.Background(), o)
-		if err == nil || !strings.Contains(err.Error(), "--out") || !strings.Contains(err.Error(), c.want) {
+		if err == nil || !strings.Contains(err.Error(), "train.Options.Out") || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("--out %s: %v, want %q", c.out, err, c.want)
 		}
 	}
@@ -140,13 +140,14 @@ func TestResumeShowsTheDifference(t *testing.T) {
 	}
 	o.Model, o.Resume = other, o.Out
 	_, err := Run(context.Background(), o)
-	if err == nil || !strings.Contains(err.Error(), modelKey) {
+	const name = "train.Options.Model (content sha256)"
+	if err == nil || !strings.Contains(err.Error(), name) {
 		t.Fatalf("resume with another model: %v", err)
 	}
-	// "... trained with KEY A, this run has KEY B: ..."
+	// "... trained with NAME A, this run has NAME B: ..."
 	msg := err.Error()
-	a := strings.Fields(msg[strings.Index(msg, modelKey)+len(modelKey):])[0]
-	b := strings.Fields(msg[strings.LastIndex(msg, modelKey)+len(modelKey):])[0]
+	a := strings.Fields(msg[strings.Index(msg, name)+len(name):])[0]
+	b := strings.Fields(msg[strings.LastIndex(msg, name)+len(name):])[0]
 	if a == b {
 		t.Errorf("the message shows the same value for both models: %s", msg)
 	}

@@ -73,7 +73,7 @@ func TestKillAndResume(t *testing.T) {
 	// Ctrl-C: the step in progress finishes, a checkpoint of it is saved, the run resumes.
 	stopped := smallRun(model, tok, filepath.Join(root, "stopped"), lossgrad.BEAR)
 	stderr := signalAfterSteps(t, stopped, 3, os.Interrupt)
-	if !strings.Contains(stderr, "interrupted at step") || !strings.Contains(stderr, "--resume") {
+	if !strings.Contains(stderr, "interrupted at step") || !strings.Contains(stderr, "train.Options.Resume") {
 		t.Errorf("interrupted run's message: %s", stderr)
 	}
 	logged, _, _ := trainlog.Read(filepath.Join(stopped.Out, LogFile))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/bearrec/bear/internal/opterr"
 	"math"
 	"os"
 	"path/filepath"
@@ -150,7 +151,10 @@ func checkVocab(o *Options, d *data, vocab int) error {
 			}
 		}
 	}
-	return tokenize.CheckVocab(o.Tokenizer, d.Tok, d.Items.Trie(), seqs, "the training examples", vocab)
+	if err := tokenize.CheckVocab(o.Tokenizer, d.Tok, d.Items.Trie(), seqs, "the training examples", vocab); err != nil {
+		return opterr.Wrap(opt("Tokenizer"), o.Tokenizer, err)
+	}
+	return nil
 }
 
 // checkEvaluation makes sure, before any training, that --eval-users can run: the test split
@@ -160,11 +164,11 @@ func checkEvaluation(o *Options, d *data) error {
 		return nil
 	}
 	if _, err := tokenize.SplitPath(o.Data, evalSplit); err != nil {
-		return fmt.Errorf("--eval-users %d: %w", o.EvalUsers, err)
+		return opterr.Wrap(opt("EvalUsers"), o.EvalUsers, err)
 	}
 	ix := decode.NewIndex(d.Items.Trie())
 	if err := evaluate.CheckBeams(evaluate.DefaultBeams, ix, filepath.Join(o.Data, "id2name4Rec.json"), len(d.Catalogue.IDs)); err != nil {
-		return fmt.Errorf("--eval-users %d: the evaluation's beam search: %w", o.EvalUsers, err)
+		return opterr.Wrap(opt("EvalUsers"), o.EvalUsers, fmt.Errorf("the evaluation's beam search: %w", err))
 	}
 	return nil
 }
@@ -176,7 +180,7 @@ func (j *job) logRun(done int) error {
 	dropped := tokenize.DroppedIDs(rows)
 	j.o.log("training on %d rows of %s; %d item ids of them are missing from the catalogue and were dropped, as the official code drops them",
 		len(rows), j.d.Path, dropped)
-	return j.log.WriteRun(trainlog.Run{Step: done, Split: j.d.Path, Rows: len(rows), DroppedIDs: dropped, Flags: runFlags(j.o, j.id)})
+	return j.log.WriteRun(trainlog.Run{Step: done, Split: j.d.Path, Rows: len(rows), DroppedIDs: dropped, Settings: runSettings(j.o, j.id)})
 }
 
 // restore loads the checkpoint of a resumed run, or initialises the LoRA matrices of a new one
@@ -193,7 +197,7 @@ func (j *job) restore() (*trainlog.Step, int, error) {
 	}
 	if j.o.Resume == "" {
 		if _, err := os.Stat(ck); err == nil {
-			return nil, 0, fmt.Errorf("--out %s holds a run (%s): pass --resume %s to continue it, or choose another --out", j.o.Out, CheckpointFile, j.o.Out)
+			return nil, 0, opterr.New(opt("Out"), j.o.Out, "holds a run (%s): set %s to it to continue that run, or choose another folder", CheckpointFile, opt("Resume"))
 		}
 		if j.o.LoRA != nil {
 			initLoRA(j.tr, j.o.Seed)
@@ -281,7 +285,7 @@ func (j *job) loop(ctx context.Context) (*Summary, error) {
 			return sum, err
 		}
 		if math.IsNaN(stats.Loss) || math.IsInf(stats.Loss, 0) {
-			return sum, fmt.Errorf("step %d: the loss is %v: training diverged (lower --lr?)", stats.Step, stats.Loss)
+			return sum, fmt.Errorf("step %d: the loss is %v: training diverged (a lower %s?)", stats.Step, stats.Loss, opt("LR"))
 		}
 		if sum.FirstStep == 0 {
 			sum.FirstStep, sum.FirstLoss = stats.Step, stats.Loss
@@ -306,7 +310,7 @@ func (j *job) interrupted(global int) error {
 	if j.evalStopped > 0 {
 		during = fmt.Sprintf(" during the evaluation of epoch %d (it runs again first)", j.evalStopped)
 	}
-	return fmt.Errorf("%w at step %d of %d%s: checkpoint saved; continue with --resume %s", ErrInterrupted, global, j.total, during, j.o.Out)
+	return fmt.Errorf("%w at step %d of %d%s: checkpoint saved; continue by setting %s to %s", ErrInterrupted, global, j.total, during, opt("Resume"), j.o.Out)
 }
 
 // afterStep writes what is due after optimizer step `done`: the epoch's adapter, its

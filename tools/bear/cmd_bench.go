@@ -20,7 +20,7 @@ import (
 func init() {
 	register(&command{name: "bench", summary: "measure speed and memory: bench forward | bench step | bench train", run: func(args []string) error {
 		return benchMain(args, os.Stdout)
-	}})
+	}, options: joinOptions(trainOptions, ortOptions)})
 }
 
 func benchMain(args []string, stdout io.Writer) error {

@@ -60,7 +60,7 @@ func TestBenchTrainBadFlags(t *testing.T) {
 		{"zero micro-batch", []string{"--micro-batch", "0"}, "--micro-batch 0"},
 		{"negative micro-batch", []string{"--micro-batch", "-1"}, "--micro-batch -1"},
 		{"zero norm group", []string{"--norm-group", "0"}, "--norm-group 0"},
-		{"batch not a multiple of the norm group", []string{"--batch", "5"}, "--batch 5 is not a multiple"},
+		{"batch not a multiple of the norm group", []string{"--batch", "5"}, "--batch 5: not a multiple"},
 		{"zero bucket", []string{"--bucket", "0"}, "--bucket 0"},
 		{"negative threads", []string{"--threads", "-2"}, "--threads -2"},
 		{"negative samples", []string{"--samples", "-1"}, "--samples -1"},
@@ -77,7 +77,7 @@ func TestBenchTrainBadFlags(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			args := append(append([]string{"train"}, benchTrainArgs(f)...), "--loss", "bear")
 			var out bytes.Buffer
-			err := benchMain(append(args, c.args...), &out)
+			err := shown("bench", benchMain(append(args, c.args...), &out))
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("error %v, want one containing %q", err, c.want)
 			}

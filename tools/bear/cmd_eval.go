@@ -22,7 +22,7 @@ import (
 func init() {
 	register(&command{name: "eval", summary: "evaluate with trie-constrained beam search (NDCG/HR), shard merging, pruning analysis", run: func(args []string) error {
 		return evalMain(args, os.Stdout, os.Stderr)
-	}})
+	}, options: joinOptions(evalOptions, ortOptions)})
 }
 
 const evalUsage = `--model DIR [--adapter DIR] --data DIR [--split test] [--limit N] [--beams 10] [--shard i/n] --out DIR [flags]

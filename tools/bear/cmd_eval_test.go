@@ -139,7 +139,7 @@ func TestEvalSmallCatalogue(t *testing.T) {
 		var stdout, stderr bytes.Buffer
 		common := []string{"--model", model, "--tokenizer", tok, "--data", data, "--cache-dir", filepath.Join(dir, "cache"), "--no-progress"}
 		err := evalMain(append(common, args...), &stdout, &stderr)
-		return stdout.String(), err
+		return stdout.String(), shown("eval", err)
 	}
 	if _, err := run("--beams", "3", "--out", filepath.Join(dir, "b3")); err == nil ||
 		!strings.Contains(err.Error(), "--beams 3") || !strings.Contains(err.Error(), "2 distinct item sequences (3 items") {

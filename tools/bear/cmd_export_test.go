@@ -98,7 +98,7 @@ func TestMergeCommand(t *testing.T) {
 	model := initCase(t, c)
 	out := filepath.Join(t.TempDir(), "merged")
 	adapter := filepath.Join("../../testdata/forward", c.LoRA.Dir)
-	if err := runMerge([]string{"--model", model, "--adapter", adapter, "--out", out, "--dtype", "fp32"}); err != nil {
+	if err := mergeMain([]string{"--model", model, "--adapter", adapter, "--out", out, "--dtype", "fp32"}); err != nil {
 		t.Fatal(err)
 	}
 	// The merged model's logits equal the base model's with the adapter applied.
@@ -123,7 +123,7 @@ func TestMergeCommand(t *testing.T) {
 			}
 		}
 	}
-	if err := runMerge([]string{"--model", model, "--adapter", adapter, "--out", out, "--dtype", "fp8"}); err == nil {
+	if err := mergeMain([]string{"--model", model, "--adapter", adapter, "--out", out, "--dtype", "fp8"}); err == nil {
 		t.Error("--dtype fp8 accepted")
 	}
 }

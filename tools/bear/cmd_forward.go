@@ -17,7 +17,7 @@ import (
 func init() {
 	register(&command{name: "forward", summary: "run the forward pass and print logits as JSON", run: func(args []string) error {
 		return forwardMain(args, os.Stdout)
-	}})
+	}, options: ortOptions})
 }
 
 // ortFlags are the flags every command that runs ONNX Runtime shares.

@@ -35,7 +35,7 @@ func initCase(t *testing.T, c goldenCase) string {
 	cfgPath := filepath.Join(dir, "config.json")
 	os.WriteFile(cfgPath, c.Config, 0o644)
 	model := filepath.Join(dir, "model")
-	err := runInit([]string{"--config", cfgPath, "--out", model, "--seed", fmt.Sprint(c.Init.Seed), "--std", fmt.Sprint(c.Init.Std),
+	err := initMain([]string{"--config", cfgPath, "--out", model, "--seed", fmt.Sprint(c.Init.Seed), "--std", fmt.Sprint(c.Init.Std),
 		"--norm-jitter", fmt.Sprint(c.Init.NormJitter), "--dtype", c.Init.DType, "--tokenizer", ""})
 	if err != nil {
 		t.Fatal(err)
@@ -135,7 +135,7 @@ func TestInitPresetErrors(t *testing.T) {
 		{[]string{"--out", t.TempDir()}, "exactly one of --preset and --config"},
 		{[]string{"--preset", "tiny", "--out", t.TempDir(), "--dtype", "fp8"}, `--dtype "fp8"`},
 	} {
-		err := runInit(c.args)
+		err := initMain(c.args)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("bear init %v: error %v, want %q", c.args, err, c.want)
 		}
@@ -145,7 +145,7 @@ func TestInitPresetErrors(t *testing.T) {
 // TestInitLargePresetWritesConfigOnly: the real 1B shape without --weights writes no weights.
 func TestInitLargePresetWritesConfigOnly(t *testing.T) {
 	dir := t.TempDir()
-	if err := runInit([]string{"--preset", "llama-3.2-1b", "--out", dir, "--tokenizer", "/dev/null"}); err != nil {
+	if err := initMain([]string{"--preset", "llama-3.2-1b", "--out", dir, "--tokenizer", "/dev/null"}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "model.safetensors")); err == nil {

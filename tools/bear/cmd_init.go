@@ -11,10 +11,10 @@ import (
 )
 
 func init() {
-	register(&command{name: "init", summary: "write a randomly initialised Llama-3.2 checkpoint (HF layout)", run: runInit})
+	register(&command{name: "init", summary: "write a randomly initialised Llama-3.2 checkpoint (HF layout)", run: initMain})
 }
 
-func runInit(args []string) error {
+func initMain(args []string) error {
 	fs := newFlagSet("init", "--preset NAME|--config FILE --out DIR [flags]")
 	preset := fs.String("preset", "", "model shape: tiny, small, llama-3.2-1b, llama-3.2-3b")
 	configPath := fs.String("config", "", "a config.json to use instead of a preset")

@@ -11,10 +11,10 @@ import (
 )
 
 func init() {
-	register(&command{name: "loss", summary: "evaluate an LML/MSL/BEAR case file: loss, gradients, pruning diagnostics as JSON", run: runLoss})
+	register(&command{name: "loss", summary: "evaluate an LML/MSL/BEAR case file: loss, gradients, pruning diagnostics as JSON", run: func(args []string) error {
+		return lossMain(args, os.Stdout)
+	}})
 }
-
-func runLoss(args []string) error { return lossMain(args, os.Stdout) }
 
 // lossMain reads one case file,
 //

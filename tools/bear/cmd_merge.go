@@ -10,7 +10,7 @@ import (
 )
 
 func init() {
-	register(&command{name: "merge", summary: "write a checkpoint with a LoRA adapter merged into its weights", run: runMerge})
+	register(&command{name: "merge", summary: "write a checkpoint with a LoRA adapter merged into its weights", run: mergeMain})
 }
 
 type mergeFlags struct {
@@ -18,7 +18,7 @@ type mergeFlags struct {
 	force                      *bool
 }
 
-func runMerge(args []string) error {
+func mergeMain(args []string) error {
 	fs := newFlagSet("merge", "--model DIR --adapter DIR --out DIR [--dtype bf16|fp32] [--force]")
 	f := mergeFlags{
 		model:   fs.String("model", "", "base checkpoint folder (required)"),

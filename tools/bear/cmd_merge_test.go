@@ -44,7 +44,7 @@ func TestMergeNeverTouchesItsInputs(t *testing.T) {
 			if force {
 				args = append(args, "--force")
 			}
-			err := runMerge(args)
+			err := mergeMain(args)
 			if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "--out") {
 				t.Errorf("--out %s (force %v): error %v, want %q", c.out, force, err, c.want)
 			}
@@ -71,10 +71,10 @@ func TestOutFolderReplacedWholeOrRefused(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "out")
-			if err := runInit([]string{"--config", cfgPath, "--out", out, "--shard-bytes", "3000", "--seed", "5", "--tokenizer", ""}); err != nil {
+			if err := initMain([]string{"--config", cfgPath, "--out", out, "--shard-bytes", "3000", "--seed", "5", "--tokenizer", ""}); err != nil {
 				t.Fatal(err)
 			}
-			run := map[string]func([]string) error{"merge": runMerge, "init": runInit}[c.name]
+			run := map[string]func([]string) error{"merge": mergeMain, "init": initMain}[c.name]
 			args := append(c.args[1:], "--out", out)
 			err := run(args)
 			if err == nil || !strings.Contains(err.Error(), "not empty") || !strings.Contains(err.Error(), "--force") {
@@ -117,15 +117,15 @@ func TestInitMergeFlagErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{runMerge, []string{"--model", model, "--adapter", adapter, "--out", fresh(), "extra"}, `unexpected arguments ["extra"]`},
-		{runMerge, []string{"--model", model, "--adapter", adapter, "--out", file}, "is a file"},
-		{runMerge, []string{"--model", model, "--adapter", adapter, "--out", fresh(), "--dtype", "fp8"}, `--dtype "fp8"`},
-		{runInit, append([]string{"--out", fresh(), "stray"}, small...), `unexpected arguments ["stray"`},
-		{runInit, append([]string{"--out", fresh(), "--std", "-1"}, small...), "--std -1"},
-		{runInit, append([]string{"--out", fresh(), "--std", "0"}, small...), "--std 0"},
-		{runInit, append([]string{"--out", fresh(), "--norm-jitter", "NaN"}, small...), "--norm-jitter NaN"},
-		{runInit, append([]string{"--out", fresh(), "--shard-bytes", "-1"}, small...), "--shard-bytes -1"},
-		{runInit, append([]string{"--out", file}, small...), "is a file"},
+		{mergeMain, []string{"--model", model, "--adapter", adapter, "--out", fresh(), "extra"}, `unexpected arguments ["extra"]`},
+		{mergeMain, []string{"--model", model, "--adapter", adapter, "--out", file}, "is a file"},
+		{mergeMain, []string{"--model", model, "--adapter", adapter, "--out", fresh(), "--dtype", "fp8"}, `--dtype "fp8"`},
+		{initMain, append([]string{"--out", fresh(), "stray"}, small...), `unexpected arguments ["stray"`},
+		{initMain, append([]string{"--out", fresh(), "--std", "-1"}, small...), "--std -1"},
+		{initMain, append([]string{"--out", fresh(), "--std", "0"}, small...), "--std 0"},
+		{initMain, append([]string{"--out", fresh(), "--norm-jitter", "NaN"}, small...), "--norm-jitter NaN"},
+		{initMain, append([]string{"--out", fresh(), "--shard-bytes", "-1"}, small...), "--shard-bytes -1"},
+		{initMain, append([]string{"--out", file}, small...), "is a file"},
 	} {
 		out := c.args[slices.Index(c.args, "--out")+1]
 		err := c.run(c.args)

@@ -11,10 +11,10 @@ import (
 )
 
 func init() {
-	register(&command{name: "plot", summary: "draw a training log (train.jsonl) as a PNG: loss, pruned share, NDCG@10", run: runPlot})
+	register(&command{name: "plot", summary: "draw a training log (train.jsonl) as a PNG: loss, pruned share, NDCG@10", run: func(args []string) error {
+		return plotMain(args, os.Stderr)
+	}})
 }
-
-func runPlot(args []string) error { return plotMain(args, os.Stderr) }
 
 // plotMain reads the log of `bear train` and writes its panels as one PNG.
 func plotMain(args []string, stderr io.Writer) error {

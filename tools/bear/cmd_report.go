@@ -14,10 +14,10 @@ import (
 )
 
 func init() {
-	register(&command{name: "report", summary: "compare finished train/eval runs: report.md with metrics over seeds, intervals, pruning, plots", run: runReport})
+	register(&command{name: "report", summary: "compare finished train/eval runs: report.md with metrics over seeds, intervals, pruning, plots", run: func(args []string) error {
+		return reportMain(args, os.Stderr)
+	}})
 }
-
-func runReport(args []string) error { return reportMain(args, os.Stderr) }
 
 const reportUsage = `RUN_DIR... --out DIR [--baseline msl] [--eval-subdir eval] [--pruning=false] [--notes FILE] [--force]
 

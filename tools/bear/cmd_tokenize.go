@@ -17,15 +17,15 @@ func init() {
 		name:    "tokenize",
 		summary: "encode text lines to Llama-3 token ids (or decode ids back)",
 		run: func(args []string) error {
-			return runTokenize(args, os.Stdin, os.Stdout)
+			return tokenizeMain(args, os.Stdin, os.Stdout)
 		},
 	})
 }
 
-// runTokenize reads one text per line (with --json, one JSON string per line) and writes one
+// tokenizeMain reads one text per line (with --json, one JSON string per line) and writes one
 // JSON array of ids per line, in order. With --decode it reads JSON arrays of ids and writes
 // the texts (as JSON strings with --json).
-func runTokenize(args []string, in io.Reader, out io.Writer) error {
+func tokenizeMain(args []string, in io.Reader, out io.Writer) error {
 	fs := newFlagSet("tokenize", "[--tokenizer FILE] [--json] [--special] [--pad] [--decode] < lines")
 	fs.SetOutput(os.Stderr)
 	tokPath := fs.String("tokenizer", "", "Hugging Face tokenizer.json (default: $BEAR_TOKENIZER, then the one make deps fetched)")

@@ -28,7 +28,7 @@ func TestTokenizeCommand(t *testing.T) {
 	for _, c := range cases {
 		var out bytes.Buffer
 		args := append([]string{"--tokenizer", tokPath}, c.args...)
-		if err := runTokenize(args, strings.NewReader(c.in), &out); err != nil {
+		if err := tokenizeMain(args, strings.NewReader(c.in), &out); err != nil {
 			t.Errorf("%s: %v", c.name, err)
 			continue
 		}
@@ -36,7 +36,7 @@ func TestTokenizeCommand(t *testing.T) {
 			t.Errorf("%s: got %q, want %q", c.name, out.String(), c.want)
 		}
 	}
-	if err := runTokenize([]string{"--tokenizer", tokPath, "--decode"}, strings.NewReader("not json\n"), &bytes.Buffer{}); err == nil {
+	if err := tokenizeMain([]string{"--tokenizer", tokPath, "--decode"}, strings.NewReader("not json\n"), &bytes.Buffer{}); err == nil {
 		t.Error("decode of a bad line: no error")
 	}
 }

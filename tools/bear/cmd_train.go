@@ -24,7 +24,7 @@ import (
 func init() {
 	register(&command{name: "train", summary: "fine-tune with LML, MSL or BEAR: PEFT adapters, exact resume, train.jsonl", run: func(args []string) error {
 		return trainMain(args, os.Stdout, os.Stderr)
-	}})
+	}, options: joinOptions(trainOptions, ortOptions)})
 }
 
 const trainUsage = `--model DIR --data DIR --loss lml|msl|bear --out DIR [flags]
@@ -157,7 +157,8 @@ func finishRanks(cmd string, world comm.Comm, err error) error {
 		return err
 	}
 	if err != nil && !errors.Is(err, train.ErrInterrupted) {
-		fmt.Fprintf(os.Stderr, "bear %s: rank %d of %d: %v\nbear %s: ending every rank of the job\n", cmd, world.Rank(), world.Size(), err, cmd)
+		fmt.Fprintf(os.Stderr, "bear %s: rank %d of %d: %s\nbear %s: ending every rank of the job\n", cmd, world.Rank(), world.Size(),
+			flagNames(err.Error(), joinOptions(trainOptions, ortOptions)), cmd)
 		world.Abort(1)
 	}
 	if ferr := world.Finalize(); err == nil {

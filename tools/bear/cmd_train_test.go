@@ -61,7 +61,7 @@ func (f *trainFixture) train(args ...string) (string, string, error) {
 		"--batch", "8", "--norm-group", "4", "--micro-batch", "4", "--lora-r", "4", "--dataset", "Office"}
 	var stdout, stderr bytes.Buffer
 	err := trainMain(append(common, args...), &stdout, &stderr)
-	return stdout.String(), stderr.String(), err
+	return stdout.String(), stderr.String(), shown("train", err)
 }
 
 // TestTrainCommand trains one epoch (5 optimizer steps) with BEAR and evaluates it on two test
@@ -140,7 +140,7 @@ func TestTrainBadInput(t *testing.T) {
 		{"malformed item list", []string{"--data", f.dataWith(t, "itemlist", header+"1,\"[1, 2, x]\",0\n")}, "train_40.csv:2: item_ids"},
 		{"empty split", []string{"--data", f.dataWith(t, "empty", header)}, "empty split"},
 		{"no item in the catalogue", []string{"--data", f.dataWith(t, "missing", header+"1,\"[1, 2]\",0\n7,\"[999999]\",0\n")}, "train_40.csv:3: no item of the row is in the catalogue"},
-		{"batch not a multiple of norm group", []string{"--batch", "6"}, "--batch 6 is not a multiple of --norm-group 4"},
+		{"batch not a multiple of norm group", []string{"--batch", "6"}, "--batch 6: not a multiple of --norm-group 4"},
 		{"unknown loss", []string{"--loss", "mse"}, "--loss"},
 		{"negative lr", []string{"--lr", "-1"}, "--lr"},
 		{"dropout out of range", []string{"--lora-dropout", "1"}, "--lora-dropout"},

@@ -25,6 +25,9 @@ type command struct {
 	name    string
 	summary string
 	run     func(args []string) error
+	// options maps the names the command's libraries give options in errors (train.Options.LR)
+	// to the command's flags (--lr): see optionflags.go.
+	options map[string]string
 }
 
 var commands = map[string]*command{}
@@ -92,7 +95,7 @@ func runMain(args []string, stderr io.Writer) int {
 		}
 		return 1
 	}
-	fmt.Fprintf(stderr, "bear %s: %v\n", c.name, err)
+	fmt.Fprintf(stderr, "bear %s: %s\n", c.name, flagNames(err.Error(), c.options))
 	return 1
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -143,4 +144,13 @@ func TestORTFlagHelp(t *testing.T) {
 	if !strings.Contains(help.String(), "-ort-lib FILE\n") || strings.Contains(help.String(), "-ort-lib make") {
 		t.Errorf("help:\n%s", help.String())
 	}
+}
+
+// shown is err as bear prints it: the option names of the libraries as the command's flags
+// (runMain does this; the tests that call a command's Main directly use it).
+func shown(cmd string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%s", flagNames(err.Error(), commands[cmd].options))
 }

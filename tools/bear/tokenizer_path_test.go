@@ -99,7 +99,7 @@ func TestTokenizeWithoutEnvironment(t *testing.T) {
 	testdeps.Tokenizer(t) // the checkout's file must exist for this test to mean anything
 	t.Setenv(tokenizerEnv, "")
 	var out bytes.Buffer
-	if err := runTokenize(nil, strings.NewReader("hi\n"), &out); err != nil || out.String() != "[6151]\n" {
+	if err := tokenizeMain(nil, strings.NewReader("hi\n"), &out); err != nil || out.String() != "[6151]\n" {
 		t.Errorf("got %q, %v", out.String(), err)
 	}
 }

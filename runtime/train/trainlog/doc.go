@@ -37,12 +37,12 @@
 //
 //	step              int    optimizer steps done when the process started (0: a fresh run)
 //	split             string the training split file
-//	rows              int    rows trained on (after --samples)
+//	rows              int    rows trained on
 //	dropped_item_ids  int    item ids of those rows missing from the catalogue, dropped from
 //	                         them as the official data code drops them
-//	flags             object flag name ("--loss", "--seed", "--model", ...) to its value as
-//	                         a string; the inputs' content hashes under keys with a space
-//	                         ("--model (content sha256)"); absent in logs of older runs
+//	settings          object setting name (Settings: "loss", "seed", "model", "model_sha256",
+//	                         ...) to its value as a string; logs of older runs have "flags"
+//	                         keyed by bear train's flags instead (read as settings), or neither
 //
 // A float that is not finite (NaN or ±Inf, as on the step where a run diverges) is written as
 // null (JSON has no NaN or Infinity) and read back as NaN. Example:

@@ -34,6 +34,8 @@ func Read(path string) (steps []Step, evals []Eval, err error) {
 
 // ReadRuns returns the run records of the log at path (one per start or resume of the run), in
 // file order; the file is checked as Read checks it.
+//
+// Run records of logs written before Run.Settings have their flags read as Settings.
 func ReadRuns(path string) ([]Run, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -46,7 +48,12 @@ func ReadRuns(path string) ([]Run, error) {
 	var runs []Run
 	for _, r := range recs {
 		if r.kind == KindRun {
-			runs = append(runs, r.runRec)
+			run := r.runRec
+			if run.Settings == nil && run.Flags != nil { // a log written before settings
+				run.Settings = CurrentSettings(run.Flags)
+			}
+			run.Flags = nil
+			runs = append(runs, run)
 		}
 	}
 	return runs, nil

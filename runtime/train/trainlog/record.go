@@ -20,10 +20,44 @@ type Run struct {
 	Split      string `json:"split"`            // the training split file
 	Rows       int    `json:"rows"`             // rows trained on (after --samples)
 	DroppedIDs int    `json:"dropped_item_ids"` // ids of those rows missing from the catalogue, dropped as the official code does
-	// Flags maps each flag of the run ("--loss", "--seed", "--model", ...) to its value, and each
-	// input's content hash to its key ("--model (content sha256)"), so that the run can be
-	// described and rerun from its log alone (bear report). Absent in logs of older runs.
+	// Settings maps each setting of the run (Settings lists the names) to its value as a
+	// string, so that the run can be described and rerun from its log alone (bear report).
+	Settings map[string]string `json:"settings,omitempty"`
+	// Flags is what logs written before Settings held instead: the same settings keyed by the
+	// flags of bear train ("--lr", "--model (content sha256)"). Read only; ReadRuns moves them
+	// into Settings.
 	Flags map[string]string `json:"flags,omitempty"`
+}
+
+// Settings are the names of a run's settings in the run record (and in the identity of a
+// training checkpoint): the content hashes of its inputs, what decides its numbers, and the
+// paths and machine settings that do not.
+var Settings = []string{
+	"model_sha256", "split_sha256", "tokenizer_sha256", "dataset", "samples", "loss", "tau", "xi", "lambda", "k",
+	"epochs", "max_steps", "batch", "norm_group", "micro_batch", "bucket", "lr", "warmup", "seed", "lora_dropout",
+	"train", "lora_r", "lora_alpha", "lora_targets", "model", "data", "split", "tokenizer", "out", "eval_users",
+	"checkpoint_every", "policy", "device", "threads",
+}
+
+// legacyHashKeys are the keys the content hashes had before Settings.
+var legacyHashKeys = map[string]string{
+	"--model (content sha256)": "model_sha256", "--data split (sha256)": "split_sha256", "--tokenizer (sha256)": "tokenizer_sha256",
+}
+
+// CurrentSettings returns m with the keys of logs and checkpoints written before Settings
+// ("--norm-group", "--model (content sha256)") renamed to the current names ("norm_group",
+// "model_sha256"); current keys are kept as they are.
+func CurrentSettings(m map[string]string) map[string]string {
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		if name, ok := legacyHashKeys[k]; ok {
+			k = name
+		} else if strings.HasPrefix(k, "--") {
+			k = strings.ReplaceAll(strings.TrimPrefix(k, "--"), "-", "_")
+		}
+		out[k] = v
+	}
+	return out
 }
 
 // Step is one optimizer step ("kind":"step").

@@ -341,15 +341,22 @@ func TestRunRecords(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resumed := Run{Step: 2, Split: "train_10.csv", Rows: 10, DroppedIDs: 3, Flags: map[string]string{"--loss": "bear", "--seed": "42"}}
+	resumed := Run{Step: 2, Split: "train_10.csv", Rows: 10, DroppedIDs: 3, Settings: map[string]string{"loss": "bear", "seed": "42"}}
 	if err := w.WriteRun(resumed); err != nil {
 		t.Fatal(err)
 	}
+	// a run record of a log written before settings, with flags: read as settings
+	old := Run{Step: 2, Split: "train_10.csv", Rows: 10, DroppedIDs: 3,
+		Flags: map[string]string{"--norm-group": "16", "--model (content sha256)": "config.json=a;model.safetensors=b"}}
+	if err := w.WriteRun(old); err != nil {
+		t.Fatal(err)
+	}
+	old.Flags, old.Settings = nil, map[string]string{"norm_group": "16", "model_sha256": "config.json=a;model.safetensors=b"}
 	w.Close()
 	runs, err := ReadRuns(path)
-	first.Kind, resumed.Kind = KindRun, KindRun
-	if err != nil || !reflect.DeepEqual(runs, []Run{first, resumed}) {
-		t.Errorf("ReadRuns: %+v (%v), want %+v and %+v", runs, err, first, resumed)
+	first.Kind, resumed.Kind, old.Kind = KindRun, KindRun, KindRun
+	if err != nil || !reflect.DeepEqual(runs, []Run{first, resumed, old}) {
+		t.Errorf("ReadRuns: %+v (%v), want %+v, %+v and %+v", runs, err, first, resumed, old)
 	}
 	if steps, _, err := Read(path); err != nil || len(steps) != 2 {
 		t.Errorf("Read: %d steps (%v), want 2", len(steps), err)
@@ -359,7 +366,7 @@ func TestRunRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.Close()
-	if runs, err := ReadRuns(path); err != nil || len(runs) != 0 || w.Dropped() != 4 {
-		t.Errorf("a fresh run kept %d run records (%v), dropped %d records; want 0 and 4", len(runs), err, w.Dropped())
+	if runs, err := ReadRuns(path); err != nil || len(runs) != 0 || w.Dropped() != 5 {
+		t.Errorf("a fresh run kept %d run records (%v), dropped %d records; want 0 and 5", len(runs), err, w.Dropped())
 	}
 }

@@ -5,25 +5,25 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/bearrec/bear/internal/opterr"
 	"github.com/bearrec/bear/tokenize"
 )
 
 // Options sets the batching of a training set. DefaultOptions gives the official values.
 type Options struct {
-	// Batch is the number of sequences per optimizer step (--batch; official 128).
+	// Batch is the number of sequences per optimizer step (official 128).
 	Batch int
 	// NormGroup is the number of consecutive sequences whose loss is normalised together
-	// (--norm-group; official 16: the released run's 8 devices each normalise over their 16).
+	// (official 16: the released run's 8 devices each normalise over their 16).
 	// Batch must be a multiple of it.
 	NormGroup int
-	// Micro is the most sequences per micro-batch (--micro-batch); more than NormGroup is clamped
+	// Micro is the most sequences per micro-batch; more than NormGroup is clamped
 	// to NormGroup, since a micro-batch never spans two groups.
 	Micro int
 	// Seed seeds the epoch order together with the epoch index (official seed 42; 0 is a
 	// seed like any other).
 	Seed uint64
-	// Bucket is the step of the sequence-length buckets: T is rounded up to a multiple of it
-	// (--bucket).
+	// Bucket is the step of the sequence-length buckets: T is rounded up to a multiple of it.
 	Bucket int
 	// FillLast completes a short last step of an epoch with the epoch's first sequences, as
 	// accelerate does on several devices (even_batches); false keeps the short step, as a
@@ -37,22 +37,21 @@ func DefaultOptions() Options {
 	return Options{Batch: 128, NormGroup: 16, Micro: 16, Seed: 42, Bucket: 32}
 }
 
-// ErrOptions is wrapped by every invalid-options error.
-var ErrOptions = errors.New("invalid batching options")
-
-// Validate checks the options and returns them with Micro clamped to NormGroup.
+// Validate checks the options and returns them with Micro clamped to NormGroup; an error is an
+// *opterr.Error naming the field (trainset.Options.Field).
 func (o Options) Validate() (Options, error) {
+	name := func(field string) string { return "trainset.Options." + field }
 	switch {
 	case o.Batch < 1:
-		return o, fmt.Errorf("%w: --batch %d must be at least 1", ErrOptions, o.Batch)
+		return o, opterr.New(name("Batch"), o.Batch, "want at least 1")
 	case o.NormGroup < 1:
-		return o, fmt.Errorf("%w: --norm-group %d must be at least 1", ErrOptions, o.NormGroup)
+		return o, opterr.New(name("NormGroup"), o.NormGroup, "want at least 1")
 	case o.Batch%o.NormGroup != 0:
-		return o, fmt.Errorf("%w: --batch %d is not a multiple of --norm-group %d", ErrOptions, o.Batch, o.NormGroup)
+		return o, opterr.New(name("Batch"), o.Batch, "not a multiple of %s %d", name("NormGroup"), o.NormGroup)
 	case o.Micro < 1:
-		return o, fmt.Errorf("%w: --micro-batch %d must be at least 1", ErrOptions, o.Micro)
+		return o, opterr.New(name("Micro"), o.Micro, "want at least 1")
 	case o.Bucket < 1:
-		return o, fmt.Errorf("%w: --bucket %d must be at least 1", ErrOptions, o.Bucket)
+		return o, opterr.New(name("Bucket"), o.Bucket, "want at least 1")
 	}
 	o.Micro = min(o.Micro, o.NormGroup)
 	return o, nil

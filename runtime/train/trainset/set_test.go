@@ -2,6 +2,7 @@ package trainset
 
 import (
 	"errors"
+	"github.com/bearrec/bear/internal/opterr"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -169,11 +170,11 @@ func TestOptionsValidate(t *testing.T) {
 		{"defaults", DefaultOptions(), nil, 16},
 		{"micro clamped to the group", Options{Batch: 32, NormGroup: 8, Micro: 40, Bucket: 32}, nil, 8},
 		{"micro below the group", Options{Batch: 32, NormGroup: 8, Micro: 3, Bucket: 1}, nil, 3},
-		{"batch not a multiple", Options{Batch: 100, NormGroup: 16, Micro: 4, Bucket: 32}, []string{"--batch 100", "--norm-group 16"}, 0},
-		{"zero batch", Options{Batch: 0, NormGroup: 16, Micro: 4, Bucket: 32}, []string{"--batch"}, 0},
-		{"zero group", Options{Batch: 16, NormGroup: 0, Micro: 4, Bucket: 32}, []string{"--norm-group"}, 0},
-		{"zero micro", Options{Batch: 16, NormGroup: 16, Micro: 0, Bucket: 32}, []string{"--micro-batch 0"}, 0},
-		{"zero bucket", Options{Batch: 16, NormGroup: 16, Micro: 1, Bucket: 0}, []string{"--bucket"}, 0},
+		{"batch not a multiple", Options{Batch: 100, NormGroup: 16, Micro: 4, Bucket: 32}, []string{"trainset.Options.Batch 100", "trainset.Options.NormGroup 16"}, 0},
+		{"zero batch", Options{Batch: 0, NormGroup: 16, Micro: 4, Bucket: 32}, []string{"trainset.Options.Batch 0"}, 0},
+		{"zero group", Options{Batch: 16, NormGroup: 0, Micro: 4, Bucket: 32}, []string{"trainset.Options.NormGroup 0"}, 0},
+		{"zero micro", Options{Batch: 16, NormGroup: 16, Micro: 0, Bucket: 32}, []string{"trainset.Options.Micro 0"}, 0},
+		{"zero bucket", Options{Batch: 16, NormGroup: 16, Micro: 1, Bucket: 0}, []string{"trainset.Options.Bucket 0"}, 0},
 	}
 	f := loadOffice(t)
 	for _, c := range cases {
@@ -186,7 +187,8 @@ func TestOptionsValidate(t *testing.T) {
 				}
 				return
 			}
-			if !errors.Is(err, ErrOptions) || !errors.Is(buildErr, ErrOptions) {
+			var oe *opterr.Error
+			if !errors.As(err, &oe) || !errors.As(buildErr, &oe) {
 				t.Fatalf("Validate: %v; Build: %v", err, buildErr)
 			}
 			for _, w := range c.want {

@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/bearrec/bear/onnx/hf"
 	"github.com/bearrec/bear/runtime/evaluate/results"
@@ -33,8 +34,8 @@ type Run struct {
 	EvalDir string // the folder holding metrics.json
 	Loss    string // "--loss" of the run; "" for a plain evaluation folder
 	Seed    string // "--seed" of the run
-	// Flags is every recorded flag of the run (trainlog.Run.Flags), or with logs of older runs
-	// the identity in the checkpoint's metadata.
+	// Flags is every recorded setting of the run (trainlog.Run.Settings) keyed by bear train's
+	// flags, or with logs of older runs the identity in the checkpoint's metadata.
 	Flags               map[string]string
 	FlagsFromCheckpoint bool // Flags came from the checkpoint: no paths or machine settings
 	Steps               []trainlog.Step
@@ -113,8 +114,8 @@ func readFlags(dir string) (flags map[string]string, fromCheckpoint bool, err er
 		return nil, false, err
 	}
 	for i := len(recs) - 1; i >= 0; i-- {
-		if len(recs[i].Flags) > 0 {
-			return recs[i].Flags, false, nil
+		if len(recs[i].Settings) > 0 {
+			return flagsOf(recs[i].Settings), false, nil
 		}
 	}
 	ck := filepath.Join(dir, CheckpointFile)
@@ -131,7 +132,26 @@ func readFlags(dir string) (flags map[string]string, fromCheckpoint bool, err er
 	if err := json.Unmarshal([]byte(meta[checkpointMetaKey]), &st); err != nil || len(st.Identity) == 0 {
 		return nil, false, fmt.Errorf("%s: no run identity in its metadata (not a bear train checkpoint?)", ck)
 	}
-	return st.Identity, true, nil
+	return flagsOf(trainlog.CurrentSettings(st.Identity)), true, nil
+}
+
+// hashFlags are the report's names of the inputs' content hashes among the settings.
+var hashFlags = map[string]string{
+	"model_sha256": "--model (content sha256)", "split_sha256": "--data split (sha256)", "tokenizer_sha256": "--tokenizer (sha256)",
+}
+
+// flagsOf keys a run's settings (trainlog.Run.Settings: "norm_group", "model_sha256") by bear
+// train's flags ("--norm-group"), and the content hashes by their flag with what was hashed.
+func flagsOf(settings map[string]string) map[string]string {
+	flags := make(map[string]string, len(settings))
+	for k, v := range settings {
+		f, ok := hashFlags[k]
+		if !ok {
+			f = "--" + strings.ReplaceAll(k, "_", "-")
+		}
+		flags[f] = v
+	}
+	return flags
 }
 
 // readMetrics reads dir/metrics.json and checks that it has every headline metric.
