@@ -15,8 +15,13 @@ import (
 	"unicode/utf8"
 )
 
+// CatalogueFile is the catalogue's file in a dataset folder.
+const CatalogueFile = "id2name4Rec.json"
+
 // Catalogue maps item ids to titles (id2name4Rec.json). Several ids may share a title.
 type Catalogue struct {
+	Path   string // the file it was read from
+	SHA256 string // of the file's bytes
 	// IDs lists the item ids in increasing order.
 	IDs []int
 	// Titles maps an item id to its title.
@@ -38,6 +43,7 @@ func ReadCatalogue(path string) (*Catalogue, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read catalogue %s: %w", path, err)
 	}
+	c.Path, c.SHA256 = path, sha256Hex(data)
 	return c, nil
 }
 
@@ -298,7 +304,7 @@ func OpenDataset(dir, name string) (*Dataset, error) {
 	if err != nil {
 		return nil, err
 	}
-	catPath := filepath.Join(dir, "id2name4Rec.json")
+	catPath := filepath.Join(dir, CatalogueFile)
 	cat, err := ReadCatalogue(catPath)
 	if err != nil {
 		return nil, err

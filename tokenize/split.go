@@ -1,15 +1,19 @@
 package tokenize
 
-import "fmt"
+import (
+	"fmt"
+	"os"
+)
 
 // Split is one split file of a dataset with the tokenizer and the catalogue's item set: what a
 // training or an evaluation job starts from.
 type Split struct {
 	*Dataset
-	Path  string // the split file
-	Rows  []Row
-	Tok   *Tokenizer
-	Items *ItemSet
+	Path   string // the split file
+	SHA256 string // of the split file's bytes
+	Rows   []Row
+	Tok    *Tokenizer
+	Items  *ItemSet
 }
 
 // LoadSplit opens the dataset folder dir (see OpenDataset), reads the split (see SplitPath; an
@@ -23,6 +27,10 @@ func LoadSplit(dir, dataset, split, tokenizer string) (*Split, error) {
 	if err != nil {
 		return nil, err
 	}
+	data, err := os.ReadFile(path) // read again for its hash: split files are small
+	if err != nil {
+		return nil, err
+	}
 	tok, err := Load(tokenizer)
 	if err != nil {
 		return nil, fmt.Errorf("tokenizer: %w", err)
@@ -31,5 +39,5 @@ func LoadSplit(dir, dataset, split, tokenizer string) (*Split, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Split{Dataset: ds, Path: path, Rows: rows, Tok: tok, Items: items}, nil
+	return &Split{Dataset: ds, Path: path, SHA256: sha256Hex(data), Rows: rows, Tok: tok, Items: items}, nil
 }

@@ -1,6 +1,8 @@
 package tokenize
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -57,7 +59,8 @@ type Tokenizer struct {
 	bosTemplate []int // ids the post-processor puts before the sequence (single template)
 	eos         int
 	bos         int
-	pad         int // -1 until AddSpecial(PadToken)
+	pad         int    // -1 until AddSpecial(PadToken)
+	sha256      string // of the file Load read
 }
 
 type merge struct {
@@ -80,7 +83,16 @@ func Load(path string) (*Tokenizer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load tokenizer %s: %w", path, err)
 	}
+	t.sha256 = sha256Hex(data)
 	return t, nil
+}
+
+// SHA256 is the hex SHA-256 of the tokenizer.json Load read ("" for one built otherwise).
+func (t *Tokenizer) SHA256() string { return t.sha256 }
+
+func sha256Hex(data []byte) string {
+	h := sha256.Sum256(data)
+	return hex.EncodeToString(h[:])
 }
 
 // parseTokenizer builds a Tokenizer from the bytes of a tokenizer.json.

@@ -92,6 +92,13 @@ func Open(dir string) (*Checkpoint, error) {
 	if err != nil {
 		return nil, err
 	}
+	return OpenWith(dir, cfg)
+}
+
+// OpenWith is Open with dir's configuration already read (ReadConfig): a command that checks
+// its flags against the configuration before touching the weights reads config.json once.
+func OpenWith(dir string, cfg Config) (*Checkpoint, error) {
+	var err error
 	ck := &Checkpoint{Dir: dir, Config: cfg, Weights: map[string]TensorInfo{}}
 	all := map[string]TensorInfo{}
 	index := filepath.Join(dir, "model.safetensors.index.json")

@@ -114,3 +114,17 @@ func fileStates(files []string) (string, error) {
 	}
 	return s, nil
 }
+
+// FileSHA256 is the hex SHA-256 of a file's contents (a weight file's, for manifests).
+func FileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("hash %s: %w", path, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}

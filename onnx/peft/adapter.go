@@ -1,6 +1,8 @@
 package peft
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -256,3 +258,17 @@ func describeSpec(s llama.LoRASpec) string {
 }
 
 func isNullJSON(m json.RawMessage) bool { return len(m) == 0 || string(m) == "null" }
+
+// ContentSHA256 identifies the adapter in dir by its files' content: the SHA-256 of
+// "adapter_config.json SHA" and "adapter_model.safetensors SHA" lines.
+func ContentSHA256(dir string) (string, error) {
+	h := sha256.New()
+	for _, n := range []string{"adapter_config.json", "adapter_model.safetensors"} {
+		s, err := hf.FileSHA256(filepath.Join(dir, n))
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(h, "%s %s\n", n, s)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}

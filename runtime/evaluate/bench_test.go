@@ -41,7 +41,11 @@ func BenchmarkEval(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			sc, err := NewScorer(o)
+			ck, err := hf.Open(model)
+			if err != nil {
+				b.Fatal(err)
+			}
+			sc, err := newScorer(o, ck)
 			if err != nil {
 				b.Fatal(err)
 			}

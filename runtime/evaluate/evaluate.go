@@ -17,6 +17,7 @@ import (
 
 	"github.com/bearrec/bear/decode"
 	"github.com/bearrec/bear/internal/atomicfs"
+	"github.com/bearrec/bear/onnx/hf"
 	"github.com/bearrec/bear/onnx/peft"
 	"github.com/bearrec/bear/runtime/ortrun"
 	"github.com/bearrec/bear/tokenize"
@@ -134,13 +135,14 @@ func (o Options) SearchConfig() decode.Config {
 
 // Data is a dataset prepared for evaluation: prompt strings, catalogue, items, selected rows.
 type Data struct {
-	Name      string
-	Prompt    tokenize.Prompt
-	Catalogue *tokenize.Catalogue
-	Items     *tokenize.ItemSet
-	Index     *decode.Index
-	Tok       *tokenize.Tokenizer
-	SplitFile string
+	Name        string
+	Prompt      tokenize.Prompt
+	Catalogue   *tokenize.Catalogue
+	Items       *tokenize.ItemSet
+	Index       *decode.Index
+	Tok         *tokenize.Tokenizer
+	SplitFile   string
+	SplitSHA256 string // of the split file
 	// Rows are the rows of this shard; RowIndex[i] is Rows[i]'s 0-based position in the split
 	// file; Selected is the number of rows before sharding (after Limit).
 	Rows     []tokenize.Row
@@ -162,7 +164,7 @@ func LoadData(o Options) (*Data, error) {
 	if o.Limit > 0 && o.Limit < len(rows) {
 		rows = rows[:o.Limit]
 	}
-	d := &Data{Name: sp.Name, Prompt: sp.Prompt, Catalogue: sp.Catalogue, Items: sp.Items, Index: decode.NewIndex(sp.Items.Trie()), Tok: sp.Tok, SplitFile: splitPath, Selected: len(rows)}
+	d := &Data{Name: sp.Name, Prompt: sp.Prompt, Catalogue: sp.Catalogue, Items: sp.Items, Index: decode.NewIndex(sp.Items.Trie()), Tok: sp.Tok, SplitFile: splitPath, SplitSHA256: sp.SHA256, Selected: len(rows)}
 	for i, r := range rows {
 		if i%o.Shard.count() == o.Shard.Index {
 			if _, ok := d.Index.Path(r.TargetID); !ok {
@@ -318,19 +320,16 @@ func userIDs(rows []tokenize.Row) []int {
 	return ids
 }
 
-// NewScorer opens the runtime scorer of o (adapter included).
-func NewScorer(o Options) (ortrun.Scorer, error) {
+// newScorer opens the runtime scorer of o (adapter included) over the checkpoint ck.
+func newScorer(o Options, ck *hf.Checkpoint) (ortrun.Scorer, error) {
 	so := ortrun.ScorerOptions{Model: o.Session, KVCache: o.KVCache, MaxRows: o.MaxRows}
 	if o.Adapter != "" {
-		cfg, err := ortrun.ReadModelConfig(o.Model)
-		if err != nil {
-			return nil, err
-		}
-		if so.Adapter, err = peft.ReadAdapter(o.Adapter, cfg); err != nil {
+		var err error
+		if so.Adapter, err = peft.ReadAdapter(o.Adapter, ck.Config); err != nil {
 			return nil, err
 		}
 	}
-	sc, err := ortrun.NewScorer(o.Model, so)
+	sc, err := ortrun.NewScorer(ck, so)
 	if err != nil {
 		kind := "no-cache"
 		if o.KVCache {
@@ -395,18 +394,18 @@ func Run(ctx context.Context, o Options) (*results.Metrics, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := CheckBeams(o.Beams, d.Index, filepath.Join(o.Data, "id2name4Rec.json"), len(d.Catalogue.IDs)); err != nil {
+	if err := CheckBeams(o.Beams, d.Index, d.Catalogue.Path, len(d.Catalogue.IDs)); err != nil {
 		return nil, opterr.Wrap("evaluate.Options.Beams", o.Beams, err)
 	}
-	mcfg, err := ortrun.ReadModelConfig(o.Model)
+	ck, err := hf.Open(o.Model)
 	if err != nil {
 		return nil, err
 	}
-	longest, err := checkPrompts(o, d, mcfg.VocabSize)
+	longest, err := checkPrompts(o, d, ck.Config.VocabSize)
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := runConfig(o, d)
+	cfg, err := runConfig(o, d, ck)
 	if err != nil {
 		return nil, err
 	}
@@ -429,14 +428,14 @@ func Run(ctx context.Context, o Options) (*results.Metrics, error) {
 	pending := pendingUsers(d, done)
 	ev := &BatchDecoder{Data: d, Search: o.SearchConfig()}
 	if o.Pruning {
-		ev.budget = newExactBudget(o.ExactMemory, mcfg, longest+maxTitleTokens(d))
+		ev.budget = newExactBudget(o.ExactMemory, ck.Config, longest+maxTitleTokens(d))
 		pc := decode.PruneConfig{Beam: ev.Search, ExactLengthPenalty: o.ExactLengthPenalty, MaxFrontier: o.MaxFrontier, MaxRows: ev.budget.rows}
 		ev.Prune = &pc
 	}
 	tSearch := time.Now()
 	var loadTime time.Duration
 	if len(pending) > 0 {
-		sc, err := NewScorer(o)
+		sc, err := newScorer(o, ck)
 		if err != nil {
 			return nil, err
 		}

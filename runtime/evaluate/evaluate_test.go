@@ -3,6 +3,7 @@ package evaluate
 import (
 	"context"
 	"encoding/json"
+	"github.com/bearrec/bear/onnx/hf"
 	"github.com/bearrec/bear/runtime/evaluate/results"
 	"math"
 	"math/rand/v2"
@@ -18,7 +19,6 @@ import (
 	"github.com/bearrec/bear/decode"
 	"github.com/bearrec/bear/onnx/llama"
 	"github.com/bearrec/bear/onnx/peft"
-	"github.com/bearrec/bear/runtime/ortrun"
 	"github.com/bearrec/bear/tokenize"
 )
 
@@ -285,7 +285,11 @@ func TestRunShardsMergeResume(t *testing.T) {
 	o := tinyOptions(t, filepath.Join(root, "resume"), n)
 	o.OfficialMatch = true
 	os.MkdirAll(o.Out, 0o755)
-	cfg, err := runConfig(o, d)
+	ck, err := hf.Open(o.Model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := runConfig(o, d, ck)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -427,7 +431,11 @@ func TestKVCacheMatchesNoCache(t *testing.T) {
 	decodeAll := func(kv bool) []results.Record {
 		o := ref
 		o.KVCache = kv
-		sc, err := NewScorer(o)
+		ck, err := hf.Open(o.Model)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc, err := newScorer(o, ck)
 		if err != nil {
 			t.Fatalf("KV cache %v: %v\n(the KV-cache scorer is ortrun.NewScorer with ScorerOptions{KVCache: true}; this test passes once it exists and matches the no-cache path)", kv, err)
 		}
@@ -461,7 +469,7 @@ func TestKVCacheMatchesNoCache(t *testing.T) {
 
 // TestAdapter: a LoRA adapter reaches the scorer (the scores change) and identifies the run.
 func TestAdapter(t *testing.T) {
-	cfg, err := ortrun.ReadModelConfig(tinyDir)
+	cfg, err := hf.ReadConfig(tinyDir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,6 @@ import (
 
 	"github.com/bearrec/bear/decode"
 	"github.com/bearrec/bear/onnx/hf"
-	"github.com/bearrec/bear/runtime/ortrun"
 )
 
 // TestPruningRowBound: the exact search's memory bound (ExactMemory, a row count at the model's
@@ -78,7 +77,7 @@ func testRowBytes(t *testing.T, o Options) int64 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := ortrun.ReadModelConfig(o.Model)
+	cfg, err := hf.ReadConfig(o.Model)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,8 +1,6 @@
 package evaluate
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"github.com/bearrec/bear/runtime/evaluate/results"
@@ -13,7 +11,7 @@ import (
 	"github.com/bearrec/bear/decode"
 	"github.com/bearrec/bear/internal/atomicfs"
 	"github.com/bearrec/bear/onnx/hf"
-	"github.com/bearrec/bear/runtime/ortrun"
+	"github.com/bearrec/bear/onnx/peft"
 )
 
 func constrainName(m decode.Mode) string {
@@ -30,7 +28,7 @@ func stopName(s decode.StopRule) string {
 	return "scorer"
 }
 
-func runConfig(o Options, d *Data) (results.Config, error) {
+func runConfig(o Options, d *Data, ck *hf.Checkpoint) (results.Config, error) {
 	o.defaults()
 	sc := o.SearchConfig()
 	c := results.Config{
@@ -45,46 +43,16 @@ func runConfig(o Options, d *Data) (results.Config, error) {
 		c.ExactLengthPenalty, c.MaxFrontier = &lp, o.MaxFrontier
 	}
 	var err error
-	if c.SplitSHA256, err = ortrun.FileSHA256(d.SplitFile); err != nil {
-		return c, err
-	}
-	if c.CatalogueSHA256, err = ortrun.FileSHA256(filepath.Join(o.Data, "id2name4Rec.json")); err != nil {
-		return c, err
-	}
-	if c.TokenizerSHA256, err = ortrun.FileSHA256(o.Tokenizer); err != nil {
-		return c, err
-	}
-	if c.ModelSHA256, err = modelSHA256(o.Model); err != nil {
+	c.SplitSHA256, c.CatalogueSHA256, c.TokenizerSHA256 = d.SplitSHA256, d.Catalogue.SHA256, d.Tok.SHA256()
+	if c.ModelSHA256, err = ck.ContentSHA256(); err != nil {
 		return c, err
 	}
 	if o.Adapter != "" {
-		if c.AdapterSHA256, err = dirSHA256(o.Adapter, "adapter_config.json", "adapter_model.safetensors"); err != nil {
+		if c.AdapterSHA256, err = peft.ContentSHA256(o.Adapter); err != nil {
 			return c, err
 		}
 	}
 	return c, nil
-}
-
-func dirSHA256(dir string, names ...string) (string, error) {
-	h := sha256.New()
-	for _, n := range names {
-		s, err := ortrun.FileSHA256(filepath.Join(dir, n))
-		if err != nil {
-			return "", err
-		}
-		fmt.Fprintf(h, "%s %s\n", n, s)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
-// modelSHA256 is the content identity of the checkpoint in dir: shards or journals of two
-// different models never merge or resume into one result, whatever their shapes and names.
-func modelSHA256(dir string) (string, error) {
-	ck, err := hf.Open(dir)
-	if err != nil {
-		return "", err
-	}
-	return ck.ContentSHA256()
 }
 
 // Compute derives the metrics of records (item identity and official string match, and the

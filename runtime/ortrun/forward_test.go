@@ -75,7 +75,7 @@ func loadCase(t testing.TB, c goldenCase, dir string, dt hf.DType, mode llama.Lo
 		}
 		o.LoRA = &ad.Spec
 	}
-	m, err := Load(dir, o)
+	m, err := Load(mustOpen(t, dir), o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,13 +29,9 @@ type kvScorer struct {
 	spare [][]float32
 }
 
-func newKVScorer(dir string, mo ModelOptions, o ScorerOptions) (Scorer, error) {
+func newKVScorer(ck *hf.Checkpoint, mo ModelOptions, o ScorerOptions) (Scorer, error) {
 	if mo.DType != "" && mo.DType != hf.F32 {
 		return nil, fmt.Errorf("KV-cache decoding computes in float32, not %s", mo.DType)
-	}
-	ck, err := hf.Open(dir)
-	if err != nil {
-		return nil, err
 	}
 	b, err := bindWeights(ck, hf.F32, mo.CacheDir)
 	if err != nil {
@@ -47,7 +43,7 @@ func newKVScorer(dir string, mo ModelOptions, o ScorerOptions) (Scorer, error) {
 	}
 	sess, err := NewSession(d.Model, b.Dir, d.Inputs, d.Outputs, mo.Session)
 	if err != nil {
-		return nil, fmt.Errorf("%s: decoder: %w", dir, err)
+		return nil, fmt.Errorf("%s: decoder: %w", ck.Dir, err)
 	}
 	s := &kvScorer{sess: sess, cfg: ck.Config, inputs: d.Inputs, lora: map[string]Tensor{}}
 	for _, in := range d.LoRAInputs {

@@ -167,7 +167,11 @@ func adapterLogits(t *testing.T, dir string, a *peft.Adapter, b ortrun.TokenBatc
 	if a != nil {
 		o.LoRA = &a.Spec
 	}
-	m, err := ortrun.Load(dir, o)
+	ck, err := hf.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := ortrun.Load(ck, o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package ortrun
 
 import (
 	"fmt"
+	"github.com/bearrec/bear/onnx/hf"
 	"os"
 	"testing"
 )
@@ -14,4 +15,14 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	os.Exit(m.Run())
+}
+
+// mustOpen opens the checkpoint in dir or fails the test.
+func mustOpen(t testing.TB, dir string) *hf.Checkpoint {
+	t.Helper()
+	ck, err := hf.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ck
 }

@@ -37,14 +37,10 @@ type Model struct {
 	sess    *Session
 }
 
-// Load opens the checkpoint, exports its forward graph and creates the session.
-func Load(dir string, o ModelOptions) (*Model, error) {
+// Load exports the checkpoint's forward graph and creates the session.
+func Load(ck *hf.Checkpoint, o ModelOptions) (*Model, error) {
 	if o.DType == "" {
 		o.DType = hf.F32
-	}
-	ck, err := hf.Open(dir)
-	if err != nil {
-		return nil, err
 	}
 	b, err := bindWeights(ck, o.DType, o.CacheDir)
 	if err != nil {
@@ -56,9 +52,9 @@ func Load(dir string, o ModelOptions) (*Model, error) {
 	}
 	sess, err := NewSession(f.Model, b.Dir, f.Inputs, f.Outputs, o.Session)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", dir, err)
+		return nil, fmt.Errorf("%s: %w", ck.Dir, err)
 	}
-	m := &Model{Config: ck.Config, Dir: dir, Options: o, inputs: f.Inputs, lora: f.LoRAInputs, sess: sess}
+	m := &Model{Config: ck.Config, Dir: ck.Dir, Options: o, inputs: f.Inputs, lora: f.LoRAInputs, sess: sess}
 	// Zero adapters until told otherwise: B = 0 makes the LoRA branch vanish, as PEFT initialises it.
 	m.lora32, m.lora64 = map[string][]float32{}, map[string][]float64{}
 	for _, in := range m.lora {
@@ -259,6 +255,3 @@ func bindWeights(ck *hf.Checkpoint, dt hf.DType, cacheDir string) (*llama.Weight
 	}
 	return b, err
 }
-
-// ReadModelConfig reads a checkpoint's config.json (for checking an adapter before loading).
-func ReadModelConfig(dir string) (hf.Config, error) { return hf.ReadConfig(dir) }

@@ -2,6 +2,7 @@ package ortrun
 
 import (
 	"github.com/bearrec/bear/decode"
+	"github.com/bearrec/bear/onnx/hf"
 	"github.com/bearrec/bear/onnx/llama"
 	"github.com/bearrec/bear/onnx/peft"
 )
@@ -24,7 +25,7 @@ type Scorer interface {
 }
 
 // NewScorer loads the checkpoint (and adapter) for beam search.
-func NewScorer(dir string, o ScorerOptions) (Scorer, error) {
+func NewScorer(ck *hf.Checkpoint, o ScorerOptions) (Scorer, error) {
 	if o.MaxRows <= 0 {
 		o.MaxRows = 64
 	}
@@ -33,10 +34,10 @@ func NewScorer(dir string, o ScorerOptions) (Scorer, error) {
 		mo.LoRA = &o.Adapter.Spec
 	}
 	if o.KVCache {
-		return newKVScorer(dir, mo, o)
+		return newKVScorer(ck, mo, o)
 	}
 	mo.Logits = llama.LogitsFullVocab
-	m, err := Load(dir, mo)
+	m, err := Load(ck, mo)
 	if err != nil {
 		return nil, err
 	}

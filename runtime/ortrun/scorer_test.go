@@ -1,6 +1,7 @@
 package ortrun
 
 import (
+	"github.com/bearrec/bear/onnx/hf"
 	"math"
 	"math/rand/v2"
 	"path/filepath"
@@ -47,19 +48,19 @@ func randomTrie(t *testing.T, rng *rand.Rand, items, vocab, eos int) *tokenize.T
 func TestKVCacheMatchesFullRecompute(t *testing.T) {
 	c := firstCase(t, "lora_q_v")
 	dir := writeCase(t, c, "")
-	cfg, _ := ReadModelConfig(dir)
+	cfg, _ := hf.ReadConfig(dir)
 	ad, err := peft.ReadAdapter(filepath.Join("../../testdata/forward", c.LoRA.Dir), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	o := ScorerOptions{Adapter: ad, Model: ModelOptions{CacheDir: t.TempDir(), Session: SessionOptions{Threads: 2}}}
-	full, err := NewScorer(dir, o)
+	full, err := NewScorer(mustOpen(t, dir), o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer full.Close()
 	o.KVCache = true
-	kv, err := NewScorer(dir, o)
+	kv, err := NewScorer(mustOpen(t, dir), o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package ortrun
 
 import (
 	"fmt"
-	"path/filepath"
 	"slices"
 
 	"github.com/bearrec/bear/onnx/autodiff"
@@ -10,7 +9,7 @@ import (
 	"github.com/bearrec/bear/onnx/hf"
 	"github.com/bearrec/bear/onnx/llama"
 	"github.com/bearrec/bear/onnx/peft"
-	"google.golang.org/protobuf/proto"
+	"github.com/bearrec/bear/onnx/traingraph"
 )
 
 // TrainOptions configure the training graphs.
@@ -24,90 +23,6 @@ type TrainOptions struct {
 	LoRADropout float64
 }
 
-// TrainGraphs are the serialized forward and backward graphs of one training setup and the
-// manifest that says how to run them.
-type TrainGraphs struct {
-	Forward, Backward []byte
-	Manifest          *Manifest
-}
-
-// BuildTrainGraphs exports the forward graph and differentiates it with respect to the LoRA
-// matrices (and every weight with Full). Converted weights, if any, go to o.Model.CacheDir.
-func BuildTrainGraphs(dir string, o TrainOptions) (*TrainGraphs, error) {
-	mo := o.Model
-	if mo.DType == "" {
-		mo.DType = hf.F32
-	}
-	if mo.LoRA == nil && !o.Full {
-		return nil, fmt.Errorf("nothing to train: give a LoRA spec or train the full model")
-	}
-	ck, err := hf.Open(dir)
-	if err != nil {
-		return nil, err
-	}
-	var b *llama.WeightBinding
-	if !o.Full {
-		if b, err = bindWeights(ck, mo.DType, mo.CacheDir); err != nil {
-			return nil, err
-		}
-	}
-	bt, err := llama.BuildForward(ck, b, llama.Options{DType: mo.DType, LoRA: mo.LoRA, Logits: mo.Logits, WeightsAsInputs: o.Full, LoRADropout: o.LoRADropout})
-	if err != nil {
-		return nil, err
-	}
-	var wrt []string
-	for _, in := range bt.LoRAInputs {
-		wrt = append(wrt, in.Name)
-	}
-	if o.Full {
-		for _, spec := range ck.Config.ExpectedWeights() {
-			wrt = append(wrt, spec.Name)
-		}
-	}
-	res, err := autodiff.Differentiate(bt.Graph, llama.Logits, wrt, o.Policy)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", dir, err)
-	}
-	fwd, err := proto.Marshal(bt.Graph.Model("bear"))
-	if err != nil {
-		return nil, err
-	}
-	bwd, err := proto.Marshal(res.Backward.Model("bear"))
-	if err != nil {
-		return nil, err
-	}
-	abs, _ := filepath.Abs(dir)
-	m := &Manifest{
-		Format: ManifestFormat, Checkpoint: abs, DType: string(mo.DType), Policy: o.Policy.String(),
-		Train: TrainLoRA, Logits: mo.Logits, LoRA: mo.LoRA, LoRADropout: o.LoRADropout, LoRAInputs: bt.LoRAInputs, Trainable: wrt,
-	}
-	if o.Full {
-		m.Train = TrainFull
-	}
-	if b != nil {
-		m.ExternalDataDir = b.Dir
-	} else {
-		m.ExternalDataDir = abs
-	}
-	for _, name := range bt.Inputs {
-		v, _ := bt.Graph.Lookup(name)
-		m.ForwardInputs = append(m.ForwardInputs, ioSpec(v))
-	}
-	lv, _ := bt.Graph.Lookup(llama.Logits)
-	m.ForwardOutputs = []IOSpec{ioSpec(lv)}
-	for _, r := range res.Residuals {
-		m.ForwardOutputs = append(m.ForwardOutputs, ioSpec(r))
-		m.Residuals = append(m.Residuals, r.Name)
-	}
-	for _, v := range res.Inputs {
-		m.BackwardInputs = append(m.BackwardInputs, ioSpec(v))
-	}
-	for _, v := range res.Grads {
-		m.BackwardOutputs = append(m.BackwardOutputs, ioSpec(v))
-	}
-	return &TrainGraphs{Forward: fwd, Backward: bwd, Manifest: m}, nil
-}
-
 // ComputeFloat is the compute element type of a Trainer.
 type ComputeFloat interface{ float32 | float64 }
 
@@ -115,7 +30,7 @@ type ComputeFloat interface{ float32 | float64 }
 // values (LoRA matrices, and every weight with Full) live in Go buffers that ORT reads in place;
 // under Stash the residuals do too.
 type Trainer[T ComputeFloat] struct {
-	Manifest *Manifest
+	Manifest *traingraph.Manifest
 	Config   hf.Config
 	fwd, bwd *Session
 	// Params holds every trainable graph input by name.
@@ -128,15 +43,32 @@ type Trainer[T ComputeFloat] struct {
 
 // NewTrainer builds the graphs from a checkpoint and creates both sessions. LoRA matrices start
 // at zero (load an adapter with SetAdapter); with Full, the weights are read from the checkpoint.
-func NewTrainer[T ComputeFloat](dir string, o TrainOptions) (*Trainer[T], error) {
+func NewTrainer[T ComputeFloat](ck *hf.Checkpoint, o TrainOptions) (*Trainer[T], error) {
 	if o.Model.DType == "" {
 		o.Model.DType = dtypeOf[T]()
 	}
-	tg, err := BuildTrainGraphs(dir, o)
+	tg, err := BuildTrainGraphs(ck, o)
 	if err != nil {
 		return nil, err
 	}
 	return newTrainer[T](tg, o.Model.Session)
+}
+
+// BuildTrainGraphs binds ck's frozen weights (converting them into o.Model.CacheDir if their
+// dtype is not the compute dtype) and builds the training graphs (package traingraph).
+func BuildTrainGraphs(ck *hf.Checkpoint, o TrainOptions) (*traingraph.Graphs, error) {
+	mo := o.Model
+	if mo.DType == "" {
+		mo.DType = hf.F32
+	}
+	var b *llama.WeightBinding
+	if !o.Full {
+		var err error
+		if b, err = bindWeights(ck, mo.DType, mo.CacheDir); err != nil {
+			return nil, err
+		}
+	}
+	return traingraph.Build(ck, b, traingraph.Options{DType: mo.DType, LoRA: mo.LoRA, Logits: mo.Logits, Policy: o.Policy, Full: o.Full, LoRADropout: o.LoRADropout})
 }
 
 func dtypeOf[T ComputeFloat]() hf.DType {
@@ -147,7 +79,7 @@ func dtypeOf[T ComputeFloat]() hf.DType {
 	return hf.F32
 }
 
-func newTrainer[T ComputeFloat](tg *TrainGraphs, so SessionOptions) (*Trainer[T], error) {
+func newTrainer[T ComputeFloat](tg *traingraph.Graphs, so SessionOptions) (*Trainer[T], error) {
 	m := tg.Manifest
 	if hf.DType(m.DType) != dtypeOf[T]() {
 		return nil, fmt.Errorf("graphs compute in %s, trainer holds %s", m.DType, dtypeOf[T]())
@@ -156,11 +88,11 @@ func newTrainer[T ComputeFloat](tg *TrainGraphs, so SessionOptions) (*Trainer[T]
 	if err != nil {
 		return nil, err
 	}
-	fs, err := NewSession(tg.Forward, m.ExternalDataDir, names(m.ForwardInputs), names(m.ForwardOutputs), so)
+	fs, err := NewSession(tg.Forward, m.ExternalDataDir, traingraph.Names(m.ForwardInputs), traingraph.Names(m.ForwardOutputs), so)
 	if err != nil {
 		return nil, fmt.Errorf("forward: %w", err)
 	}
-	bs, err := NewSession(tg.Backward, m.ExternalDataDir, names(m.BackwardInputs), names(m.BackwardOutputs), so)
+	bs, err := NewSession(tg.Backward, m.ExternalDataDir, traingraph.Names(m.BackwardInputs), traingraph.Names(m.BackwardOutputs), so)
 	if err != nil {
 		fs.Close()
 		return nil, fmt.Errorf("backward: %w", err)
@@ -170,7 +102,7 @@ func newTrainer[T ComputeFloat](tg *TrainGraphs, so SessionOptions) (*Trainer[T]
 		t.Params[in.Name] = make([]T, in.Rows*in.Cols)
 		t.shapes[in.Name] = []int64{int64(in.Rows), int64(in.Cols)}
 	}
-	if m.Train == TrainFull {
+	if m.Train == traingraph.Full {
 		ck, err := hf.Open(m.Checkpoint)
 		if err != nil {
 			t.Close()
@@ -231,14 +163,14 @@ func (t *Trainer[T]) Forward(in GraphInputs) ([]T, error) {
 		t.outputs = map[string]Tensor{}
 	}
 	for _, o := range m.ForwardOutputs {
-		s, err := o.eval(syms)
+		s, err := o.Eval(syms)
 		if err != nil {
 			return nil, err
 		}
 		old, ok := t.outputs[o.Name]
 		switch {
 		case !ok:
-			t.outputs[o.Name] = newTensorOfType(o.dtype(), s)
+			t.outputs[o.Name] = newTensorOfType(o.ElemType(), s)
 		case !slices.Equal(old.Shape, s):
 			t.outputs[o.Name] = old.reshaped(s)
 		}

@@ -1,6 +1,7 @@
 package ortrun
 
 import (
+	"github.com/bearrec/bear/onnx/traingraph"
 	"maps"
 	"math"
 	"math/rand/v2"
@@ -118,7 +119,7 @@ func TestWholeModelGradients(t *testing.T) {
 	grads := map[autodiff.Policy]map[string][]float64{}
 	for _, policy := range []autodiff.Policy{autodiff.Stash, autodiff.Recompute} {
 		t.Run("lora/"+policy.String(), func(t *testing.T) {
-			tr, err := NewTrainer[float64](dir, TrainOptions{Policy: policy, Model: ModelOptions{LoRA: qvLoRA, CacheDir: t.TempDir(), Session: SessionOptions{Threads: 2}}})
+			tr, err := NewTrainer[float64](mustOpen(t, dir), TrainOptions{Policy: policy, Model: ModelOptions{LoRA: qvLoRA, CacheDir: t.TempDir(), Session: SessionOptions{Threads: 2}}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -159,7 +160,7 @@ func TestWholeModelGradientsFull(t *testing.T) {
 	}
 	dir := tinyCheckpoint(t)
 	b, index := trainBatch()
-	tr, err := NewTrainer[float64](dir, TrainOptions{Full: true, Policy: autodiff.Stash, Model: ModelOptions{Session: SessionOptions{Threads: 2}}})
+	tr, err := NewTrainer[float64](mustOpen(t, dir), TrainOptions{Full: true, Policy: autodiff.Stash, Model: ModelOptions{Session: SessionOptions{Threads: 2}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +179,7 @@ func TestWholeModelGradientsFull(t *testing.T) {
 // weight (no value of the embedding's or a projection's shape); with full training it does.
 func TestBackwardIsPruned(t *testing.T) {
 	dir := tinyCheckpoint(t)
-	weightSized := func(tg *TrainGraphs) int {
+	weightSized := func(tg *traingraph.Graphs) int {
 		var m onnxpb.ModelProto
 		if err := proto.Unmarshal(tg.Backward, &m); err != nil {
 			t.Fatal(err)
@@ -192,11 +193,11 @@ func TestBackwardIsPruned(t *testing.T) {
 		}
 		return n
 	}
-	lora, err := BuildTrainGraphs(dir, TrainOptions{Model: ModelOptions{LoRA: qvLoRA, CacheDir: t.TempDir()}})
+	lora, err := BuildTrainGraphs(mustOpen(t, dir), TrainOptions{Model: ModelOptions{LoRA: qvLoRA, CacheDir: t.TempDir()}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	full, err := BuildTrainGraphs(dir, TrainOptions{Full: true})
+	full, err := BuildTrainGraphs(mustOpen(t, dir), TrainOptions{Full: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,7 +228,7 @@ func TestLoRAGradientsMatchPyTorch(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, policy := range []autodiff.Policy{autodiff.Stash, autodiff.Recompute} {
-		tr, err := NewTrainer[float32](dir, TrainOptions{Policy: policy, Model: ModelOptions{LoRA: &ad.Spec, CacheDir: t.TempDir(), Session: SessionOptions{Threads: 2}}})
+		tr, err := NewTrainer[float32](mustOpen(t, dir), TrainOptions{Policy: policy, Model: ModelOptions{LoRA: &ad.Spec, CacheDir: t.TempDir(), Session: SessionOptions{Threads: 2}}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -278,20 +279,20 @@ func TestArtifactsRoundTrip(t *testing.T) {
 	dir := tinyCheckpoint(t)
 	b, index := trainBatch()
 	o := TrainOptions{Policy: autodiff.Recompute, Model: ModelOptions{DType: hf.F64, LoRA: qvLoRA, CacheDir: t.TempDir(), Session: SessionOptions{Threads: 2}}}
-	tg, err := BuildTrainGraphs(dir, o)
+	tg, err := BuildTrainGraphs(mustOpen(t, dir), o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	art := t.TempDir()
-	if err := WriteArtifacts(art, tg); err != nil {
+	if err := traingraph.WriteArtifacts(art, tg); err != nil {
 		t.Fatal(err)
 	}
-	loaded, err := LoadTrainer[float64](art, o.Model.Session)
+	loaded, err := loadArtifacts[float64](art, o.Model.Session)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer loaded.Close()
-	built, err := NewTrainer[float64](dir, o)
+	built, err := NewTrainer[float64](mustOpen(t, dir), o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -323,7 +324,7 @@ func TestArtifactsRoundTrip(t *testing.T) {
 			}
 		}
 	}
-	if _, err := LoadTrainer[float32](art, o.Model.Session); err == nil || !strings.Contains(err.Error(), "F64") {
+	if _, err := loadArtifacts[float32](art, o.Model.Session); err == nil || !strings.Contains(err.Error(), "F64") {
 		t.Errorf("float32 trainer on float64 artifacts: %v", err)
 	}
 }

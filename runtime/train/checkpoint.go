@@ -14,7 +14,6 @@ import (
 
 	"github.com/bearrec/bear/internal/opterr"
 	"github.com/bearrec/bear/onnx/hf"
-	"github.com/bearrec/bear/runtime/ortrun"
 	"github.com/bearrec/bear/runtime/train/optim"
 	"github.com/bearrec/bear/runtime/train/trainlog"
 )
@@ -64,14 +63,7 @@ func identity(o *Options, d *data, ck *hf.Checkpoint) (map[string]string, error)
 	if err != nil {
 		return nil, err
 	}
-	split, err := ortrun.FileSHA256(d.Path)
-	if err != nil {
-		return nil, err
-	}
-	tok, err := ortrun.FileSHA256(o.Tokenizer)
-	if err != nil {
-		return nil, err
-	}
+	split, tok := d.SHA256, d.Tok.SHA256()
 	id := map[string]string{
 		modelKey: model, "split_sha256": split, "tokenizer_sha256": tok,
 		"dataset": d.Name, "samples": strconv.Itoa(d.set.Len()), "loss": o.Loss.Kind.String(),
@@ -131,7 +123,7 @@ func contentHash(dir string, patterns ...string) (string, error) {
 		}
 		sort.Strings(files)
 		for _, f := range files {
-			sum, err := ortrun.FileSHA256(f)
+			sum, err := hf.FileSHA256(f)
 			if err != nil {
 				return "", err
 			}

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 
 	"github.com/bearrec/bear/lossgrad"
+	"github.com/bearrec/bear/onnx/hf"
 	"github.com/bearrec/bear/runtime/ortrun"
 	"github.com/bearrec/bear/runtime/train/optim"
 	"github.com/bearrec/bear/runtime/train/trainset"
@@ -45,11 +46,11 @@ func loadData(o *Options) (*data, error) {
 }
 
 // newTrainer builds the training graphs of the run and their sessions.
-func newTrainer(o *Options) (*ortrun.Trainer[float32], error) {
+func newTrainer(o *Options, ck *hf.Checkpoint) (*ortrun.Trainer[float32], error) {
 	mo := o.Session
 	mo.LoRA, mo.Logits = o.LoRA, o.logitsMode()
 	mo.Session.VaryingShapes = true
-	return ortrun.NewTrainer[float32](o.Model, ortrun.TrainOptions{Model: mo, Policy: o.Policy, Full: o.Full, LoRADropout: o.LoRADropout})
+	return ortrun.NewTrainer[float32](ck, ortrun.TrainOptions{Model: mo, Policy: o.Policy, Full: o.Full, LoRADropout: o.LoRADropout})
 }
 
 // initLoRA initialises the LoRA matrices as PEFT does: A Kaiming-uniform with a = √5, which is

@@ -200,8 +200,11 @@ func runReference(t *testing.T, d *refData, r refRun, c *refCase) *refResult {
 	}
 	j := &job{o: &o, d: d.data, total: o.Epochs * d.set.StepsPerEpoch()}
 	defer j.close()
-	var err error
-	if j.tr, err = newTrainer(&o); err != nil {
+	ck, err := hf.Open(o.Model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j.tr, err = newTrainer(&o, ck); err != nil {
 		t.Fatal(err)
 	}
 	if j.st, err = newStepper(&o, j.tr, d.set, j.total); err != nil {
@@ -419,7 +422,11 @@ func comparePEFT(t *testing.T, model, adapter, name string, c *refCase, want ref
 	if d := maxAdapterDiff(fresh, committed); d > 1e-6 {
 		t.Fatalf("the adapter differs from testdata/train/adapters/%s by %.3g: rerun go test -run Reference -update and make goldens-train", name, d)
 	}
-	m, err := ortrun.Load(model, ortrun.ModelOptions{LoRA: &fresh.Spec, Logits: llama.LogitsFullVocab, CacheDir: filepath.Join(t.TempDir(), "cache"), Session: ortrun.SessionOptions{Threads: 1}})
+	ck, err := hf.Open(model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := ortrun.Load(ck, ortrun.ModelOptions{LoRA: &fresh.Spec, Logits: llama.LogitsFullVocab, CacheDir: filepath.Join(t.TempDir(), "cache"), Session: ortrun.SessionOptions{Threads: 1}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -594,7 +601,7 @@ func newCase(t *testing.T, model string, cfg hf.Config) *refCase {
 		t.Fatal(err)
 	}
 	c.Model.Config, c.Model.Init = cj, refInit
-	if c.Model.SHA256, err = ortrun.FileSHA256(filepath.Join(model, "model.safetensors")); err != nil {
+	if c.Model.SHA256, err = hf.FileSHA256(filepath.Join(model, "model.safetensors")); err != nil {
 		t.Fatal(err)
 	}
 	o := refOptions(model, "", "", refRuns[0])

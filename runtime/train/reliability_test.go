@@ -3,6 +3,7 @@ package train
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -421,5 +422,59 @@ func TestDuplicateTargetsRefused(t *testing.T) {
 	o.LoRA.Targets = []string{"v_proj", "q_proj", "v_proj"}
 	if err := o.Validate(); err == nil || !strings.Contains(err.Error(), "v_proj is listed twice") {
 		t.Fatalf("duplicate targets: %v", err)
+	}
+}
+
+// TestResumeFromOlderCheckpoint: a checkpoint written before settings had stable names (its
+// identity keyed by flags, the model identified by the hashes of its files) resumes.
+func TestResumeFromOlderCheckpoint(t *testing.T) {
+	o := smallRun(tinyModel(t), tokenizer(t), filepath.Join(t.TempDir(), "run"), lossgrad.MSL)
+	o.MaxSteps = 2
+	if _, err := Run(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(o.Out, CheckpointFile)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := binary.LittleEndian.Uint64(data)
+	var hdr map[string]any
+	if err := json.Unmarshal(data[8:8+n], &hdr); err != nil {
+		t.Fatal(err)
+	}
+	meta := hdr["__metadata__"].(map[string]any)
+	var st state
+	if err := json.Unmarshal([]byte(meta["bear_train_state"].(string)), &st); err != nil {
+		t.Fatal(err)
+	}
+	legacy, err := legacyModelHash(o.Model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := map[string]string{}
+	for k, v := range st.Identity {
+		switch k {
+		case "model_sha256":
+			old["--model (content sha256)"] = legacy
+		case "split_sha256":
+			old["--data split (sha256)"] = v
+		case "tokenizer_sha256":
+			old["--tokenizer (sha256)"] = v
+		default:
+			old["--"+strings.ReplaceAll(k, "_", "-")] = v
+		}
+	}
+	st.Identity = old
+	js, _ := json.Marshal(st)
+	meta["bear_train_state"] = string(js)
+	h, _ := json.Marshal(hdr)
+	out := binary.LittleEndian.AppendUint64(nil, uint64(len(h)))
+	if err := os.WriteFile(path, append(append(out, h...), data[8+n:]...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	o.Resume, o.MaxSteps = o.Out, 2
+	if _, err := Run(context.Background(), o); err != nil {
+		t.Fatalf("resume from a checkpoint keyed by flags: %v", err)
 	}
 }

@@ -115,7 +115,7 @@ func (j *job) setUp(ck *hf.Checkpoint) error {
 	if o.MaxSteps > 0 {
 		j.total = o.MaxSteps // as HF's max_steps: it also sets the schedule's length
 	}
-	if j.tr, err = newTrainer(o); err != nil {
+	if j.tr, err = newTrainer(o, ck); err != nil {
 		return err
 	}
 	if j.st, err = newStepper(o, j.tr, d.set, j.total); err != nil {
@@ -167,7 +167,7 @@ func checkEvaluation(o *Options, d *data) error {
 		return opterr.Wrap(opt("EvalUsers"), o.EvalUsers, err)
 	}
 	ix := decode.NewIndex(d.Items.Trie())
-	if err := evaluate.CheckBeams(evaluate.DefaultBeams, ix, filepath.Join(o.Data, "id2name4Rec.json"), len(d.Catalogue.IDs)); err != nil {
+	if err := evaluate.CheckBeams(evaluate.DefaultBeams, ix, d.Catalogue.Path, len(d.Catalogue.IDs)); err != nil {
 		return opterr.Wrap(opt("EvalUsers"), o.EvalUsers, fmt.Errorf("the evaluation's beam search: %w", err))
 	}
 	return nil

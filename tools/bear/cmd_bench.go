@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"github.com/bearrec/bear/onnx/hf"
 	"io"
 	"os"
 	goruntime "runtime"
@@ -81,7 +82,11 @@ func benchForward(args []string, stdout io.Writer) error {
 		return err
 	}
 	t0 := time.Now()
-	m, err := ortrun.Load(*model, opts)
+	ck, err := hf.Open(*model)
+	if err != nil {
+		return err
+	}
+	m, err := ortrun.Load(ck, opts)
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"github.com/bearrec/bear/onnx/traingraph"
 	"io"
 	"os"
 	"strings"
@@ -103,11 +104,15 @@ func exportMain(args []string, log io.Writer) error {
 	if err != nil {
 		return err
 	}
-	tg, err := ortrun.BuildTrainGraphs(*model, o)
+	ck, err := hf.Open(*model)
 	if err != nil {
 		return err
 	}
-	if err := ortrun.WriteArtifacts(*out, tg); err != nil {
+	tg, err := ortrun.BuildTrainGraphs(ck, o)
+	if err != nil {
+		return err
+	}
+	if err := traingraph.WriteArtifacts(*out, tg); err != nil {
 		return err
 	}
 	fmt.Fprintf(log, "bear export: wrote %s (forward %d KiB, backward %d KiB, %d residuals, policy %s)\n",

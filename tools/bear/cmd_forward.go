@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"fmt"
+	"github.com/bearrec/bear/onnx/hf"
 	"io"
 	"os"
 	"sort"
@@ -97,11 +98,15 @@ func forwardMain(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := ortrun.ReadModelConfig(*model)
+	cfg, err := hf.ReadConfig(*model)
 	if err != nil {
 		return err
 	}
 	if err := checkIDs("--ids", ids, cfg.VocabSize); err != nil {
+		return err
+	}
+	ck, err := hf.OpenWith(*model, cfg)
+	if err != nil {
 		return err
 	}
 	opts, err := of.modelOptions()
@@ -115,7 +120,7 @@ func forwardMain(args []string, stdout io.Writer) error {
 		}
 		opts.LoRA = &ad.Spec
 	}
-	m, err := ortrun.Load(*model, opts)
+	m, err := ortrun.Load(ck, opts)
 	if err != nil {
 		return err
 	}

@@ -69,11 +69,15 @@ func gradMain(args []string, stdout io.Writer) error {
 	}
 	mo.LoRA = &ad.Spec
 	o := ortrun.TrainOptions{Model: mo, Policy: pol}
+	ck, err := hf.OpenWith(*model, cfg)
+	if err != nil {
+		return err
+	}
 	switch *dtype {
 	case "fp32":
-		return runGrad[float32](*model, o, ad, ids, cot, stdout)
+		return runGrad[float32](ck, o, ad, ids, cot, stdout)
 	case "fp64":
-		return runGrad[float64](*model, o, ad, ids, cot, stdout)
+		return runGrad[float64](ck, o, ad, ids, cot, stdout)
 	}
 	return fmt.Errorf("--dtype %q: want fp32 or fp64", *dtype)
 }
@@ -102,8 +106,8 @@ func readCotangent(path string, rows, vocab int) ([]float64, error) {
 	return flat, nil
 }
 
-func runGrad[T ortrun.ComputeFloat](model string, o ortrun.TrainOptions, ad *peft.Adapter, ids []int64, cot []float64, stdout io.Writer) error {
-	tr, err := ortrun.NewTrainer[T](model, o)
+func runGrad[T ortrun.ComputeFloat](ck *hf.Checkpoint, o ortrun.TrainOptions, ad *peft.Adapter, ids []int64, cot []float64, stdout io.Writer) error {
+	tr, err := ortrun.NewTrainer[T](ck, o)
 	if err != nil {
 		return err
 	}

@@ -107,7 +107,7 @@ func corpus(data, out string, nrows int) error {
 		put(record{Cat: "tricky+bos", Text: s, Special: true})
 	}
 	for _, ds := range datasets {
-		cat, err := tokenize.ReadCatalogue(filepath.Join(data, ds, "id2name4Rec.json"))
+		cat, err := tokenize.ReadCatalogue(filepath.Join(data, ds, tokenize.CatalogueFile))
 		if err != nil {
 			return err
 		}
@@ -309,7 +309,7 @@ func incontext(tokPath, data string) error {
 	}
 	fmt.Printf("%-10s %8s %8s %14s\n", "dataset", "items", "titles", "in-context diff")
 	for _, ds := range datasets {
-		cat, err := tokenize.ReadCatalogue(filepath.Join(data, ds, "id2name4Rec.json"))
+		cat, err := tokenize.ReadCatalogue(filepath.Join(data, ds, tokenize.CatalogueFile))
 		if err != nil {
 			return err
 		}

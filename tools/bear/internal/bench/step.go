@@ -63,7 +63,11 @@ type StepRunner struct {
 // NewStepRunner builds the trainer for dir and a batch of batch × seq random tokens with
 // full-vocabulary logits at the last `positions` tokens of every sequence.
 func NewStepRunner(dir string, o ortrun.TrainOptions, batch, seq, positions int) (*StepRunner, error) {
-	tr, err := ortrun.NewTrainer[float32](dir, o)
+	ck, err := hf.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	tr, err := ortrun.NewTrainer[float32](ck, o)
 	if err != nil {
 		return nil, err
 	}
