@@ -36,7 +36,7 @@ func BenchmarkEval(b *testing.B) {
 		}
 		b.Run(name, func(b *testing.B) {
 			o := Options{Model: model, Tokenizer: testdeps.Tokenizer(b), Data: officeData, Limit: users, KVCache: kv,
-				Session: ortrun.ModelOptions{CacheDir: filepath.Join(dir, "cache")}}
+				Runtime: ortrun.ModelOptions{CacheDir: filepath.Join(dir, "cache")}}
 			d, err := LoadData(o)
 			if err != nil {
 				b.Fatal(err)

@@ -62,7 +62,7 @@ type Options struct {
 
 	KVCache bool // decode with the KV-cache scorer (false: the no-cache reference path)
 	MaxRows int  // rows per ONNX Runtime call (ortrun.ScorerOptions.MaxRows; 0: its default)
-	Session ortrun.ModelOptions
+	Runtime ortrun.ModelOptions
 
 	Pruning            bool    // run the pruning analysis (decode.AnalysePruning)
 	ExactLengthPenalty float64 // exact top-B ranking: 0 = plain log-probability (prunes), 1 = the beam search's sum/len (barely prunes)
@@ -322,7 +322,7 @@ func userIDs(rows []tokenize.Row) []int {
 
 // newScorer opens the runtime scorer of o (adapter included) over the checkpoint ck.
 func newScorer(o Options, ck *hf.Checkpoint) (ortrun.Scorer, error) {
-	so := ortrun.ScorerOptions{Model: o.Session, KVCache: o.KVCache, MaxRows: o.MaxRows}
+	so := ortrun.ScorerOptions{Model: o.Runtime, KVCache: o.KVCache, MaxRows: o.MaxRows}
 	if o.Adapter != "" {
 		var err error
 		if so.Adapter, err = peft.ReadAdapter(o.Adapter, ck.Config); err != nil {

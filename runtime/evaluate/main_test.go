@@ -59,6 +59,6 @@ func TestMain(m *testing.M) {
 func tinyOptions(t testing.TB, out string, limit int) Options {
 	return Options{
 		Model: tinyDir, Tokenizer: testdeps.Tokenizer(t), Data: officeData, Split: "test", Limit: limit,
-		Batch: 4, KVCache: true, Session: ortrun.ModelOptions{CacheDir: cacheDir}, Out: out,
+		Batch: 4, KVCache: true, Runtime: ortrun.ModelOptions{CacheDir: cacheDir}, Out: out,
 	}
 }

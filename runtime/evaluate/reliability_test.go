@@ -144,7 +144,7 @@ func TestNonFiniteWeights(t *testing.T) {
 	for _, mode := range []decode.Mode{decode.AfterSoftmax, decode.BeforeSoftmax} {
 		o := tinyOptions(t, filepath.Join(t.TempDir(), "eval"), 2)
 		o.Model, o.Mode = model, mode
-		o.Session.CacheDir = filepath.Join(t.TempDir(), "cache")
+		o.Runtime.CacheDir = filepath.Join(t.TempDir(), "cache")
 		_, err := Run(context.Background(), o)
 		var nf *decode.NonFiniteError
 		if !errors.As(err, &nf) || !strings.Contains(err.Error(), "not finite") {

@@ -32,7 +32,7 @@ func benchmarkForward(b *testing.B, preset string, batch, seq, threads int) {
 	if err := hf.WriteRandom(dir, p.Config, hf.InitOptions{Seed: 1}); err != nil {
 		b.Fatal(err)
 	}
-	m, err := Load(mustOpen(b, dir), ModelOptions{CacheDir: b.TempDir(), Logits: llama.LogitsFullVocab, Session: SessionOptions{Threads: threads, ProfilePrefix: os.Getenv("BEAR_ORT_PROFILE")}})
+	m, err := Load(mustOpen(b, dir), ModelOptions{CacheDir: b.TempDir(), Logits: llama.LogitsFullVocab, SessionOptions: SessionOptions{Threads: threads, ProfilePrefix: os.Getenv("BEAR_ORT_PROFILE")}})
 	if err != nil {
 		b.Fatal(err)
 	}

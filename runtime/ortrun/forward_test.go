@@ -62,7 +62,7 @@ func caseBatch(c goldenCase) (TokenBatch, []int64) {
 
 func loadCase(t testing.TB, c goldenCase, dir string, dt hf.DType, mode llama.LogitsMode) *Model {
 	t.Helper()
-	o := ModelOptions{DType: dt, Logits: mode, CacheDir: filepath.Join(t.TempDir(), "cache"), Session: SessionOptions{Threads: 2}}
+	o := ModelOptions{DType: dt, Logits: mode, CacheDir: filepath.Join(t.TempDir(), "cache"), SessionOptions: SessionOptions{Threads: 2}}
 	var ad *peft.Adapter
 	if c.LoRA != nil {
 		cfg, err := hf.ReadConfig(dir)

@@ -41,7 +41,7 @@ func newKVScorer(ck *hf.Checkpoint, mo ModelOptions, o ScorerOptions) (Scorer, e
 	if err != nil {
 		return nil, err
 	}
-	sess, err := NewSession(d.Model, b.Dir, d.Inputs, d.Outputs, mo.Session)
+	sess, err := NewSession(d.Model, b.Dir, d.Inputs, d.Outputs, mo.SessionOptions)
 	if err != nil {
 		return nil, fmt.Errorf("%s: decoder: %w", ck.Dir, err)
 	}

@@ -163,7 +163,7 @@ func TestPatternMergeEquivalents(t *testing.T) {
 // adapter's LoRA inputs (none when a is nil) at every token of the batch.
 func adapterLogits(t *testing.T, dir string, a *peft.Adapter, b ortrun.TokenBatch, index []int64) []float32 {
 	t.Helper()
-	o := ortrun.ModelOptions{CacheDir: filepath.Join(t.TempDir(), "cache"), Session: ortrun.SessionOptions{Threads: 2}}
+	o := ortrun.ModelOptions{CacheDir: filepath.Join(t.TempDir(), "cache"), SessionOptions: ortrun.SessionOptions{Threads: 2}}
 	if a != nil {
 		o.LoRA = &a.Spec
 	}

@@ -15,10 +15,10 @@ import (
 
 // ModelOptions configure Load.
 type ModelOptions struct {
-	Session SessionOptions
-	DType   hf.DType        // compute dtype: F32 (default) or F64 (gradient checks)
-	LoRA    *llama.LoRASpec // LoRA inputs of the graph; nil for the base model alone
-	Logits  llama.LogitsMode
+	SessionOptions                 // device, threads, shapes
+	DType          hf.DType        // compute dtype: F32 (default) or F64 (gradient checks)
+	LoRA           *llama.LoRASpec // LoRA inputs of the graph; nil for the base model alone
+	Logits         llama.LogitsMode
 	// CacheDir receives weights converted to the compute dtype (bf16 checkpoints on CPU).
 	// Empty: the user cache folder, bear/weights/<hash of the checkpoint path>.
 	CacheDir string
@@ -50,7 +50,7 @@ func Load(ck *hf.Checkpoint, o ModelOptions) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	sess, err := NewSession(f.Model, b.Dir, f.Inputs, f.Outputs, o.Session)
+	sess, err := NewSession(f.Model, b.Dir, f.Inputs, f.Outputs, o.SessionOptions)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", ck.Dir, err)
 	}

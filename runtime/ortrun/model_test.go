@@ -164,7 +164,7 @@ func TestInputErrors(t *testing.T) {
 
 func TestCUDAUnavailableIsClear(t *testing.T) {
 	c := firstCase(t, "untied_mha_plain_rope")
-	_, err := Load(mustOpen(t, writeCase(t, c, "")), ModelOptions{Session: SessionOptions{Device: CUDA}, CacheDir: t.TempDir()})
+	_, err := Load(mustOpen(t, writeCase(t, c, "")), ModelOptions{SessionOptions: SessionOptions{Device: CUDA}, CacheDir: t.TempDir()})
 	if err == nil {
 		t.Skip("this ONNX Runtime library has a working CUDA provider")
 	}

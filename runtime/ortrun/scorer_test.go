@@ -53,7 +53,7 @@ func TestKVCacheMatchesFullRecompute(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := ScorerOptions{Adapter: ad, Model: ModelOptions{CacheDir: t.TempDir(), Session: SessionOptions{Threads: 2}}}
+	o := ScorerOptions{Adapter: ad, Model: ModelOptions{CacheDir: t.TempDir(), SessionOptions: SessionOptions{Threads: 2}}}
 	full, err := NewScorer(mustOpen(t, dir), o)
 	if err != nil {
 		t.Fatal(err)

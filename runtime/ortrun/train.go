@@ -51,7 +51,7 @@ func NewTrainer[T ComputeFloat](ck *hf.Checkpoint, o TrainOptions) (*Trainer[T],
 	if err != nil {
 		return nil, err
 	}
-	return newTrainer[T](tg, o.Model.Session)
+	return newTrainer[T](tg, o.Model.SessionOptions)
 }
 
 // BuildTrainGraphs binds ck's frozen weights (converting them into o.Model.CacheDir if their

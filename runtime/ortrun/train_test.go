@@ -119,7 +119,7 @@ func TestWholeModelGradients(t *testing.T) {
 	grads := map[autodiff.Policy]map[string][]float64{}
 	for _, policy := range []autodiff.Policy{autodiff.Stash, autodiff.Recompute} {
 		t.Run("lora/"+policy.String(), func(t *testing.T) {
-			tr, err := NewTrainer[float64](mustOpen(t, dir), TrainOptions{Policy: policy, Model: ModelOptions{LoRA: qvLoRA, CacheDir: t.TempDir(), Session: SessionOptions{Threads: 2}}})
+			tr, err := NewTrainer[float64](mustOpen(t, dir), TrainOptions{Policy: policy, Model: ModelOptions{LoRA: qvLoRA, CacheDir: t.TempDir(), SessionOptions: SessionOptions{Threads: 2}}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -160,7 +160,7 @@ func TestWholeModelGradientsFull(t *testing.T) {
 	}
 	dir := tinyCheckpoint(t)
 	b, index := trainBatch()
-	tr, err := NewTrainer[float64](mustOpen(t, dir), TrainOptions{Full: true, Policy: autodiff.Stash, Model: ModelOptions{Session: SessionOptions{Threads: 2}}})
+	tr, err := NewTrainer[float64](mustOpen(t, dir), TrainOptions{Full: true, Policy: autodiff.Stash, Model: ModelOptions{SessionOptions: SessionOptions{Threads: 2}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +228,7 @@ func TestLoRAGradientsMatchPyTorch(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, policy := range []autodiff.Policy{autodiff.Stash, autodiff.Recompute} {
-		tr, err := NewTrainer[float32](mustOpen(t, dir), TrainOptions{Policy: policy, Model: ModelOptions{LoRA: &ad.Spec, CacheDir: t.TempDir(), Session: SessionOptions{Threads: 2}}})
+		tr, err := NewTrainer[float32](mustOpen(t, dir), TrainOptions{Policy: policy, Model: ModelOptions{LoRA: &ad.Spec, CacheDir: t.TempDir(), SessionOptions: SessionOptions{Threads: 2}}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -278,7 +278,7 @@ func TestLoRAGradientsMatchPyTorch(t *testing.T) {
 func TestArtifactsRoundTrip(t *testing.T) {
 	dir := tinyCheckpoint(t)
 	b, index := trainBatch()
-	o := TrainOptions{Policy: autodiff.Recompute, Model: ModelOptions{DType: hf.F64, LoRA: qvLoRA, CacheDir: t.TempDir(), Session: SessionOptions{Threads: 2}}}
+	o := TrainOptions{Policy: autodiff.Recompute, Model: ModelOptions{DType: hf.F64, LoRA: qvLoRA, CacheDir: t.TempDir(), SessionOptions: SessionOptions{Threads: 2}}}
 	tg, err := BuildTrainGraphs(mustOpen(t, dir), o)
 	if err != nil {
 		t.Fatal(err)
@@ -287,7 +287,7 @@ func TestArtifactsRoundTrip(t *testing.T) {
 	if err := traingraph.WriteArtifacts(art, tg); err != nil {
 		t.Fatal(err)
 	}
-	loaded, err := loadArtifacts[float64](art, o.Model.Session)
+	loaded, err := loadArtifacts[float64](art, o.Model.SessionOptions)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -324,7 +324,7 @@ func TestArtifactsRoundTrip(t *testing.T) {
 			}
 		}
 	}
-	if _, err := loadArtifacts[float32](art, o.Model.Session); err == nil || !strings.Contains(err.Error(), "F64") {
+	if _, err := loadArtifacts[float32](art, o.Model.SessionOptions); err == nil || !strings.Contains(err.Error(), "F64") {
 		t.Errorf("float32 trainer on float64 artifacts: %v", err)
 	}
 }

@@ -22,7 +22,7 @@ func TestMicroBatchesGiveTheGroupGradient(t *testing.T) {
 			for _, micro := range []int{4, 1} {
 				o := smallRun(model, tok, filepath.Join(t.TempDir(), "run"), kind)
 				o.Batch.Micro, o.LoRADropout = micro, 0
-				j, err := prepare(&o)
+				j, err := newJob(&o)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -50,7 +50,7 @@ var settingOptions = map[string]string{
 	"micro_batch": "Batch.Micro", "bucket": "Batch.Bucket", "lr": "LR", "warmup": "Warmup", "seed": "Seed",
 	"lora_dropout": "LoRADropout", "train": "Full", "lora_r": "LoRA.Rank", "lora_alpha": "LoRA.Alpha", "lora_targets": "LoRA.Targets",
 	"model": "Model", "data": "Data", "split": "Split", "tokenizer": "Tokenizer", "out": "Out", "eval_users": "EvalUsers",
-	"checkpoint_every": "CheckpointEvery", "policy": "Policy", "device": "Session.Session.Device", "threads": "Session.Session.Threads",
+	"checkpoint_every": "CheckpointEvery", "policy": "Policy", "device": "Runtime.Device", "threads": "Runtime.Threads",
 }
 
 // modelKey is the identity's key of the model's content.
@@ -88,8 +88,8 @@ func runSettings(o *Options, id map[string]string) map[string]string {
 	f := map[string]string{
 		"model": o.Model, "data": o.Data, "split": o.Split, "tokenizer": o.Tokenizer, "out": o.Out,
 		"eval_users": strconv.Itoa(o.EvalUsers), "checkpoint_every": strconv.Itoa(o.CheckpointEvery),
-		"policy": o.Policy.String(), "device": string(o.Session.Session.Device),
-		"threads": strconv.Itoa(o.Session.Session.Threads), "lora_targets": "none",
+		"policy": o.Policy.String(), "device": string(o.Runtime.Device),
+		"threads": strconv.Itoa(o.Runtime.Threads), "lora_targets": "none",
 	}
 	for k, v := range id {
 		f[k] = v

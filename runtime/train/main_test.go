@@ -70,7 +70,7 @@ func smallRun(model, tok, out string, kind lossgrad.Kind) Options {
 	o.Loss = lossgrad.DefaultConfig(kind)
 	o.Batch = trainset.Options{Batch: 8, NormGroup: 4, Micro: 2, Seed: 42, Bucket: 16}
 	o.LoRA = &llama.LoRASpec{Targets: []string{"q_proj", "v_proj"}, Rank: 4, Alpha: 8}
-	o.Session = ortrun.ModelOptions{Session: ortrun.SessionOptions{Threads: 1}, CacheDir: filepath.Join(out, "..", "cache")}
+	o.Runtime = ortrun.ModelOptions{SessionOptions: ortrun.SessionOptions{Threads: 1}, CacheDir: filepath.Join(out, "..", "cache")}
 	return o
 }
 

@@ -36,7 +36,7 @@ type Options struct {
 	Full        bool   // every base weight is trained
 	Seed        uint64 // LoRA initialisation, data order, dropout masks
 	Policy      autodiff.Policy
-	Session     ortrun.ModelOptions // device, threads, weight cache
+	Runtime     ortrun.ModelOptions // device, threads, weight cache
 
 	Resume          string // the folder of an interrupted run to continue (Out itself)
 	EvalUsers       int    // evaluate the first EvalUsers test users after each epoch (0: none)

@@ -47,9 +47,9 @@ func loadData(o *Options) (*data, error) {
 
 // newTrainer builds the training graphs of the run and their sessions.
 func newTrainer(o *Options, ck *hf.Checkpoint) (*ortrun.Trainer[float32], error) {
-	mo := o.Session
+	mo := o.Runtime
 	mo.LoRA, mo.Logits = o.LoRA, o.logitsMode()
-	mo.Session.VaryingShapes = true
+	mo.SessionOptions.VaryingShapes = true
 	return ortrun.NewTrainer[float32](ck, ortrun.TrainOptions{Model: mo, Policy: o.Policy, Full: o.Full, LoRADropout: o.LoRADropout})
 }
 

@@ -89,7 +89,7 @@ func refOptions(model, tok, out string, r refRun) Options {
 	o.Batch = trainset.Options{Batch: 8, NormGroup: 4, Micro: 2, Seed: 42, Bucket: 16}
 	o.LoRA = &llama.LoRASpec{Targets: []string{"q_proj", "v_proj"}, Rank: 4, Alpha: refAlpha}
 	o.LoRADropout = r.Dropout
-	o.Session = ortrun.ModelOptions{Session: ortrun.SessionOptions{Threads: 1}, CacheDir: filepath.Join(out, "cache")}
+	o.Runtime = ortrun.ModelOptions{SessionOptions: ortrun.SessionOptions{Threads: 1}, CacheDir: filepath.Join(out, "cache")}
 	return o
 }
 
@@ -426,7 +426,7 @@ func comparePEFT(t *testing.T, model, adapter, name string, c *refCase, want ref
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := ortrun.Load(ck, ortrun.ModelOptions{LoRA: &fresh.Spec, Logits: llama.LogitsFullVocab, CacheDir: filepath.Join(t.TempDir(), "cache"), Session: ortrun.SessionOptions{Threads: 1}})
+	m, err := ortrun.Load(ck, ortrun.ModelOptions{LoRA: &fresh.Spec, Logits: llama.LogitsFullVocab, CacheDir: filepath.Join(t.TempDir(), "cache"), SessionOptions: ortrun.SessionOptions{Threads: 1}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -111,7 +111,7 @@ func TestOutMustNotBeAnInput(t *testing.T) {
 		{filepath.Join(officeData, "run"), "lies inside the input"},
 	} {
 		o := smallRun(model, tok, c.out, lossgrad.MSL)
-		o.Session.CacheDir = filepath.Join(t.TempDir(), "cache")
+		o.Runtime.CacheDir = filepath.Join(t.TempDir(), "cache")
 		_, err := Run(context.Background(), o)
 		if err == nil || !strings.Contains(err.Error(), "train.Options.Out") || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("--out %s: %v, want %q", c.out, err, c.want)

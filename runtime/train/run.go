@@ -62,7 +62,7 @@ type job struct {
 // at once during the evaluation after an epoch, which a resumed run finishes first), saves a
 // checkpoint and returns an error wrapping ErrInterrupted.
 func Run(ctx context.Context, o Options) (*Summary, error) {
-	j, err := prepare(&o)
+	j, err := newJob(&o)
 	if err != nil {
 		return nil, err
 	}
@@ -70,9 +70,9 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	return j.loop(ctx)
 }
 
-// prepare validates the options, reads the data, builds the graphs and restores or initialises
+// newJob validates the options, reads the data, builds the graphs and restores or initialises
 // the trainable values.
-func prepare(o *Options) (*job, error) {
+func newJob(o *Options) (*job, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
@@ -402,7 +402,7 @@ func (j *job) logStep(s StepStats, spe int) error {
 func (j *job) evaluate(ctx context.Context, model string, e, step int, fresh bool) (trainlog.Eval, error) {
 	eo := evaluate.Options{
 		Model: j.o.Model, Adapter: model, Tokenizer: j.o.Tokenizer, Data: j.o.Data, Dataset: j.d.Name,
-		Split: evalSplit, Limit: j.o.EvalUsers, KVCache: true, Session: j.o.Session,
+		Split: evalSplit, Limit: j.o.EvalUsers, KVCache: true, Runtime: j.o.Runtime,
 		Out: filepath.Join(j.o.Out, fmt.Sprintf("eval-epoch-%d", e)), Fresh: fresh,
 		Mode: evaluate.OfficialMode(j.o.Loss.Kind.String()), Log: j.o.Log,
 	}
@@ -425,31 +425,31 @@ func (j *job) evaluate(ctx context.Context, model string, e, step int, fresh boo
 	return ev, j.log.WriteEval(ev)
 }
 
-// Stepper is a prepared run that performs optimizer steps on demand, with no outputs beyond the
+// Prepared is a prepared run that performs optimizer steps on demand, with no outputs beyond the
 // run folder's log: what `bear bench train` times.
-type Stepper struct{ j *job }
+type Prepared struct{ j *job }
 
 // Prepare validates o, reads the data and builds the graphs, as Run does before its first step.
-func Prepare(o Options) (*Stepper, error) {
-	j, err := prepare(&o)
+func Prepare(o Options) (*Prepared, error) {
+	j, err := newJob(&o)
 	if err != nil {
 		return nil, err
 	}
-	return &Stepper{j}, nil
+	return &Prepared{j}, nil
 }
 
 // Step performs optimizer step number global (from 0): data, forward, loss, backward,
 // clipping and AdamW.
-func (s *Stepper) Step(global int) (StepStats, error) { return s.j.st.run(global) }
+func (s *Prepared) Step(global int) (StepStats, error) { return s.j.st.run(global) }
 
 // Set is the run's tokenised training set (what each step's micro-batches are cut from).
-func (s *Stepper) Set() *trainset.Set { return s.j.d.set }
+func (s *Prepared) Set() *trainset.Set { return s.j.d.set }
 
 // StepsPerEpoch is the number of optimizer steps of one epoch.
-func (s *Stepper) StepsPerEpoch() int { return s.j.d.set.StepsPerEpoch() }
+func (s *Prepared) StepsPerEpoch() int { return s.j.d.set.StepsPerEpoch() }
 
 // TrainableValues is the number of trainable values (what each step's all-reduce carries).
-func (s *Stepper) TrainableValues() int {
+func (s *Prepared) TrainableValues() int {
 	n := 0
 	for _, p := range s.j.st.params {
 		n += len(p.Value)
@@ -458,4 +458,4 @@ func (s *Stepper) TrainableValues() int {
 }
 
 // Close releases the sessions.
-func (s *Stepper) Close() { s.j.close() }
+func (s *Prepared) Close() { s.j.close() }

@@ -219,7 +219,7 @@ func benchTrainRanks(fs *flag.FlagSet, f *runFlags, world comm.Comm, steps int, 
 	if world.Rank() != 0 {
 		stdout, dump, cpuProfile = io.Discard, "", ""
 	}
-	if t := o.Session.Session.Threads; t > 0 { // restored afterwards for the tests' sake
+	if t := o.Runtime.Threads; t > 0 { // restored afterwards for the tests' sake
 		o.Loss.Workers = t
 		defer goruntime.GOMAXPROCS(goruntime.GOMAXPROCS(t))
 	}
@@ -260,7 +260,7 @@ func benchTrainOptions(fs *flag.FlagSet, f *runFlags, steps int, world comm.Comm
 		return o, err
 	}
 	o.Out = ""
-	if o.Session, err = f.ort.modelOptions(); err != nil {
+	if o.Runtime, err = f.ort.modelOptions(); err != nil {
 		return o, err
 	}
 	return o, nil

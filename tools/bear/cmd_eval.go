@@ -202,7 +202,7 @@ func (f *evalFlags) options() (evaluate.Options, error) {
 	if o.Tokenizer, err = findTokenizer(*f.tokenizer, *f.model); err != nil {
 		return o, err
 	}
-	o.Session, err = f.ort.modelOptions()
+	o.Runtime, err = f.ort.modelOptions()
 	return o, err
 }
 

@@ -65,7 +65,7 @@ func (o ortFlags) modelOptions() (ortrun.ModelOptions, error) {
 	}
 	// $BEAR_ORT_PROFILE=prefix makes ONNX Runtime write a per-node JSON trace of every session.
 	so := ortrun.SessionOptions{Device: dev, Threads: *o.threads, ProfilePrefix: os.Getenv("BEAR_ORT_PROFILE")}
-	return ortrun.ModelOptions{Session: so, CacheDir: *o.cache}, nil
+	return ortrun.ModelOptions{SessionOptions: so, CacheDir: *o.cache}, nil
 }
 
 func forwardMain(args []string, stdout io.Writer) error {

@@ -113,11 +113,11 @@ func trainRanks(f *runFlags, world comm.Comm, stdout, stderr io.Writer) error {
 	if err := o.Validate(); err != nil {
 		return err
 	}
-	if o.Session, err = f.ort.modelOptions(); err != nil {
+	if o.Runtime, err = f.ort.modelOptions(); err != nil {
 		return err
 	}
-	if o.Session.Session.Device == ortrun.CUDA {
-		o.Session.Session.CUDADevice = comm.LocalDevice() // one GPU per rank
+	if o.Runtime.Device == ortrun.CUDA {
+		o.Runtime.CUDADevice = comm.LocalDevice() // one GPU per rank
 	}
 	var rp runProgress
 	if world.Rank() != 0 {

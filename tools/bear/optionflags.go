@@ -28,7 +28,7 @@ var trainOptions = map[string]string{
 	"train.Options.Loss.Lambda": "--lambda", "train.Options.Loss.K": "--k", "train.Options.Batch.Batch": "--batch",
 	"train.Options.Batch.Micro": "--micro-batch", "train.Options.Batch.Bucket": "--bucket", "train.Options.LoRA.Rank": "--lora-r",
 	"train.Options.LoRA.Alpha": "--lora-alpha", "train.Options.Policy": "--policy",
-	"train.Options.Session.Session.Device": "--device", "train.Options.Session.Session.Threads": "--threads",
+	"train.Options.Runtime.Device": "--device", "train.Options.Runtime.Threads": "--threads",
 	"trainset.Options.Batch": "--batch", "trainset.Options.NormGroup": "--norm-group", "trainset.Options.Micro": "--micro-batch",
 	"trainset.Options.Bucket": "--bucket",
 	"lossgrad.Config.Kind":    "--loss", "lossgrad.Config.Tau": "--tau", "lossgrad.Config.Xi": "--xi",

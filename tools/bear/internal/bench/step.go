@@ -144,7 +144,7 @@ func BenchmarkStep(dir string, o ortrun.TrainOptions, batch, seq, positions, ite
 			samples = append(samples, st)
 		}
 	}
-	threads := o.Model.Session.Threads
+	threads := o.Model.Threads
 	if threads <= 0 {
 		threads = goruntime.NumCPU()
 	}

@@ -31,7 +31,7 @@ func BenchmarkTrainStep(b *testing.B) {
 			if err := hf.WriteRandom(dir, p.Config, hf.InitOptions{Seed: 1}); err != nil {
 				b.Fatal(err)
 			}
-			o := ortrun.TrainOptions{Policy: policy, Model: ortrun.ModelOptions{CacheDir: b.TempDir(), Session: ortrun.SessionOptions{Threads: 1},
+			o := ortrun.TrainOptions{Policy: policy, Model: ortrun.ModelOptions{CacheDir: b.TempDir(), SessionOptions: ortrun.SessionOptions{Threads: 1},
 				LoRA: &llama.LoRASpec{Targets: []string{"q_proj", "v_proj"}, Rank: 8, Alpha: 16}}}
 			r, err := NewStepRunner(dir, o, 8, 256, 20)
 			if err != nil {

@@ -116,7 +116,7 @@ func BenchmarkTrain(o train.Options, r TrainRun) (*TrainBenchmark, error) {
 }
 
 func newTrainBenchmark(o train.Options, r TrainRun) *TrainBenchmark {
-	threads := o.Session.Session.Threads
+	threads := o.Runtime.Threads
 	if threads <= 0 {
 		threads = goruntime.NumCPU()
 	}
@@ -133,7 +133,7 @@ func newTrainBenchmark(o train.Options, r TrainRun) *TrainBenchmark {
 
 // timeSteps runs the warm-up and the timed steps, every one of them recorded (the dump replays
 // the warm-up too); a Go CPU profile covers the timed ones when asked for.
-func timeSteps(st *train.Stepper, r TrainRun) ([]stepSample, error) {
+func timeSteps(st *train.Prepared, r TrainRun) ([]stepSample, error) {
 	var samples []stepSample
 	for global := range warmupSteps + r.Steps {
 		if global == warmupSteps && r.CPUProfile != "" {

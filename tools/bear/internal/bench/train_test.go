@@ -99,7 +99,7 @@ func tinyTrainOptions(t *testing.T, kind lossgrad.Kind) train.Options {
 	o.Samples, o.Loss = 32, lossgrad.DefaultConfig(kind)
 	o.Batch = trainset.Options{Batch: 4, NormGroup: 2, Micro: 1, Seed: 42, Bucket: 16}
 	o.LoRA = &llama.LoRASpec{Targets: []string{"q_proj", "v_proj"}, Rank: 4, Alpha: 8}
-	o.Session = ortrun.ModelOptions{Session: ortrun.SessionOptions{Threads: 1}, CacheDir: t.TempDir()}
+	o.Runtime = ortrun.ModelOptions{SessionOptions: ortrun.SessionOptions{Threads: 1}, CacheDir: t.TempDir()}
 	return o
 }
 
