@@ -113,9 +113,9 @@ func Search(sc Scorer, t Trie, prompts [][]int, cfg Config) ([]Result, error) {
 	return search(sc, t, nil, prompts, nil, cfg)
 }
 
-// SearchTrace is Search that also records, for each prompt, how its target item fared
+// searchTrace is Search that also records, for each prompt, how its target item fared
 // (Result.Trace); targets[i] is an item id of prompt i.
-func SearchTrace(sc Scorer, ix *Index, prompts [][]int, targets []int, cfg Config) ([]Result, error) {
+func searchTrace(sc Scorer, ix *Index, prompts [][]int, targets []int, cfg Config) ([]Result, error) {
 	if len(targets) != len(prompts) {
 		return nil, fmt.Errorf("decode: %d prompts but %d targets", len(prompts), len(targets))
 	}

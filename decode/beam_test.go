@@ -90,7 +90,7 @@ func TestSearchMatchesReference(t *testing.T) {
 		for i := range prompts {
 			prompts[i] = []int{1000 + i, r.IntN(50)}
 		}
-		sc := &checkingScorer{SeqScorer: NewFuncScorer(lm.logits), t: tr}
+		sc := &checkingScorer{SeqScorer: newFuncScorer(lm.logits), t: tr}
 		got, err := Search(sc, tr, prompts, cfg)
 		if err != nil {
 			t.Fatal(err)
@@ -145,7 +145,7 @@ func TestSearchAllItemsWhenBeamCoversCatalogue(t *testing.T) {
 			cfg.Beams = len(seqs) + r.IntN(3)
 			cfg.Return = cfg.Beams
 			prompts := [][]int{{7}, {8, 9}}
-			got, err := Search(NewFuncScorer(lm.logits), tr, prompts, cfg)
+			got, err := Search(newFuncScorer(lm.logits), tr, prompts, cfg)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -191,7 +191,7 @@ func TestSearchHandMade(t *testing.T) {
 	for _, mode := range []Mode{AfterSoftmax, BeforeSoftmax} {
 		cfg := DefaultConfig()
 		cfg.Mode = mode
-		got, err := Search(NewFuncScorer(lm), tr, [][]int{{0}}, cfg)
+		got, err := Search(newFuncScorer(lm), tr, [][]int{{0}}, cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -240,12 +240,12 @@ func TestSearchBatchingIndependent(t *testing.T) {
 	}
 	cfg := DefaultConfig()
 	cfg.Beams = 4
-	all, err := Search(NewFuncScorer(lm.logits), tr, prompts, cfg)
+	all, err := Search(newFuncScorer(lm.logits), tr, prompts, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i, p := range prompts {
-		one, err := Search(NewFuncScorer(lm.logits), tr, [][]int{p}, cfg)
+		one, err := Search(newFuncScorer(lm.logits), tr, [][]int{p}, cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -262,7 +262,7 @@ func (errScorer) Step([]int, []int, [][]int) ([]Scores, error) { return nil, fmt
 func TestSearchErrors(t *testing.T) {
 	tr := newTestTrie([][]int{{1, 2, 3}, {1, 3}}, [][]int{{0}, {1}}, 3)
 	lm := toyLM{V: 4, seed: 1, scale: 1}
-	if _, err := Search(&errScorer{*NewFuncScorer(lm.logits)}, tr, [][]int{{0}}, DefaultConfig()); err == nil {
+	if _, err := Search(&errScorer{*newFuncScorer(lm.logits)}, tr, [][]int{{0}}, DefaultConfig()); err == nil {
 		t.Fatal("scorer error not reported")
 	}
 	bad := &SeqScorer{Score: func(seqs [][]int, cands [][]int) ([]Scores, error) {
@@ -273,7 +273,7 @@ func TestSearchErrors(t *testing.T) {
 	}
 	cfg := DefaultConfig()
 	cfg.Beams = 0
-	if _, err := Search(NewFuncScorer(lm.logits), tr, [][]int{{0}}, cfg); err == nil {
+	if _, err := Search(newFuncScorer(lm.logits), tr, [][]int{{0}}, cfg); err == nil {
 		t.Fatal("zero beams accepted")
 	}
 }
@@ -324,7 +324,7 @@ func TestSearchNonFinite(t *testing.T) {
 				t.Fatalf("beam search: error %v, want a NonFiniteError for token %d: %v", err, c.tok, c.want)
 			}
 			// the exact search of the pruning analysis scores the same rows
-			_, err = ExactTopB(sc, NewIndex(tr), [][]int{{0}}, nil, ExactConfig{K: 2, Mode: c.mode})
+			_, err = exactTopB(sc, NewIndex(tr), [][]int{{0}}, nil, exactConfig{K: 2, Mode: c.mode})
 			if got := errors.As(err, &nf); got != c.want || (got && nf.Token != c.tok) {
 				t.Fatalf("exact search: error %v, want a NonFiniteError for token %d: %v", err, c.tok, c.want)
 			}
@@ -343,7 +343,7 @@ func TestSearchTrieWithoutEOS(t *testing.T) {
 	for _, mode := range []Mode{AfterSoftmax, BeforeSoftmax} {
 		cfg := DefaultConfig()
 		cfg.Beams, cfg.Return, cfg.Mode = 3, 3, mode
-		got, err := Search(NewFuncScorer(lm.logits), tr, [][]int{{0}}, cfg)
+		got, err := Search(newFuncScorer(lm.logits), tr, [][]int{{0}}, cfg)
 		if err != nil {
 			t.Fatal(err)
 		}

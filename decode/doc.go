@@ -15,13 +15,13 @@
 // For --official-match, decode each hypothesis' tokens with the tokenizer (skip special tokens),
 // apply OfficialResponse if the text includes the prompt, and use RankOfTitles(predicted,
 // "\"TITLE\"") instead of Rank. For the pruning analysis: AnalysePruning (beam search with the
-// targets traced + ExactTopB) and Summarise.
+// targets traced + exactTopB) and Summarise.
 //
 // Search takes all its prompts as one batch: one Scorer.Start, then one Scorer.Step per
 // decoding step holding the live beams of every unfinished prompt (at most B rows each). The
 // caller picks the batch size (8 to 64 prompts is sensible); results do not depend on it.
-// Search never asks for more than len(prompts)*B rows in one call; ExactTopB for at most
-// ExactConfig.MaxRows (unbounded without it: up to the width of the trie's widest level per
+// Search never asks for more than len(prompts)*B rows in one call; exactTopB for at most
+// exactConfig.MaxRows (unbounded without it: up to the width of the trie's widest level per
 // prompt).
 //
 // # The Scorer contract
@@ -33,7 +33,7 @@
 // A KV-cache scorer gathers its cache rows by parents, appends tokens, runs one decode step,
 // and gathers the candidate logits and the log-sum-exp where the logits live (on the device),
 // so that only a few numbers per row cross to Go. Previous rows that no parent names are
-// finished beams or finished prompts and can be dropped. SeqScorer (with NewFuncScorer) is the
+// finished beams or finished prompts and can be dropped. SeqScorer (with newFuncScorer) is the
 // no-cache reference: it keeps full sequences and rescores them each step.
 //
 // Log-probabilities from Scores, by Mode:
@@ -118,9 +118,9 @@
 //     vectorised version instead finalises the top-B ranks of the last step); this only matters
 //     when the limit is below the trie depth.
 //
-// # Exact top-B and the pruning analysis
+// # exact top-B and the pruning analysis
 //
-// ExactTopB finds each prompt's K best sequences of the whole catalogue by full-sequence score
+// exactTopB finds each prompt's K best sequences of the whole catalogue by full-sequence score
 // (sum log p / len^LengthPenalty: with 1 the beam search's own ranking, with 0 the plain
 // sequence log-probability), exactly, by branch and bound over the trie. It runs
 // level-synchronously through the same Scorer interface (every open prefix of depth d is a row
@@ -141,20 +141,20 @@
 // softmax every token also pays for the probability outside the trie, so the K-th best score is
 // low and the trie's first levels stay open whole (2 088 prefixes at depth 7, the same tiny
 // model). A model-backed scorer holds a KV cache and vocabulary-wide logits per row, so the rows of
-// a call are its memory: ExactConfig.MaxRows bounds them. Prompts are independent, so the
+// a call are its memory: exactConfig.MaxRows bounds them. Prompts are independent, so the
 // bound is kept by deferring whole prompts (a prompt whose prefixes would take the call over it
 // leaves the pass and is searched again, from Start, with fewer prompts beside it): results do
 // not depend on it. A prompt that alone needs more stops the search with a *RowBudgetError:
 // dropping its prefixes would make the result depend on a memory setting. (The Scorer contract
 // rules out splitting one level into several calls: a Step forgets the rows its parents do not
-// name.) ExactConfig.MaxFrontier is the explicit way to accept an inexact result: it caps the
+// name.) exactConfig.MaxFrontier is the explicit way to accept an inexact result: it caps the
 // open prefixes per prompt and depth, keeping those of the highest bounds, and flags a capped
 // result Truncated.
 //
 // AnalysePruning (PruneConfig: the beam Config, the exact ranking's length penalty — by default
 // 0, plain sequence log-probability, the paper's definition; the beam's own LengthPenalty ranks
-// by its final score — the frontier cap and the row bound) runs SearchTrace
-// and ExactTopB with the same scorer and reports per prompt the
+// by its final score — the frontier cap and the row bound) runs searchTrace
+// and exactTopB with the same scorer and reports per prompt the
 // target's beam rank, exact rank, and Pruned = in the exact top-B but not returned (the paper's
 // incorrect pruning); Summarise gives the rate over all prompts and over the prompts whose
 // target is in the exact top-B, and a histogram of the step at which those targets were lost.

@@ -6,8 +6,8 @@ import (
 	"sort"
 )
 
-// ExactConfig configures ExactTopB.
-type ExactConfig struct {
+// exactConfig configures exactTopB.
+type exactConfig struct {
 	K             int     // how many best sequences to find (the beam width B)
 	Mode          Mode    // constraint mode, as in the beam search being analysed
 	LengthPenalty float64 // score = sum log p / len^LengthPenalty (1: the beam search's ranking; 0: plain sequence log-probability)
@@ -25,7 +25,7 @@ type ExactConfig struct {
 }
 
 // RowBudgetError says that one prompt alone needs more open prefixes of one depth than a
-// Scorer call may hold (ExactConfig.MaxRows). The search stops rather than drop prefixes that
+// Scorer call may hold (exactConfig.MaxRows). The search stops rather than drop prefixes that
 // could still qualify: a result that depends on a memory budget would not be exact, and
 // MaxFrontier is the explicit way to accept that.
 type RowBudgetError struct {
@@ -37,14 +37,14 @@ type RowBudgetError struct {
 
 func (e *RowBudgetError) Error() string {
 	return fmt.Sprintf("exact search: prompt %d has %d open prefixes of depth %d, more than the %d rows one scorer call may hold "+
-		"(ExactConfig.MaxRows); MaxFrontier caps the open prefixes per prompt and depth, at the price of exactness",
+		"(exactConfig.MaxRows); MaxFrontier caps the open prefixes per prompt and depth, at the price of exactness",
 		e.Prompt, e.Rows, e.Depth, e.MaxRows)
 }
 
-// Exact is the exact top-K of one prompt.
-type Exact struct {
+// exact is the exact top-K of one prompt.
+type exact struct {
 	Hyps      []Hypothesis // best first (ties: earlier-found first)
-	Expanded  int          // rows scored for this prompt (in the pass that finished it; see ExactConfig.MaxRows)
+	Expanded  int          // rows scored for this prompt (in the pass that finished it; see exactConfig.MaxRows)
 	Truncated bool         // MaxFrontier dropped prefixes that could still have qualified
 }
 
@@ -62,7 +62,7 @@ type exactUser struct {
 	best  []finished // sorted best first, at most K
 	floor float64    // a known lower bound of the K-th best score
 	row0  int
-	res   Exact
+	res   exact
 }
 
 func (u *exactUser) threshold(k int) float64 {
@@ -81,15 +81,15 @@ func bound(sum float64, d, lo, hi int, lp float64) float64 {
 	return math.Max(a, b)
 }
 
-// ExactTopB finds, for every prompt, the K sequences of the trie with the best full-sequence
+// exactTopB finds, for every prompt, the K sequences of the trie with the best full-sequence
 // score, exactly, by level-synchronous branch and bound over the trie: all prompts' open
 // prefixes of one depth are scored in one Scorer call (so a KV-cache scorer works unchanged),
 // and a prefix is dropped once its bound (see bound) is below the K-th best finished score
 // found so far (or below floors[i], a known lower bound such as the beam search's K-th score;
 // nil for none). Prefixes are shared: each trie node is scored at most once per prompt. With
 // cfg.MaxRows, prompts that do not fit a call are searched again in later passes (see
-// ExactConfig.MaxRows).
-func ExactTopB(sc Scorer, ix *Index, prompts [][]int, floors []float64, cfg ExactConfig) ([]Exact, error) {
+// exactConfig.MaxRows).
+func exactTopB(sc Scorer, ix *Index, prompts [][]int, floors []float64, cfg exactConfig) ([]exact, error) {
 	if cfg.K < 1 {
 		return nil, fmt.Errorf("decode: exact top-%d", cfg.K)
 	}
@@ -99,7 +99,7 @@ func ExactTopB(sc Scorer, ix *Index, prompts [][]int, floors []float64, cfg Exac
 	if cfg.MaxRows < 0 || cfg.MaxFrontier < 0 {
 		return nil, fmt.Errorf("decode: exact search with MaxRows %d, MaxFrontier %d", cfg.MaxRows, cfg.MaxFrontier)
 	}
-	out := make([]Exact, len(prompts))
+	out := make([]exact, len(prompts))
 	pending := make([]int, len(prompts))
 	for i := range pending {
 		pending[i] = i
@@ -121,7 +121,7 @@ func ExactTopB(sc Scorer, ix *Index, prompts [][]int, floors []float64, cfg Exac
 
 // exactPass searches the prompts of group together and writes their results into out, except
 // those deferred to keep the calls within cfg.MaxRows, which it returns.
-func exactPass(sc Scorer, ix *Index, prompts [][]int, floors []float64, group []int, cfg ExactConfig, out []Exact) ([]int, error) {
+func exactPass(sc Scorer, ix *Index, prompts [][]int, floors []float64, group []int, cfg exactConfig, out []exact) ([]int, error) {
 	s := newExactSearch(ix, group, floors, cfg)
 	ps := make([][]int, len(group))
 	for k, i := range group {
@@ -155,12 +155,12 @@ func exactPass(sc Scorer, ix *Index, prompts [][]int, floors []float64, group []
 	return s.deferred, nil
 }
 
-// exactSearch is the state of one ExactTopB run: the users (prompts) and the rows of the
+// exactSearch is the state of one exactTopB run: the users (prompts) and the rows of the
 // scorer call in progress.
 type exactSearch struct {
 	ix      *Index
 	t       Trie
-	cfg     ExactConfig
+	cfg     exactConfig
 	eos     int
 	eosOnly []int
 	users   []*exactUser
@@ -175,7 +175,7 @@ type exactSearch struct {
 }
 
 // newExactSearch opens the root prefix of every prompt of group (indices into floors).
-func newExactSearch(ix *Index, group []int, floors []float64, cfg ExactConfig) *exactSearch {
+func newExactSearch(ix *Index, group []int, floors []float64, cfg exactConfig) *exactSearch {
 	t := ix.Trie
 	eos := t.EOS()
 	s := &exactSearch{ix: ix, t: t, cfg: cfg, eos: eos, eosOnly: []int{eos},
@@ -335,7 +335,7 @@ func (s *exactSearch) capFrontier(u *exactUser, first int) {
 }
 
 // result turns u's best finished sequences into hypotheses.
-func (s *exactSearch) result(u *exactUser) Exact {
+func (s *exactSearch) result(u *exactUser) exact {
 	tmp := userState{hist: u.hist}
 	for _, f := range u.best {
 		u.res.Hyps = append(u.res.Hyps, Hypothesis{Tokens: tmp.tokens(f.hist), Node: f.node, Items: s.t.ItemsAt(f.node), SumLogProb: f.sum, Score: f.score})

@@ -21,7 +21,7 @@ func (p *passScorer) Start(prompts [][]int, cands [][]int) ([]Scores, error) {
 }
 
 func newPassScorer(tr *testTrie, lm toyLM) *passScorer {
-	return &passScorer{checkingScorer: &checkingScorer{SeqScorer: NewFuncScorer(lm.logits), t: tr}}
+	return &passScorer{checkingScorer: &checkingScorer{SeqScorer: newFuncScorer(lm.logits), t: tr}}
 }
 
 // TestExactTopBRowBudget: with MaxRows, no scorer call holds more rows than the bound; the
@@ -36,7 +36,7 @@ func TestExactTopBRowBudget(t *testing.T) {
 		tr, seqs := randomCatalogue(r, 1+r.IntN(60), V, 1+r.IntN(6))
 		ix := NewIndex(tr)
 		lm := toyLM{V: V, seed: r.Uint64(), scale: []float64{0.5, 3, 8}[r.IntN(3)]}
-		cfg := ExactConfig{K: 1 + r.IntN(6), Mode: Mode(r.IntN(2)), LengthPenalty: []float64{1, 0, 0.5}[r.IntN(3)]}
+		cfg := exactConfig{K: 1 + r.IntN(6), Mode: Mode(r.IntN(2)), LengthPenalty: []float64{1, 0, 0.5}[r.IntN(3)]}
 		if r.IntN(3) == 0 {
 			cfg.MaxFrontier = 1 + r.IntN(6)
 		}
@@ -44,7 +44,7 @@ func TestExactTopBRowBudget(t *testing.T) {
 		for i := range prompts {
 			prompts[i] = []int{100 + i, trial}
 		}
-		ref, err := ExactTopB(NewFuncScorer(lm.logits), ix, prompts, nil, cfg)
+		ref, err := exactTopB(newFuncScorer(lm.logits), ix, prompts, nil, cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -52,7 +52,7 @@ func TestExactTopBRowBudget(t *testing.T) {
 		alone, widest := make([]int, len(prompts)), 0
 		for i, p := range prompts {
 			sc := newPassScorer(tr, lm)
-			if _, err := ExactTopB(sc, ix, [][]int{p}, nil, cfg); err != nil {
+			if _, err := exactTopB(sc, ix, [][]int{p}, nil, cfg); err != nil {
 				t.Fatal(err)
 			}
 			alone[i], widest = sc.maxRows, max(widest, sc.maxRows)
@@ -60,7 +60,7 @@ func TestExactTopBRowBudget(t *testing.T) {
 		for _, maxRows := range []int{1, 2, 1 + r.IntN(widest*len(prompts)), widest, widest * len(prompts)} {
 			cfg.MaxRows = maxRows
 			sc := newPassScorer(tr, lm)
-			got, err := ExactTopB(sc, ix, prompts, nil, cfg)
+			got, err := exactTopB(sc, ix, prompts, nil, cfg)
 			if sc.err != nil {
 				t.Fatal(sc.err)
 			}
@@ -122,8 +122,8 @@ func TestExactRowBudgetCases(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			sc := newPassScorer(tr, lm)
-			cfg := ExactConfig{K: 3, Mode: AfterSoftmax, LengthPenalty: 1, MaxRows: c.maxRows, MaxFrontier: c.maxFrontier}
-			got, err := ExactTopB(sc, ix, prompts, nil, cfg)
+			cfg := exactConfig{K: 3, Mode: AfterSoftmax, LengthPenalty: 1, MaxRows: c.maxRows, MaxFrontier: c.maxFrontier}
+			got, err := exactTopB(sc, ix, prompts, nil, cfg)
 			if sc.starts != c.starts || sc.maxRows != c.peak {
 				t.Errorf("%d passes, %d rows at most; want %d, %d", sc.starts, sc.maxRows, c.starts, c.peak)
 			}
@@ -156,14 +156,14 @@ func TestAnalysePruningRowBudget(t *testing.T) {
 	lm := toyLM{V: 8, seed: 4, scale: 3}
 	prompts := [][]int{{1}, {2}, {3}, {4}}
 	targets := []int{0, 5, 17, len(seqs) - 1}
-	pc := DefaultPruneConfig()
+	pc := defaultPruneConfig()
 	pc.Beam.Beams, pc.Beam.Return = 3, 3
-	ref, _, err := AnalysePruning(NewFuncScorer(lm.logits), ix, prompts, targets, pc)
+	ref, _, err := AnalysePruning(newFuncScorer(lm.logits), ix, prompts, targets, pc)
 	if err != nil {
 		t.Fatal(err)
 	}
 	pc.MaxRows = ix.Trie.(*testTrie).Len() // no level is wider than the trie
-	got, _, err := AnalysePruning(NewFuncScorer(lm.logits), ix, prompts, targets, pc)
+	got, _, err := AnalysePruning(newFuncScorer(lm.logits), ix, prompts, targets, pc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +172,7 @@ func TestAnalysePruningRowBudget(t *testing.T) {
 	}
 	pc.MaxRows = 1
 	var be *RowBudgetError
-	if _, _, err := AnalysePruning(NewFuncScorer(lm.logits), ix, prompts, targets, pc); !errors.As(err, &be) {
+	if _, _, err := AnalysePruning(newFuncScorer(lm.logits), ix, prompts, targets, pc); !errors.As(err, &be) {
 		t.Fatalf("a bound of one row: %v", err)
 	}
 }

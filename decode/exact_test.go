@@ -14,13 +14,13 @@ func TestExactTopBMatchesBruteForce(t *testing.T) {
 		tr, seqs := randomCatalogue(r, 1+r.IntN(50), V, 1+r.IntN(6))
 		ix := NewIndex(tr)
 		lm := toyLM{V: V, seed: r.Uint64(), scale: []float64{0.5, 3, 8}[r.IntN(3)]}
-		cfg := ExactConfig{K: 1 + r.IntN(10), Mode: Mode(r.IntN(2)), LengthPenalty: []float64{1, 0, 0.5}[r.IntN(3)]}
+		cfg := exactConfig{K: 1 + r.IntN(10), Mode: Mode(r.IntN(2)), LengthPenalty: []float64{1, 0, 0.5}[r.IntN(3)]}
 		prompts := [][]int{{1}, {2, 3}, {4}}
 		var floors []float64
 		if r.IntN(2) == 0 { // seed with the beam search's K-th score, as AnalysePruning does
 			bc := DefaultConfig()
 			bc.Beams, bc.Return, bc.Mode, bc.LengthPenalty = cfg.K, cfg.K, cfg.Mode, cfg.LengthPenalty
-			res, err := Search(NewFuncScorer(lm.logits), tr, prompts, bc)
+			res, err := Search(newFuncScorer(lm.logits), tr, prompts, bc)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -32,8 +32,8 @@ func TestExactTopBMatchesBruteForce(t *testing.T) {
 				floors = append(floors, f)
 			}
 		}
-		sc := &checkingScorer{SeqScorer: NewFuncScorer(lm.logits), t: tr}
-		got, err := ExactTopB(sc, ix, prompts, floors, cfg)
+		sc := &checkingScorer{SeqScorer: newFuncScorer(lm.logits), t: tr}
+		got, err := exactTopB(sc, ix, prompts, floors, cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -44,8 +44,8 @@ func TestExactTopBMatchesBruteForce(t *testing.T) {
 	}
 }
 
-// checkExact compares ExactTopB's result against a brute-force ranking of every sequence.
-func checkExact(t *testing.T, trial int, got []Exact, tr *testTrie, seqs [][]int, lm toyLM, prompts [][]int, cfg ExactConfig) {
+// checkExact compares exactTopB's result against a brute-force ranking of every sequence.
+func checkExact(t *testing.T, trial int, got []exact, tr *testTrie, seqs [][]int, lm toyLM, prompts [][]int, cfg exactConfig) {
 	t.Helper()
 	for u, p := range prompts {
 		want := bruteForce(tr, seqs, lm.logits, p, cfg.Mode, cfg.LengthPenalty)
@@ -83,14 +83,14 @@ func TestExactTopBPrunes(t *testing.T) {
 	tr, _ := randomCatalogue(r, 3000, V, 8)
 	ix := NewIndex(tr)
 	lm := toyLM{V: V, seed: 5, scale: 8}
-	got, err := ExactTopB(NewFuncScorer(lm.logits), ix, [][]int{{1}}, nil, ExactConfig{K: 10, Mode: BeforeSoftmax, LengthPenalty: 0})
+	got, err := exactTopB(newFuncScorer(lm.logits), ix, [][]int{{1}}, nil, exactConfig{K: 10, Mode: BeforeSoftmax, LengthPenalty: 0})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got[0].Expanded*4 > tr.Len() {
 		t.Fatalf("expanded %d of %d nodes", got[0].Expanded, tr.Len())
 	}
-	capped, err := ExactTopB(NewFuncScorer(lm.logits), ix, [][]int{{1}}, nil, ExactConfig{K: 10, Mode: BeforeSoftmax, LengthPenalty: 1, MaxFrontier: 3})
+	capped, err := exactTopB(newFuncScorer(lm.logits), ix, [][]int{{1}}, nil, exactConfig{K: 10, Mode: BeforeSoftmax, LengthPenalty: 1, MaxFrontier: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +123,7 @@ func TestAnalysePruning(t *testing.T) {
 			targets[i] = r.IntN(len(seqs) + 3) // item ids are 0..items-1; some fall outside
 		}
 		pc := PruneConfig{Beam: cfg, ExactLengthPenalty: []float64{cfg.LengthPenalty, 0}[trial%2]}
-		cases, res, err := AnalysePruning(NewFuncScorer(lm.logits), ix, prompts, targets, pc)
+		cases, res, err := AnalysePruning(newFuncScorer(lm.logits), ix, prompts, targets, pc)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -225,7 +225,7 @@ func TestTargetLogProbsHonoursMaxNewTokens(t *testing.T) {
 	}
 	for _, maxNew := range []int{0, 2, 3} {
 		for _, mode := range []Mode{AfterSoftmax, BeforeSoftmax} {
-			sums, err := TargetLogProbs(NewFuncScorer(lm.logits), ix, prompts, targets, mode, maxNew)
+			sums, err := targetLogProbs(newFuncScorer(lm.logits), ix, prompts, targets, mode, maxNew)
 			if err != nil {
 				t.Fatal(err)
 			}

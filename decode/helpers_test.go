@@ -146,13 +146,13 @@ func seqLogProb(t *testTrie, lm func([]int) []float32, prompt, seq []int, mode M
 		lg := lm(full)
 		var z float64
 		if mode == AfterSoftmax {
-			z = LogSumExp32(lg)
+			z = logSumExp32(lg)
 		} else {
 			sub := make([]float32, len(allowedToks))
 			for j, a := range allowedToks {
 				sub[j] = lg[a]
 			}
-			z = LogSumExp32(sub)
+			z = logSumExp32(sub)
 		}
 		sum += float64(lg[tok]) - z
 		full = append(full, tok)

@@ -48,17 +48,17 @@ type PruneSummary struct {
 type PruneConfig struct {
 	Beam Config // the beam search analysed
 	// ExactLengthPenalty is the length penalty of the exact ranking: 0 ranks items by the plain
-	// sequence log-probability (DefaultPruneConfig; the paper's incorrect pruning), whose bound
+	// sequence log-probability (defaultPruneConfig; the paper's incorrect pruning), whose bound
 	// prunes; Beam.LengthPenalty by the beam search's own final score, whose bound barely
 	// prunes (see bound): the search then scores most of the trie.
 	ExactLengthPenalty float64
-	MaxFrontier        int // ExactConfig.MaxFrontier
-	MaxRows            int // ExactConfig.MaxRows
+	MaxFrontier        int // exactConfig.MaxFrontier
+	MaxRows            int // exactConfig.MaxRows
 }
 
-// DefaultPruneConfig analyses DefaultConfig's beam search against the exact top-B by sequence
+// defaultPruneConfig analyses DefaultConfig's beam search against the exact top-B by sequence
 // log-probability, without a frontier cap or a row bound.
-func DefaultPruneConfig() PruneConfig {
+func defaultPruneConfig() PruneConfig {
 	return PruneConfig{Beam: DefaultConfig(), ExactLengthPenalty: 0}
 }
 
@@ -66,7 +66,7 @@ func DefaultPruneConfig() PruneConfig {
 // same scorer, seeded with a lower bound from the beam's hypotheses (their B-th best score under
 // the exact ranking), and compares the two lists.
 func AnalysePruning(sc Scorer, ix *Index, prompts [][]int, targets []int, cfg PruneConfig) ([]PruneCase, []Result, error) {
-	res, err := SearchTrace(sc, ix, prompts, targets, cfg.Beam)
+	res, err := searchTrace(sc, ix, prompts, targets, cfg.Beam)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -85,12 +85,12 @@ func AnalysePruning(sc Scorer, ix *Index, prompts [][]int, targets []int, cfg Pr
 			floors[i] = sc[len(sc)-B]
 		}
 	}
-	ex, err := ExactTopB(sc, ix, prompts, floors, ExactConfig{K: B, Mode: cfg.Beam.Mode, LengthPenalty: cfg.ExactLengthPenalty,
+	ex, err := exactTopB(sc, ix, prompts, floors, exactConfig{K: B, Mode: cfg.Beam.Mode, LengthPenalty: cfg.ExactLengthPenalty,
 		MaxFrontier: cfg.MaxFrontier, MaxRows: cfg.MaxRows})
 	if err != nil {
 		return nil, nil, err
 	}
-	sums, err := TargetLogProbs(sc, ix, prompts, targets, cfg.Beam.Mode, cfg.Beam.MaxNewTokens)
+	sums, err := targetLogProbs(sc, ix, prompts, targets, cfg.Beam.Mode, cfg.Beam.MaxNewTokens)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -117,12 +117,12 @@ func outscores(s float64, hyps []Hypothesis, ret int) bool {
 	return len(hyps) < ret || s > hyps[len(hyps)-1].Score
 }
 
-// TargetLogProbs returns, for each prompt, the sum of the log-probabilities (EOS included) of
+// targetLogProbs returns, for each prompt, the sum of the log-probabilities (EOS included) of
 // its target item's token path, scored the way the search scores it (mode), teacher-forced
 // through sc: one Start and one Step per token, every prompt's row following its own path.
 // NaN where the target is not in the trie or its path is longer than maxNew (> 0), so that no
 // search could return it.
-func TargetLogProbs(sc Scorer, ix *Index, prompts [][]int, targets []int, mode Mode, maxNew int) ([]float64, error) {
+func targetLogProbs(sc Scorer, ix *Index, prompts [][]int, targets []int, mode Mode, maxNew int) ([]float64, error) {
 	if len(targets) != len(prompts) {
 		return nil, fmt.Errorf("decode: %d prompts but %d targets", len(prompts), len(targets))
 	}

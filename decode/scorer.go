@@ -35,8 +35,8 @@ type Scorer interface {
 	Step(parents []int, tokens []int, cands [][]int) ([]Scores, error)
 }
 
-// LogSumExp32 returns log(sum(exp(x))) in float64 (-Inf for an empty slice).
-func LogSumExp32(x []float32) float64 {
+// logSumExp32 returns log(sum(exp(x))) in float64 (-Inf for an empty slice).
+func logSumExp32(x []float32) float64 {
 	if len(x) == 0 {
 		return math.Inf(-1)
 	}
@@ -58,7 +58,7 @@ func LogSumExp32(x []float32) float64 {
 
 // ScoresFromLogits builds a row's Scores from logits over the whole vocabulary.
 func ScoresFromLogits(vocab []float32, cands []int) Scores {
-	s := Scores{Logits: make([]float32, len(cands)), LogZ: LogSumExp32(vocab)}
+	s := Scores{Logits: make([]float32, len(cands)), LogZ: logSumExp32(vocab)}
 	for j, tok := range cands {
 		s.Logits[j] = vocab[tok]
 	}
@@ -73,7 +73,7 @@ func logProbs(dst []float64, s Scores, mode Mode) []float64 {
 	case AfterSoftmax:
 		z = s.LogZ
 	case BeforeSoftmax:
-		z = LogSumExp32(s.Logits)
+		z = logSumExp32(s.Logits)
 	}
 	for _, l := range s.Logits {
 		dst = append(dst, float64(l)-z)
@@ -121,9 +121,9 @@ type SeqScorer struct {
 	rows  [][]int
 }
 
-// NewFuncScorer wraps a function returning the logits over the whole vocabulary after a full
+// newFuncScorer wraps a function returning the logits over the whole vocabulary after a full
 // sequence (prompt followed by generated tokens) into a SeqScorer.
-func NewFuncScorer(logits func(seq []int) []float32) *SeqScorer {
+func newFuncScorer(logits func(seq []int) []float32) *SeqScorer {
 	return &SeqScorer{Score: func(seqs [][]int, cands [][]int) ([]Scores, error) {
 		out := make([]Scores, len(seqs))
 		for i, s := range seqs {

@@ -126,7 +126,7 @@ func (c *Case) Run() (CaseOutput, error) {
 	n := len(c.Slices.Targets)
 	grad := make([]float64, len(c.Slices.Logits))
 	diag := make([]Position, n)
-	res, err := ComputeOnce(c.Config, c.Slices, grad, diag)
+	res, err := computeOnce(c.Config, c.Slices, grad, diag)
 	if err != nil {
 		return CaseOutput{}, err
 	}

@@ -14,11 +14,12 @@
 // Tokens that are not in a position's slice have gradient 0 (the official code sets their
 // logits to -inf, so their softmax weight and their gradient are exactly 0). DenseLogitSlices
 // wraps a dense [positions, vocab] matrix (LML); GatherAllowed and ScatterAllowed move
-// between that dense form and the allowed-token layout given the trie's token ids.
+// between row-major logits (over the vocabulary, or a subset of it) and the allowed-token
+// layout, given each position's columns.
 //
 // Use NewObjective[float32] once for the logits coming from ONNX Runtime (accumulation is
 // float64 internally) and call Compute per micro-batch; it does not allocate once warm and
-// shares the positions between GOMAXPROCS goroutines. NewObjective[float64] (or ComputeOnce)
+// shares the positions between GOMAXPROCS goroutines. NewObjective[float64] (or computeOnce)
 // serves the finite-difference tests, the goldens and `bear loss`.
 //
 // # Formulas
@@ -111,7 +112,7 @@
 //   - A position with one allowed token has loss and gradient exactly 0; the official MSL
 //     computes -z/tau + log(exp(z/tau)), which can leave a rounding residue near 1e-16.
 //   - An empty batch gives loss 0 (the official mean would be NaN); NaN or +Inf logits, or
-//     a positive whose logit is -Inf, are reported as ErrNonFinite.
+//     a positive whose logit is -Inf, are reported as errNonFinite.
 //   - The official LML softmax runs over the resized vocabulary, which includes the added
 //     <pad> token (id 128256, 128 257 logits); lossgrad uses whatever slice it is given, so
 //     reproducing that is the trainer's choice of slice.

@@ -214,7 +214,7 @@ func TestGoldensFloat32(t *testing.T) {
 			b.Logits[i] = float32(v)
 		}
 		grad := make([]float32, len(b.Logits))
-		res, err := ComputeOnce(c.Config, b, grad, nil)
+		res, err := computeOnce(c.Config, b, grad, nil)
 		if err != nil {
 			t.Fatalf("%s: %v", gc.Name, err)
 		}

@@ -15,16 +15,16 @@ func TestGatherScatter(t *testing.T) {
 		4, -1, 2, 2, 8, 1, 0,
 	}
 	allowed := [][]int32{{1, 3, 5}, {0, 2, 3, 6}}
-	targets := []int32{3, 6}
+	targets := []int32{3, 6} // token ids: index 1 of the first set, 3 of the second
 	var b LogitSlices[float32]
-	if err := GatherAllowed(dense, vocab, allowed, targets, &b); err != nil {
+	if err := GatherAllowed(dense, vocab, allowed, []int{1, 3}, &b); err != nil {
 		t.Fatal(err)
 	}
 	if got := b.Logits; len(got) != 7 || got[1] != 3 || got[3] != 4 || b.Targets[0] != 1 || b.Targets[1] != 3 {
 		t.Fatalf("gathered %+v", b)
 	}
 	grad := make([]float32, len(b.Logits))
-	r, err := ComputeOnce(DefaultConfig(MSL), b, grad, nil)
+	r, err := computeOnce(DefaultConfig(MSL), b, grad, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +46,7 @@ func TestGatherScatter(t *testing.T) {
 		t.Fatal(err)
 	}
 	g64 := make([]float64, len(masked))
-	r64, err := ComputeOnce(DefaultConfig(LML), db, g64, nil)
+	r64, err := computeOnce(DefaultConfig(LML), db, g64, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,8 +58,11 @@ func TestGatherScatter(t *testing.T) {
 			t.Errorf("dense grad[%d] %v vs %v", i, gd[i], g64[i])
 		}
 	}
-	if err := GatherAllowed(dense, vocab, allowed, []int32{3, 1}, &b); err == nil || !strings.Contains(err.Error(), "position 1: target token 1 is not among") {
+	if err := GatherAllowed(dense, vocab, allowed, []int{1, 4}, &b); err == nil || !strings.Contains(err.Error(), "position 1: target index 4 outside its 4 allowed tokens") {
 		t.Errorf("target outside the allowed set: %v", err)
+	}
+	if err := GatherAllowed(dense, vocab, [][]int32{{1}, {7}}, []int{0, 0}, &b); err == nil || !strings.Contains(err.Error(), "position 1: column 7 out of range") {
+		t.Errorf("column outside the rows: %v", err)
 	}
 	if _, err := DenseLogitSlices(dense, vocab, []int32{3, 7}, nil, nil); err == nil || !strings.Contains(err.Error(), "position 1: target token 7 out of range") {
 		t.Errorf("dense target out of range: %v", err)

@@ -193,8 +193,8 @@ func (e *Objective[F]) Close() {
 	})
 }
 
-// ComputeOnce is a one-shot Compute with a temporary objective.
-func ComputeOnce[F Float](cfg Config, b LogitSlices[F], grad []F, diag []Position) (Result, error) {
+// computeOnce is a one-shot Compute with a temporary objective.
+func computeOnce[F Float](cfg Config, b LogitSlices[F], grad []F, diag []Position) (Result, error) {
 	e, err := NewObjective[F](cfg)
 	if err != nil {
 		return Result{}, err
@@ -227,9 +227,9 @@ func (b LogitSlices[F]) Validate() error {
 	return nil
 }
 
-// ErrNonFinite is wrapped by Compute's error when a position's loss is not finite
+// errNonFinite is wrapped by Compute's error when a position's loss is not finite
 // (NaN or +Inf logits, or a positive token whose logit is -Inf).
-var ErrNonFinite = errors.New("non-finite loss")
+var errNonFinite = errors.New("non-finite loss")
 
 // Compute computes the loss of the micro-batch b holds, writes dL/dlogits into grad (same
 // layout as b.Logits, len(grad) == len(b.Logits)) and, when diag is not nil (len(diag) >=
@@ -269,7 +269,7 @@ func (e *Objective[F]) Compute(b LogitSlices[F], grad []F, diag []Position) (Res
 			}
 		}
 		if at := e.errAt.Load(); at != 0 {
-			return Result{}, fmt.Errorf("position %d: %w", at-1, ErrNonFinite)
+			return Result{}, fmt.Errorf("position %d: %w", at-1, errNonFinite)
 		}
 		e.coef = 1 / (s + WeightEps)
 		if e.cfg.Unnormalised {
@@ -283,7 +283,7 @@ func (e *Objective[F]) Compute(b LogitSlices[F], grad []F, diag []Position) (Res
 		}
 		e.run(0) // everything in one pass per position
 		if at := e.errAt.Load(); at != 0 {
-			return Result{}, fmt.Errorf("position %d: %w", at-1, ErrNonFinite)
+			return Result{}, fmt.Errorf("position %d: %w", at-1, errNonFinite)
 		}
 	}
 

@@ -98,7 +98,7 @@ func TestFiniteDifferences(t *testing.T) {
 			b := randBatch(rng, sizes, 1+3*rng.Float64())
 			grad := make([]float64, len(b.Logits))
 			diag := make([]Position, npos)
-			res, err := ComputeOnce(cfg, b, grad, diag)
+			res, err := computeOnce(cfg, b, grad, diag)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -115,7 +115,7 @@ func TestFiniteDifferences(t *testing.T) {
 			} else {
 				// LML and MSL: differentiate the package's own loss, nothing held fixed.
 				fd = fdGrad(b, func() float64 {
-					r, err := ComputeOnce(cfg, b, make([]float64, len(b.Logits)), nil)
+					r, err := computeOnce(cfg, b, make([]float64, len(b.Logits)), nil)
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -143,7 +143,7 @@ func TestBEARWeights(t *testing.T) {
 	}
 	grad := make([]float64, 6)
 	diag := make([]Position, 3)
-	res, err := ComputeOnce(cfg, b, grad, diag)
+	res, err := computeOnce(cfg, b, grad, diag)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +191,7 @@ func TestFewerThanKAndTies(t *testing.T) {
 		Targets: []int{1, 2},
 	}
 	diag := make([]Position, 2)
-	if _, err := ComputeOnce(cfg, b, make([]float64, 8), diag); err != nil {
+	if _, err := computeOnce(cfg, b, make([]float64, 8), diag); err != nil {
 		t.Fatal(err)
 	}
 	if d := diag[0]; d.Margin != 0 || !d.InTopK || d.LogBeta != d.LogP {
@@ -211,8 +211,8 @@ func TestLargeLogits(t *testing.T) {
 		base := LogitSlices[float64]{Logits: []float64{1, 2, 3, 0.5}, Offsets: []int{0, 4}, Targets: []int{2}}
 		big := LogitSlices[float64]{Logits: []float64{1e5 + 1, 1e5 + 2, 1e5 + 3, 1e5 + 0.5}, Offsets: []int{0, 4}, Targets: []int{2}}
 		g0, g1 := make([]float64, 4), make([]float64, 4)
-		r0, err0 := ComputeOnce(cfg, base, g0, nil)
-		r1, err1 := ComputeOnce(cfg, big, g1, nil)
+		r0, err0 := computeOnce(cfg, base, g0, nil)
+		r1, err1 := computeOnce(cfg, big, g1, nil)
 		if err0 != nil || err1 != nil {
 			t.Fatal(err0, err1)
 		}
@@ -222,7 +222,7 @@ func TestLargeLogits(t *testing.T) {
 		// float32 too (exp(88) already overflows float32 without the max)
 		b32 := LogitSlices[float32]{Logits: []float32{300, 301, 299, 250}, Offsets: []int{0, 4}, Targets: []int{0}}
 		g32 := make([]float32, 4)
-		r, err := ComputeOnce(cfg, b32, g32, nil)
+		r, err := computeOnce(cfg, b32, g32, nil)
 		if err != nil || math.IsNaN(r.Loss) || math.IsInf(r.Loss, 0) {
 			t.Errorf("%v float32 large logits: %v %v", kind, r.Loss, err)
 		}
@@ -240,19 +240,19 @@ func TestErrors(t *testing.T) {
 		{LogitSlices[float64]{Logits: []float64{1, 2}, Offsets: []int{0, 1}, Targets: []int{0}}, "offsets[1] is 1"},
 		{LogitSlices[float64]{Logits: []float64{1, 2}, Offsets: []int{0}, Targets: []int{0}}, "offsets: have 1 entries"},
 	} {
-		_, err := ComputeOnce(cfg, tc.b, make([]float64, len(tc.b.Logits)), nil)
+		_, err := computeOnce(cfg, tc.b, make([]float64, len(tc.b.Logits)), nil)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("error %v, want %q", err, tc.want)
 		}
 	}
 	nan := LogitSlices[float64]{Logits: []float64{1, math.NaN(), 3, 1, 1}, Offsets: []int{0, 2, 5}, Targets: []int{0, 1}}
-	if _, err := ComputeOnce(cfg, nan, make([]float64, 5), nil); !errors.Is(err, ErrNonFinite) || !strings.Contains(err.Error(), "position 0") {
+	if _, err := computeOnce(cfg, nan, make([]float64, 5), nil); !errors.Is(err, errNonFinite) || !strings.Contains(err.Error(), "position 0") {
 		t.Errorf("NaN logits: %v", err)
 	}
 	if _, err := NewObjective[float32](Config{Kind: BEAR, Tau: 1, K: 10}); err == nil || !strings.Contains(err.Error(), "lossgrad.Config.Xi") {
 		t.Errorf("xi 0 accepted: %v", err)
 	}
-	if r, err := ComputeOnce(cfg, LogitSlices[float64]{Offsets: []int{0}}, nil, nil); err != nil || r.Loss != 0 {
+	if r, err := computeOnce(cfg, LogitSlices[float64]{Offsets: []int{0}}, nil, nil); err != nil || r.Loss != 0 {
 		t.Errorf("empty batch: %v %v", r, err)
 	}
 }
@@ -312,7 +312,7 @@ func testFloat32MatchesFloat64(t *testing.T) {
 				}
 				g64 := make([]float64, len(b.Logits))
 				g32 := make([]float32, len(b.Logits))
-				r64, err := ComputeOnce(cfg, b, g64, nil)
+				r64, err := computeOnce(cfg, b, g64, nil)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -497,11 +497,11 @@ func TestFusedLongSlices(t *testing.T) {
 		g32 := make([]float32, len(b.Logits))
 		d64 := make([]Position, len(sizes))
 		d32 := make([]Position, len(sizes))
-		r64, err := ComputeOnce(cfg, b, g64, d64)
+		r64, err := computeOnce(cfg, b, g64, d64)
 		if err != nil {
 			t.Fatal(err)
 		}
-		r32, err := ComputeOnce(cfg, b32, g32, d32)
+		r32, err := computeOnce(cfg, b32, g32, d32)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -525,8 +525,8 @@ func TestFusedLongSlices(t *testing.T) {
 	// NaN inside a long slice is still reported
 	x := make([]float32, 50000)
 	x[33333] = float32(math.NaN())
-	_, err := ComputeOnce(DefaultConfig(LML), LogitSlices[float32]{Logits: x, Offsets: []int{0, len(x)}, Targets: []int{0}}, make([]float32, len(x)), nil)
-	if !errors.Is(err, ErrNonFinite) {
+	_, err := computeOnce(DefaultConfig(LML), LogitSlices[float32]{Logits: x, Offsets: []int{0, len(x)}, Targets: []int{0}}, make([]float32, len(x)), nil)
+	if !errors.Is(err, errNonFinite) {
 		t.Errorf("NaN in a fused slice: %v", err)
 	}
 }
@@ -551,7 +551,7 @@ func TestUnnormalisedMicroBatches(t *testing.T) {
 		b := randBatch(rng, sizes, 2)
 		cfg := DefaultConfig(kind)
 		want := make([]float64, len(b.Logits))
-		ref, err := ComputeOnce(cfg, b, want, nil)
+		ref, err := computeOnce(cfg, b, want, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -561,7 +561,7 @@ func TestUnnormalisedMicroBatches(t *testing.T) {
 		var loss, norm float64
 		for _, cut := range [][2]int{{0, 3}, {3, 4}, {4, 9}, {9, 10}} {
 			part := sliceRange(b, cut[0], cut[1])
-			r, err := ComputeOnce(un, part, got[b.Offsets[cut[0]]:b.Offsets[cut[1]]], nil)
+			r, err := computeOnce(un, part, got[b.Offsets[cut[0]]:b.Offsets[cut[1]]], nil)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -121,13 +121,13 @@ func invalidUTF8Offset(data []byte) int {
 	return len(data)
 }
 
-// MaxHistory is the longest history the data files hold (11 ids per row: 10 + the target).
-const MaxHistory = 10
+// maxHistory is the longest history the data files hold (11 ids per row: 10 + the target).
+const maxHistory = 10
 
 // Row is one line of a split file turned into an example.
 type Row struct {
 	UserID int
-	// HistoryIDs and History are the items before the target, oldest first, at most MaxHistory.
+	// HistoryIDs and History are the items before the target, oldest first, at most maxHistory.
 	HistoryIDs []int
 	History    []string
 	// TargetID and Target are the last item of the row.
@@ -154,7 +154,7 @@ func DroppedIDs(rows []Row) int {
 // does, the ids of item_ids (a Python-style list) that are missing from the catalogue are
 // dropped first; then the last remaining id is the target and the ones before it the history.
 // The official code keeps all of them (the files hold at most 11 ids); we keep the last
-// MaxHistory, which is the same on these files. Rows left with no item, a bad user id, id list
+// maxHistory, which is the same on these files. Rows left with no item, a bad user id, id list
 // or timestamp, a record with more or fewer fields than the header and a header naming a
 // column twice are errors naming the file and line.
 func ReadSplit(path string, cat *Catalogue) ([]Row, error) {
@@ -245,8 +245,8 @@ func (c splitColumns) row(rec []string, cat *Catalogue) (Row, error) {
 	row := Row{UserID: user, TargetID: kept[len(kept)-1], DroppedIDs: len(ids) - len(kept)}
 	row.Target = cat.Titles[row.TargetID]
 	hist := kept[:len(kept)-1]
-	if len(hist) > MaxHistory {
-		hist = hist[len(hist)-MaxHistory:]
+	if len(hist) > maxHistory {
+		hist = hist[len(hist)-maxHistory:]
 	}
 	row.HistoryIDs = hist
 	for _, id := range hist {
@@ -291,12 +291,12 @@ type Dataset struct {
 	Catalogue *Catalogue
 }
 
-// OpenDataset reads dir/id2name4Rec.json (which must list items) with the prompt of the dataset
+// openDataset reads dir/id2name4Rec.json (which must list items) with the prompt of the dataset
 // called name (see DatasetPrompt); an empty name is inferred from the folder's name.
-func OpenDataset(dir, name string) (*Dataset, error) {
+func openDataset(dir, name string) (*Dataset, error) {
 	if name == "" {
 		var err error
-		if name, err = InferDataset(dir); err != nil {
+		if name, err = inferDataset(dir); err != nil {
 			return nil, err
 		}
 	}
@@ -329,11 +329,11 @@ func (d *Dataset) ReadSplit(split string) (path string, rows []Row, err error) {
 	return path, rows, nil
 }
 
-// InferDataset maps a data folder's base name to a dataset of DatasetPrompt (case-insensitive:
+// inferDataset maps a data folder's base name to a dataset of DatasetPrompt (case-insensitive:
 // "office" is Office).
-func InferDataset(dir string) (string, error) {
+func inferDataset(dir string) (string, error) {
 	base := filepath.Base(filepath.Clean(dir))
-	for _, n := range append(Datasets(), "Amazon_Books", "amazon_game") {
+	for _, n := range append(datasets(), "Amazon_Books", "amazon_game") {
 		if strings.EqualFold(n, base) {
 			return n, nil
 		}
@@ -346,7 +346,7 @@ func InferDataset(dir string) (string, error) {
 type DatasetError struct{ Folder string }
 
 func (e *DatasetError) Error() string {
-	return fmt.Sprintf("cannot tell the dataset from the folder name %q (known: %s): name the dataset", e.Folder, strings.Join(Datasets(), ", "))
+	return fmt.Sprintf("cannot tell the dataset from the folder name %q (known: %s): name the dataset", e.Folder, strings.Join(datasets(), ", "))
 }
 
 // SplitPath resolves a split name: an existing file (as given, or inside dir), else the unique

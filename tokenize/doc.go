@@ -74,6 +74,6 @@
 // tokenisations of every title are identical (InContextDiffs is empty for all four datasets).
 //
 // TrainExample builds a training example as the official script does: BOS + training prompt
-// + EOS, labels IgnoreLabel (-100) over the prompt with an empty output, and the response start
+// + EOS, labels ignoreLabel (-100) over the prompt with an empty output, and the response start
 // found as the last occurrence of the separator ids.
 package tokenize

@@ -24,10 +24,10 @@ import (
 // datasets the two tokenisations are identical (ItemSet.InContextDiffs is empty).
 
 var (
-	// ErrNoResponse: the example's ids hold no separator. The official script prints
+	// errNoResponse: the example's ids hold no separator. The official script prints
 	// "Response not found in input_ids" and keeps a None in its dataset, which fails in the
 	// collator as soon as a batch contains it: training stops.
-	ErrNoResponse = errors.New("no ### Response:\\n separator ids in the example")
+	errNoResponse = errors.New("no ### Response:\\n separator ids in the example")
 	// ErrStartMismatch: the label start and the trie-path start differ (a target title that
 	// itself contains "\n### Response:\n" moves the last separator into the title). The
 	// official script's assert (constrain_mask rows == allowed sets) fails: training stops
@@ -38,7 +38,7 @@ var (
 // Supervision is where the supervised part of a training example starts, by the official
 // script's two rules.
 type Supervision struct {
-	// LabelStart is the number of leading IgnoreLabel labels: the token count of BOS + the
+	// LabelStart is the number of leading ignoreLabel labels: the token count of BOS + the
 	// training prompt with an empty output (the official user_prompt_len).
 	LabelStart int
 	// PathStart is the index just after the last occurrence of the separator ids (the official
@@ -47,12 +47,12 @@ type Supervision struct {
 }
 
 // Start returns the first supervised position: LabelStart, when the trie path starts at the
-// same position. Otherwise it returns ErrNoResponse or ErrStartMismatch (wrapped with both
+// same position. Otherwise it returns errNoResponse or ErrStartMismatch (wrapped with both
 // positions), where the official script stops.
 func (s Supervision) Start() (int, error) {
 	switch {
 	case s.PathStart < 0:
-		return -1, fmt.Errorf("%w (labels start at token %d)", ErrNoResponse, s.LabelStart)
+		return -1, fmt.Errorf("%w (labels start at token %d)", errNoResponse, s.LabelStart)
 	case s.PathStart != s.LabelStart:
 		return -1, fmt.Errorf("%w: labels start at token %d (prompt token count), the trie path at token %d (after the last separator); the official script's assert fails here",
 			ErrStartMismatch, s.LabelStart, s.PathStart)
@@ -68,13 +68,13 @@ type Example struct {
 	Supervision
 }
 
-// Labels returns the official labels: IgnoreLabel over the first LabelStart positions, the ids
+// Labels returns the official labels: ignoreLabel over the first LabelStart positions, the ids
 // after them.
 func (e Example) Labels() []int {
 	labels := make([]int, len(e.IDs))
 	for i, id := range e.IDs {
 		if i < e.LabelStart {
-			labels[i] = IgnoreLabel
+			labels[i] = ignoreLabel
 		} else {
 			labels[i] = id
 		}
@@ -111,7 +111,7 @@ func (t *Tokenizer) trainExample(p Prompt, history []string, target string, w *b
 	if len(ids) == 0 || ids[len(ids)-1] != t.eos {
 		ids = append(ids, t.eos)
 	}
-	return Example{IDs: slices.Clone(ids), Supervision: Supervision{LabelStart: labelStart, PathStart: ResponseStart(ids)}}
+	return Example{IDs: slices.Clone(ids), Supervision: Supervision{LabelStart: labelStart, PathStart: responseStart(ids)}}
 }
 
 // cutsAt reports whether the ids of a+b are the ids of a followed by the ids of b. It is
@@ -180,9 +180,9 @@ func (t *Tokenizer) InferenceIDs(p Prompt, history []string) []int {
 	return t.EncodeSpecial(p.Inference(history))
 }
 
-// ResponseStart returns the index just after the last occurrence of the separator ids
+// responseStart returns the index just after the last occurrence of the separator ids
 // [14711 6075 512] in ids, or -1.
-func ResponseStart(ids []int) int {
+func responseStart(ids []int) int {
 	n := len(separatorIDs)
 	for i := len(ids) - n; i >= 0; i-- {
 		if ids[i] == separatorIDs[0] && ids[i+1] == separatorIDs[1] && ids[i+2] == separatorIDs[2] {

@@ -76,7 +76,7 @@ func TestTrainExample(t *testing.T) {
 			}
 			labels := ex.Labels()
 			for i, l := range labels {
-				if (i < userLen && l != IgnoreLabel) || (i >= userLen && l != ex.IDs[i]) {
+				if (i < userLen && l != ignoreLabel) || (i >= userLen && l != ex.IDs[i]) {
 					t.Fatalf("label %d = %d (ids %v)", i, l, ex.IDs)
 				}
 			}
@@ -84,7 +84,7 @@ func TestTrainExample(t *testing.T) {
 				t.Errorf("Encoder.TrainExample differs: %+v", again.Supervision)
 			}
 			inf := tok.InferenceIDs(p, c.history)
-			if ResponseStart(inf) != len(inf) {
+			if responseStart(inf) != len(inf) {
 				t.Errorf("inference ids do not end with the separator: %v", inf[max(0, len(inf)-5):])
 			}
 		})
@@ -135,7 +135,7 @@ func TestSupervisionDisagree(t *testing.T) {
 			}
 		})
 	}
-	if _, err := (Supervision{LabelStart: 7, PathStart: -1}).Start(); !errors.Is(err, ErrNoResponse) {
+	if _, err := (Supervision{LabelStart: 7, PathStart: -1}).Start(); !errors.Is(err, errNoResponse) {
 		t.Errorf("no separator: %v", err)
 	}
 }

@@ -58,8 +58,8 @@ var datasetPrompts = map[string]Prompt{
 	},
 }
 
-// Datasets lists the dataset names DatasetPrompt knows, sorted.
-func Datasets() []string {
+// datasets lists the dataset names DatasetPrompt knows, sorted.
+func datasets() []string {
 	names := make([]string, 0, len(datasetPrompts))
 	for n := range datasetPrompts {
 		names = append(names, n)
@@ -80,7 +80,7 @@ func DatasetPrompt(name string) (Prompt, error) {
 	}
 	p, ok := datasetPrompts[name]
 	if !ok {
-		return Prompt{}, fmt.Errorf("no prompt for dataset %q (known: %s)", name, strings.Join(Datasets(), ", "))
+		return Prompt{}, fmt.Errorf("no prompt for dataset %q (known: %s)", name, strings.Join(datasets(), ", "))
 	}
 	return p, nil
 }

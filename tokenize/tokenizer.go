@@ -27,8 +27,8 @@ const (
 	// embedding never matters; see Tokenizer.AddSpecial.
 	PadToken = "<pad>"
 
-	// IgnoreLabel marks label positions that are not supervised (PyTorch's ignore_index).
-	IgnoreLabel = -100
+	// ignoreLabel marks label positions that are not supervised (PyTorch's ignore_index).
+	ignoreLabel = -100
 )
 
 // Tokenizer encodes text to Llama-3 token ids exactly as Hugging Face tokenizers does for the
@@ -410,6 +410,11 @@ func (t *Tokenizer) BOS() int { return t.bos }
 
 // EOS returns the id of <|end_of_text|> (128001), the base model's EOS the official code uses.
 func (t *Tokenizer) EOS() int { return t.eos }
+
+// PadID is the id bear writes into padding slots. Padding is masked, so any valid row of the
+// embedding works; the official code's <pad> (128256, see AddSpecial) lies outside the base
+// vocabulary, so bear never feeds it.
+const PadID = 0
 
 // Pad returns the id of <pad> once AddSpecial(PadToken) has been called (128256), else -1.
 func (t *Tokenizer) Pad() int { return t.pad }

@@ -44,7 +44,7 @@ func WriteFile(path string, fill func(f *os.File) error) (err error) {
 	if err = os.Rename(tmp.Name(), path); err != nil {
 		return err
 	}
-	return SyncDir(dir)
+	return syncDir(dir)
 }
 
 // WriteBuffered is WriteFile with a buffered writer.
@@ -107,7 +107,7 @@ func WriteDir(dir string, mode DirMode, fill func(tmp string) error) error {
 		os.RemoveAll(tmp)
 		return fmt.Errorf("write %s: %w", dir, err)
 	}
-	return SyncDir(parent)
+	return syncDir(parent)
 }
 
 func checkDirTarget(dir string, mode DirMode) error {
@@ -172,8 +172,8 @@ func swapIn(tmp, dir, parent, base string) error {
 	return os.RemoveAll(old)
 }
 
-// SyncDir makes a creation, rename or removal in dir durable.
-func SyncDir(dir string) error {
+// syncDir makes a creation, rename or removal in dir durable.
+func syncDir(dir string) error {
 	if err := syncPath(dir); err != nil {
 		return fmt.Errorf("sync folder %s: %w", dir, err)
 	}

@@ -13,8 +13,8 @@ import (
 	"time"
 )
 
-// LockName is the file that marks an output folder as in use.
-const LockName = ".bear.lock"
+// lockName is the file that marks an output folder as in use.
+const lockName = ".bear.lock"
 
 // Owner describes the process holding a folder's lock (the lock file's content).
 type Owner struct {
@@ -59,7 +59,7 @@ func LockDir(dir string) (*DirLock, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create %s: %w", dir, err)
 	}
-	path := filepath.Join(dir, LockName)
+	path := filepath.Join(dir, lockName)
 	for range 100 { // a retry follows only a lock released by its owner in the meantime
 		l, retry, err := tryLock(dir, path)
 		if !retry {

@@ -46,7 +46,7 @@ func TestLockDirHeld(t *testing.T) {
 	if err := l.Unlock(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(dir, LockName)); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(filepath.Join(dir, lockName)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("lock file after Unlock: %v", err)
 	}
 	l2, err := LockDir(dir)
@@ -133,7 +133,7 @@ func TestLockDirExclusive(t *testing.T) {
 // else: not the lock, not outputs, not names that only look alike, not recent ones under an age.
 func TestCleanLeftovers(t *testing.T) {
 	dir := t.TempDir()
-	files := []string{".checkpoint.safetensors.tmp-123", ".train.jsonl.tmp-9", LockName, "final", "x.tmp-1", ".a.tmp-", ".epoch-1.tmp-abc"}
+	files := []string{".checkpoint.safetensors.tmp-123", ".train.jsonl.tmp-9", lockName, "final", "x.tmp-1", ".a.tmp-", ".epoch-1.tmp-abc"}
 	dirs := []string{".epoch-2.tmp-456", ".final.old-77", "epoch-1"}
 	for _, f := range files {
 		os.WriteFile(filepath.Join(dir, f), []byte("x"), 0o644)

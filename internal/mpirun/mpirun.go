@@ -63,9 +63,9 @@ type Options struct {
 	Start func(cmd *exec.Cmd)
 }
 
-// Command returns the mpirun command line that runs the test binary's child function `child`
+// command returns the mpirun command line that runs the test binary's child function `child`
 // on np ranks (--oversubscribe: more ranks than cores; root allowed, as in CI containers).
-func Command(ctx context.Context, np int, child string, o Options) *exec.Cmd {
+func command(ctx context.Context, np int, child string, o Options) *exec.Cmd {
 	args := []string{"--oversubscribe", "--allow-run-as-root", "-np", strconv.Itoa(np)}
 	if o.Transport == TCP {
 		args = append(args, "--mca", "btl", "tcp,self")
@@ -95,7 +95,7 @@ func Run(t testing.TB, np int, child string, o Options) Result {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), o.Timeout)
 	defer cancel()
-	cmd := Command(ctx, np, child, o)
+	cmd := command(ctx, np, child, o)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	t0 := time.Now()

@@ -6,7 +6,6 @@ package opterr
 
 import (
 	"fmt"
-	"regexp"
 )
 
 // Error says that Option (for example "train.Options.LR") cannot take Value (nil: no value
@@ -43,7 +42,3 @@ func (e *Error) Error() string {
 }
 
 func (e *Error) Unwrap() error { return e.Err }
-
-// Names matches the names of options in a message: a package, "Options" or another exported
-// type ending in "Options", and a field path, as in train.Options.Batch.NormGroup.
-var Names = regexp.MustCompile(`\b[a-z][a-z0-9]*\.[A-Z][A-Za-z0-9]*Options(\.[A-Z][A-Za-z0-9]*)+`)

@@ -17,23 +17,23 @@ type DType = onnxpb.TensorProto_DataType
 const (
 	Float32  = onnxpb.TensorProto_FLOAT
 	Float64  = onnxpb.TensorProto_DOUBLE
-	Float16  = onnxpb.TensorProto_FLOAT16
-	BFloat16 = onnxpb.TensorProto_BFLOAT16
+	float16  = onnxpb.TensorProto_FLOAT16
+	bFloat16 = onnxpb.TensorProto_BFLOAT16
 	Int64    = onnxpb.TensorProto_INT64
 	Bool     = onnxpb.TensorProto_BOOL
 )
 
 // IsFloat reports whether dt is a floating-point type (one that carries gradients).
 func IsFloat(dt DType) bool {
-	return dt == Float32 || dt == Float64 || dt == Float16 || dt == BFloat16
+	return dt == Float32 || dt == Float64 || dt == float16 || dt == bFloat16
 }
 
-// Opset is the ONNX operator set the builder emits: ReduceMean takes axes as an attribute,
+// opset is the ONNX operator set the builder emits: ReduceMean takes axes as an attribute,
 // ReduceSum, Split, Squeeze and Unsqueeze take them as inputs; ScatterND and ScatterElements
 // have the reduction attribute.
 const (
-	Opset     = 17
-	IRVersion = 8
+	opset     = 17
+	iRVersion = 8
 )
 
 // Value is a tensor in the graph under construction, with its static shape. Ints holds the
@@ -105,8 +105,8 @@ func (g *Graph) Declare(v Value) Value {
 	return v
 }
 
-// DimOf converts an int (fixed size) or a string (symbol) to a Dim.
-func DimOf(d any) Dim {
+// dimOf converts an int (fixed size) or a string (symbol) to a Dim.
+func dimOf(d any) Dim {
 	switch d := d.(type) {
 	case int:
 		return Fixed(int64(d))
@@ -144,7 +144,7 @@ func valueInfo(name string, dt DType, shape Shape) *onnxpb.ValueInfoProto {
 func (g *Graph) Input(name string, dt DType, dims ...any) Value {
 	shape := make(Shape, len(dims))
 	for i, d := range dims {
-		shape[i] = DimOf(d)
+		shape[i] = dimOf(d)
 	}
 	return g.InputShaped(name, dt, shape)
 }
@@ -187,13 +187,13 @@ func AttrFloat(name string, v float32) Attr {
 	return &onnxpb.AttributeProto{Name: proto.String(name), Type: onnxpb.AttributeProto_FLOAT.Enum(), F: proto.Float32(v)}
 }
 
-// AttrString is a string attribute.
-func AttrString(name, v string) Attr {
+// attrString is a string attribute.
+func attrString(name, v string) Attr {
 	return &onnxpb.AttributeProto{Name: proto.String(name), Type: onnxpb.AttributeProto_STRING.Enum(), S: []byte(v)}
 }
 
-// AttrTensor is a tensor attribute (ConstantOfShape's value).
-func AttrTensor(name string, t *onnxpb.TensorProto) Attr {
+// attrTensor is a tensor attribute (ConstantOfShape's value).
+func attrTensor(name string, t *onnxpb.TensorProto) Attr {
 	return &onnxpb.AttributeProto{Name: proto.String(name), Type: onnxpb.AttributeProto_TENSOR.Enum(), T: t}
 }
 
@@ -547,12 +547,12 @@ func (g *Graph) GatherElements(data, indices Value, axis int64) Value {
 
 // ScatterElementsAdd adds updates into data at indices along axis.
 func (g *Graph) ScatterElementsAdd(data, indices, updates Value, axis int64) Value {
-	return g.op("ScatterElements", data.DType, data.Shape, []Value{data, indices, updates}, AttrInt("axis", axis), AttrString("reduction", "add"))
+	return g.op("ScatterElements", data.DType, data.Shape, []Value{data, indices, updates}, AttrInt("axis", axis), attrString("reduction", "add"))
 }
 
 // ScatterNDAdd adds updates into data at the index tuples of indices.
 func (g *Graph) ScatterNDAdd(data, indices, updates Value) Value {
-	return g.op("ScatterND", data.DType, data.Shape, []Value{data, indices, updates}, AttrString("reduction", "add"))
+	return g.op("ScatterND", data.DType, data.Shape, []Value{data, indices, updates}, attrString("reduction", "add"))
 }
 
 // Where selects x where cond holds, else y.
@@ -595,7 +595,7 @@ func (g *Graph) Range(start, limit, delta Value) Value {
 
 // ConstantOfShape is a tensor of the given shape filled with zeros of dtype dt.
 func (g *Graph) Zeros(dt DType, shape Value, static Shape) Value {
-	return g.op("ConstantOfShape", dt, static, []Value{shape}, AttrTensor("value", scalarProto(dt, 0)))
+	return g.op("ConstantOfShape", dt, static, []Value{shape}, attrTensor("value", scalarProto(dt, 0)))
 }
 
 // Pad pads a with zeros; pads is an int64 tensor [2·rank] (all begins, then all ends).
@@ -726,7 +726,7 @@ func (g *Graph) AppendNode(n *onnxpb.NodeProto, outs []Value) {
 	}
 }
 
-// Model wraps the graph in a ModelProto for the default ONNX domain at Opset, with value_info
+// Model wraps the graph in a ModelProto for the default ONNX domain at opset, with value_info
 // giving every intermediate value's static shape (symbolic dims as dim_param).
 func (g *Graph) Model(producer string) *onnxpb.ModelProto {
 	g.pb.ValueInfo = g.pb.ValueInfo[:0]
@@ -745,9 +745,9 @@ func (g *Graph) Model(producer string) *onnxpb.ModelProto {
 		}
 	}
 	return &onnxpb.ModelProto{
-		IrVersion:    proto.Int64(IRVersion),
+		IrVersion:    proto.Int64(iRVersion),
 		ProducerName: proto.String(producer),
-		OpsetImport:  []*onnxpb.OperatorSetIdProto{{Domain: proto.String(""), Version: proto.Int64(Opset)}},
+		OpsetImport:  []*onnxpb.OperatorSetIdProto{{Domain: proto.String(""), Version: proto.Int64(opset)}},
 		Graph:        g.pb,
 	}
 }

@@ -19,8 +19,8 @@ type Dim struct {
 // Fixed is a dimension of known size.
 func Fixed(n int64) Dim { return Dim{Size: n} }
 
-// Sym is a symbolic dimension such as "batch".
-func Sym(name string) Dim { return Dim{Size: 1, Syms: []string{name}} }
+// sym is a symbolic dimension such as "batch".
+func sym(name string) Dim { return Dim{Size: 1, Syms: []string{name}} }
 
 // Unknown is a dimension nothing is known about.
 var Unknown = Dim{Size: -1}

@@ -6,14 +6,14 @@ import (
 )
 
 func TestDimAlgebra(t *testing.T) {
-	bs := Sym("batch").Mul(Sym("seq"))
+	bs := sym("batch").Mul(sym("seq"))
 	if got := bs.String(); got != "batch*seq" {
 		t.Errorf("batch·seq = %s", got)
 	}
-	if got := bs.Mul(Fixed(4)).Div(Sym("seq")).String(); got != "4*batch" {
+	if got := bs.Mul(Fixed(4)).Div(sym("seq")).String(); got != "4*batch" {
 		t.Errorf("4·batch·seq / seq = %s", got)
 	}
-	if d := Sym("batch").Div(Sym("seq")); d.Known() {
+	if d := sym("batch").Div(sym("seq")); d.Known() {
 		t.Errorf("batch / seq = %v, want unknown", d)
 	}
 	if d := ParseDim("4*batch*seq"); !d.Equal(bs.Mul(Fixed(4))) {
@@ -23,7 +23,7 @@ func TestDimAlgebra(t *testing.T) {
 	if err != nil || n != 30 {
 		t.Errorf("Eval = %d, %v", n, err)
 	}
-	if _, err := Sym("c").Eval(nil); err == nil || !strings.Contains(err.Error(), `"c"`) {
+	if _, err := sym("c").Eval(nil); err == nil || !strings.Contains(err.Error(), `"c"`) {
 		t.Errorf("Eval of an unbound symbol: %v", err)
 	}
 }

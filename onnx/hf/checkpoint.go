@@ -24,7 +24,7 @@ type Checkpoint struct {
 const (
 	EmbedName     = "model.embed_tokens.weight"
 	FinalNormName = "model.norm.weight"
-	LMHeadName    = "lm_head.weight"
+	lMHeadName    = "lm_head.weight"
 )
 
 // LayerWeight is the HF name of a per-layer weight, e.g. LayerWeight(0, "self_attn.q_proj").
@@ -73,7 +73,7 @@ func (c Config) ExpectedWeights() []TensorSpec {
 	}
 	ws = append(ws, TensorSpec{FinalNormName, []int64{h}})
 	if !c.TieWordEmbeddings {
-		ws = append(ws, TensorSpec{LMHeadName, []int64{int64(c.VocabSize), h}})
+		ws = append(ws, TensorSpec{lMHeadName, []int64{int64(c.VocabSize), h}})
 	}
 	return ws
 }
@@ -179,7 +179,7 @@ func (ck *Checkpoint) LMHead() TensorInfo {
 	if ck.Config.TieWordEmbeddings {
 		return ck.Weights[EmbedName]
 	}
-	return ck.Weights[LMHeadName]
+	return ck.Weights[lMHeadName]
 }
 
 // StorageDType is the dtype the weights are stored in, or "" when they are mixed.
@@ -229,13 +229,13 @@ func exists(path string) bool {
 	return err == nil || !errors.Is(err, fs.ErrNotExist)
 }
 
-// AuxFiles are the files of a checkpoint folder besides config.json and the weights that a
+// auxFiles are the files of a checkpoint folder besides config.json and the weights that a
 // derived checkpoint (merged, fully trained) keeps: the tokenizer and the generation settings.
-var AuxFiles = []string{"generation_config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"}
+var auxFiles = []string{"generation_config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"}
 
-// CopyAuxFiles copies those of AuxFiles that src holds into dst.
+// CopyAuxFiles copies those of auxFiles that src holds into dst.
 func CopyAuxFiles(src, dst string) error {
-	for _, f := range AuxFiles {
+	for _, f := range auxFiles {
 		data, err := os.ReadFile(filepath.Join(src, f))
 		if os.IsNotExist(err) {
 			continue

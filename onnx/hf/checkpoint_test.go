@@ -89,7 +89,7 @@ func TestSameSeedSameValues(t *testing.T) {
 			t.Fatal(err)
 		}
 		for i := range va {
-			if want := BF16ToFloat32(Float32ToBF16(va[i])); vb[i] != want {
+			if want := bF16ToFloat32(float32ToBF16(va[i])); vb[i] != want {
 				t.Fatalf("%s[%d]: bf16 %g, want round(%g) = %g", name, i, vb[i], va[i], want)
 			}
 		}

@@ -224,7 +224,7 @@ func (r *rawConfig) weights(c *Config) error {
 	}
 	c.DType = F32
 	if dt != "" {
-		d, err := ParseTorchDType(dt)
+		d, err := parseTorchDType(dt)
 		if err != nil {
 			return fmt.Errorf("field torch_dtype: %w", err)
 		}

@@ -106,7 +106,7 @@ func TestHalfPrecisionConversions(t *testing.T) {
 		bits uint16
 		want float32
 	}{{0x3c00, 1}, {0xc000, -2}, {0x7bff, 65504}, {0x0001, float32(math.Ldexp(1, -24))}, {0x0400, float32(math.Ldexp(1, -14))}, {0x7c00, float32(math.Inf(1))}, {0x8000, float32(math.Copysign(0, -1))}} {
-		if got := F16ToFloat32(c.bits); got != c.want || math.Signbit(float64(got)) != math.Signbit(float64(c.want)) {
+		if got := f16ToFloat32(c.bits); got != c.want || math.Signbit(float64(got)) != math.Signbit(float64(c.want)) {
 			t.Errorf("F16 %#04x = %g, want %g", c.bits, got, c.want)
 		}
 	}
@@ -115,7 +115,7 @@ func TestHalfPrecisionConversions(t *testing.T) {
 		in   uint32
 		want uint16
 	}{{0x3f800000, 0x3f80}, {0x3f808000, 0x3f80}, {0x3f818000, 0x3f82}, {0x3f808001, 0x3f81}, {0x7fc00001, 0x7fc0}} {
-		if got := Float32ToBF16(math.Float32frombits(c.in)); got != c.want {
+		if got := float32ToBF16(math.Float32frombits(c.in)); got != c.want {
 			t.Errorf("bf16(%#08x) = %#04x, want %#04x", c.in, got, c.want)
 		}
 	}

@@ -34,8 +34,8 @@ func (d DType) Size() int {
 // IsFloat reports whether the dtype holds floating-point weights.
 func (d DType) IsFloat() bool { return d == F32 || d == F16 || d == BF16 || d == F64 }
 
-// ParseTorchDType maps the config.json spelling ("bfloat16", "float32", ...) to a DType.
-func ParseTorchDType(s string) (DType, error) {
+// parseTorchDType maps the config.json spelling ("bfloat16", "float32", ...) to a DType.
+func parseTorchDType(s string) (DType, error) {
 	switch s {
 	case "bfloat16":
 		return BF16, nil
@@ -64,11 +64,11 @@ func (d DType) TorchName() string {
 	return string(d)
 }
 
-// BF16ToFloat32 widens a bfloat16 bit pattern exactly.
-func BF16ToFloat32(b uint16) float32 { return math.Float32frombits(uint32(b) << 16) }
+// bF16ToFloat32 widens a bfloat16 bit pattern exactly.
+func bF16ToFloat32(b uint16) float32 { return math.Float32frombits(uint32(b) << 16) }
 
-// Float32ToBF16 rounds to nearest even, as torch's .to(torch.bfloat16) does; NaN stays NaN.
-func Float32ToBF16(f float32) uint16 {
+// float32ToBF16 rounds to nearest even, as torch's .to(torch.bfloat16) does; NaN stays NaN.
+func float32ToBF16(f float32) uint16 {
 	u := math.Float32bits(f)
 	if u&0x7fffffff > 0x7f800000 {
 		return uint16(u>>16) | 0x40
@@ -77,8 +77,8 @@ func Float32ToBF16(f float32) uint16 {
 	return uint16(u >> 16)
 }
 
-// F16ToFloat32 widens an IEEE half-precision bit pattern exactly.
-func F16ToFloat32(h uint16) float32 {
+// f16ToFloat32 widens an IEEE half-precision bit pattern exactly.
+func f16ToFloat32(h uint16) float32 {
 	sign := uint32(h>>15) << 31
 	exp := uint32(h>>10) & 0x1f
 	mant := uint32(h) & 0x3ff
@@ -107,11 +107,11 @@ func decodeFloat32(d DType, src []byte, dst []float32) {
 		}
 	case BF16:
 		for i := range dst {
-			dst[i] = BF16ToFloat32(binary.LittleEndian.Uint16(src[2*i:]))
+			dst[i] = bF16ToFloat32(binary.LittleEndian.Uint16(src[2*i:]))
 		}
 	case F16:
 		for i := range dst {
-			dst[i] = F16ToFloat32(binary.LittleEndian.Uint16(src[2*i:]))
+			dst[i] = f16ToFloat32(binary.LittleEndian.Uint16(src[2*i:]))
 		}
 	case F64:
 		for i := range dst {

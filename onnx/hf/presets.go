@@ -25,9 +25,9 @@ type Preset struct {
 	WeightsDefault bool
 }
 
-// Presets are the named shapes of `bear init`: two small random models for tests and demos, and
+// presets are the named shapes of `bear init`: two small random models for tests and demos, and
 // the real shapes of Llama-3.2 1B and 3B (from their published config.json files).
-var Presets = map[string]Preset{
+var presets = map[string]Preset{
 	"tiny":         {llama32(64, 128, 2, 4, 2, 16), true},
 	"small":        {llama32(256, 1024, 4, 8, 2, 32), true},
 	"llama-3.2-1b": {llama32(2048, 8192, 16, 32, 8, 64), false},
@@ -36,10 +36,10 @@ var Presets = map[string]Preset{
 
 // LookupPreset returns the preset of that name, or an error listing the known ones.
 func LookupPreset(name string) (Preset, error) {
-	p, ok := Presets[name]
+	p, ok := presets[name]
 	if !ok {
-		names := make([]string, 0, len(Presets))
-		for n := range Presets {
+		names := make([]string, 0, len(presets))
+		for n := range presets {
 			names = append(names, n)
 		}
 		sort.Strings(names)

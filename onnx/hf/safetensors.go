@@ -272,7 +272,7 @@ func EncodeFloat32(w io.Writer, d DType, vals []float32) error {
 		case F32:
 			buf = binary.LittleEndian.AppendUint32(buf, math.Float32bits(v))
 		case BF16:
-			buf = binary.LittleEndian.AppendUint16(buf, Float32ToBF16(v))
+			buf = binary.LittleEndian.AppendUint16(buf, float32ToBF16(v))
 		case F64:
 			buf = binary.LittleEndian.AppendUint64(buf, math.Float64bits(float64(v)))
 		default:

@@ -192,8 +192,17 @@ func (d *dropout) keep(g *builder.Graph, m, in int) builder.Value {
 	u, zz, v, w := pick(d.u, 1), pick(d.zz, 1), pick(d.v, 0), pick(d.w, 0)
 	x := g.Mod(g.Add(g.Div(g.Mul(u, v), hashConst(g, hashShift)), w), hashConst(g, hashLane))
 	y := g.Mod(g.Add(g.Mul(x, x), zz), hashConst(g, hashWide))
-	return g.Less(y, hashConst(g, d.theta*hashShift))
+	th := hashConst(g, d.theta*hashShift)
+	prefix := g.Prefix()
+	g.SetPrefix(fmt.Sprintf("lora_keep.%d", m)) // the mask's name is DropoutMaskName(m)
+	defer g.SetPrefix(prefix)
+	return g.Less(y, th)
 }
+
+// DropoutMaskName is the name of the bool keep mask of module m (LoRASpec.ModuleIndex) in a
+// forward graph with LoRA dropout: a value of the graph that may be made an output to compare
+// with DropoutMask.
+func DropoutMaskName(m int) string { return fmt.Sprintf("lora_keep.%d/Less_1:0", m) }
 
 // apply is PEFT's dropout of the LoRA input: x·keep/(1-p). Both values are marked
 // rematerializable: a Stash backward recomputes them from x (which it keeps anyway) and the

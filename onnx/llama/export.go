@@ -73,8 +73,8 @@ func (s LoRASpec) Inputs(cfg hf.Config) []LoRAInputInfo {
 			o, i := cfg.ModuleShape(m)
 			r := s.ModuleRank(l, m)
 			out = append(out,
-				LoRAInputInfo{Name: LoRAInput(l, m, "A"), Layer: l, Module: m, Which: "A", Rows: r, Cols: i},
-				LoRAInputInfo{Name: LoRAInput(l, m, "B"), Layer: l, Module: m, Which: "B", Rows: o, Cols: r})
+				LoRAInputInfo{Name: loRAInput(l, m, "A"), Layer: l, Module: m, Which: "A", Rows: r, Cols: i},
+				LoRAInputInfo{Name: loRAInput(l, m, "B"), Layer: l, Module: m, Which: "B", Rows: o, Cols: r})
 		}
 	}
 	return out
@@ -97,8 +97,8 @@ func (s LoRASpec) Validate() error {
 	return s.validatePatterns()
 }
 
-// LoRAInput is the graph input name of a LoRA matrix; which is "A" or "B".
-func LoRAInput(layer int, module, which string) string {
+// loRAInput is the graph input name of a LoRA matrix; which is "A" or "B".
+func loRAInput(layer int, module, which string) string {
 	return fmt.Sprintf("lora.%d.%s.%s", layer, module, which)
 }
 
@@ -158,9 +158,6 @@ type ForwardGraph struct {
 	Weights    *WeightBinding
 	Config     hf.Config
 	Options    Options
-	// DropoutMasks are the bool [batch·seq, in] keep masks of the LoRA modules by module index
-	// (LoRASpec.ModuleIndex); nil without dropout. Tests output them to compare with DropoutMask.
-	DropoutMasks []builder.Value
 }
 
 // BuildForward builds the forward graph of the checkpoint with weights bound by b (b may be nil
@@ -176,8 +173,7 @@ func BuildForward(ck *hf.Checkpoint, b *WeightBinding, opt Options) (bt *Forward
 		}
 	}()
 	e.build()
-	return &ForwardGraph{Graph: e.g, Inputs: e.inputs, LoRAInputs: e.loraInputs, Weights: b, Config: ck.Config, Options: e.opt,
-		DropoutMasks: e.masks}, nil
+	return &ForwardGraph{Graph: e.g, Inputs: e.inputs, LoRAInputs: e.loraInputs, Weights: b, Config: ck.Config, Options: e.opt}, nil
 }
 
 // ExportForward builds and serializes the forward graph.
@@ -206,7 +202,6 @@ type exporter struct {
 	loraInputs []LoRAInputInfo
 	seed       builder.Value // dropout_seed, when LoRADropout > 0
 	drop       *dropout      // built at the first LoRA module
-	masks      []builder.Value
 }
 
 // newExporter checks the options (F32 when no dtype is given) before any graph is built.
@@ -422,8 +417,8 @@ func (e *exporter) proj(l int, module string, x builder.Value) builder.Value {
 	if !e.opt.LoRA.targets(module) {
 		return y
 	}
-	a, _ := g.Lookup(LoRAInput(l, module, "A"))
-	b, _ := g.Lookup(LoRAInput(l, module, "B"))
+	a, _ := g.Lookup(loRAInput(l, module, "A"))
+	b, _ := g.Lookup(loRAInput(l, module, "B"))
 	if e.opt.LoRADropout > 0 {
 		x = e.dropoutInput(l, module, x, a.Shape[1])
 	}
@@ -438,6 +433,5 @@ func (e *exporter) dropoutInput(l int, module string, x builder.Value, in builde
 	}
 	m, _ := e.opt.LoRA.ModuleIndex(l, module)
 	keep := e.drop.keep(e.g, m, int(in.Size))
-	e.masks = append(e.masks, keep)
 	return e.drop.apply(e.g, x, keep)
 }

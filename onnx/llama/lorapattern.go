@@ -11,7 +11,7 @@ import (
 )
 
 // RankPattern is one entry of PEFT's rank_pattern: the adapted modules whose name the key
-// matches (see PatternMatches) get rank Rank instead of the spec's r.
+// matches (see patternMatches) get rank Rank instead of the spec's r.
 type RankPattern struct {
 	Key  string `json:"key"`
 	Rank int    `json:"r"`
@@ -75,14 +75,14 @@ func (s LoRASpec) HasPatterns() bool { return len(s.RankPattern) > 0 || len(s.Al
 // matches nothing; Validate refuses such specs before they reach a graph or a merge.
 func firstMatch[P interface{ patternKey() string }](ps []P, name string) int {
 	for i, p := range ps {
-		if ok, err := PatternMatches(p.patternKey(), name); err == nil && ok {
+		if ok, err := patternMatches(p.patternKey(), name); err == nil && ok {
 			return i
 		}
 	}
 	return -1
 }
 
-// PatternMatches reports whether a rank_pattern or alpha_pattern key matches a module name as
+// patternMatches reports whether a rank_pattern or alpha_pattern key matches a module name as
 // PEFT's get_pattern_key decides it: re.match(rf"(.*\.)?({key})$", name), a Python regular
 // expression anchored at the start, so the key must match a whole dot-separated suffix of the
 // name ("q_proj" and "self_attn.q_proj" match model.layers.0.self_attn.q_proj, "_proj" and
@@ -90,7 +90,7 @@ func firstMatch[P interface{ patternKey() string }](ps []P, name string) int {
 // anchored at the start, which is what re.match does even for a key whose top-level "|" or ")"
 // escapes PEFT's group. A key Go's regexp (RE2) cannot compile (lookarounds, backreferences)
 // or reads differently from Python's re is an error naming it.
-func PatternMatches(key, name string) (bool, error) {
+func patternMatches(key, name string) (bool, error) {
 	re, err := patternRegexp(key)
 	if err != nil {
 		return false, err

@@ -164,7 +164,7 @@ func TestPerModuleRankInputs(t *testing.T) {
 				r = 2
 			}
 			o, i := ck.Config.ModuleShape(m)
-			want[LoRAInput(l, m, "A")], want[LoRAInput(l, m, "B")] = [2]int{r, i}, [2]int{o, r}
+			want[loRAInput(l, m, "A")], want[loRAInput(l, m, "B")] = [2]int{r, i}, [2]int{o, r}
 		}
 	}
 	ins := spec.Inputs(ck.Config)

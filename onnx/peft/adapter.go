@@ -58,7 +58,7 @@ func ReadAdapter(dir string, cfg hf.Config) (*Adapter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read adapter: %w", err)
 	}
-	spec, dropout, err := ParseAdapterConfig(data)
+	spec, dropout, err := parseAdapterConfig(data)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", cpath, err)
 	}
@@ -94,14 +94,14 @@ func ReadAdapter(dir string, cfg hf.Config) (*Adapter, error) {
 	return a, nil
 }
 
-// ParseAdapterConfig parses the bytes of an adapter_config.json into the LoRA spec and the
+// parseAdapterConfig parses the bytes of an adapter_config.json into the LoRA spec and the
 // dropout probability, refusing what this package cannot reproduce (DoRA, biases, fan_in_fan_out,
 // adapters on a subset of layers, other PEFT types).
 //
 // rank_pattern and alpha_pattern are kept in the file's order (PEFT tries their keys in order,
 // the first match wins); a key Go cannot match as PEFT does, a rank that is not a positive
 // integer or an alpha that is not a finite number is an error naming the field and the key.
-func ParseAdapterConfig(data []byte) (llama.LoRASpec, float64, error) {
+func parseAdapterConfig(data []byte) (llama.LoRASpec, float64, error) {
 	patterns, err := readPatterns(data)
 	if err != nil {
 		return llama.LoRASpec{}, 0, err

@@ -117,11 +117,11 @@ func TestParseAdapterConfigErrors(t *testing.T) {
 		{`{"r":4,"target_modules":["q_proj"],"layers_to_transform":[0]}`, "layers_to_transform"},
 		{`{"r":4`, "malformed JSON"},
 	} {
-		if _, _, err := ParseAdapterConfig([]byte(c.json)); err == nil || !strings.Contains(err.Error(), c.want) {
+		if _, _, err := parseAdapterConfig([]byte(c.json)); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: error %v, want %q", c.json, err, c.want)
 		}
 	}
-	spec, _, err := ParseAdapterConfig([]byte(`{"r":4,"lora_alpha":8,"target_modules":["v_proj","q_proj","v_proj"]}`))
+	spec, _, err := parseAdapterConfig([]byte(`{"r":4,"lora_alpha":8,"target_modules":["v_proj","q_proj","v_proj"]}`))
 	if err != nil || !slices.Equal(spec.Targets, []string{"q_proj", "v_proj"}) {
 		t.Errorf("targets %v (%v), want the sorted set [q_proj v_proj]", spec.Targets, err)
 	}

@@ -35,7 +35,7 @@ func FuzzAdapterConfig(f *testing.F) {
 	p, _ := hf.LookupPreset("tiny")
 	cfg := p.Config
 	f.Fuzz(func(t *testing.T, data []byte) {
-		spec, dropout, err := ParseAdapterConfig(data)
+		spec, dropout, err := parseAdapterConfig(data)
 		if err != nil {
 			return
 		}
@@ -59,7 +59,7 @@ func FuzzAdapterConfig(f *testing.F) {
 
 // checkConfigRoundTrip writes the spec as WriteAdapter does and parses it back.
 func checkConfigRoundTrip(t *testing.T, spec llama.LoRASpec, dropout float64) {
-	back, d2, err := ParseAdapterConfig(adapterConfigJSON(&Adapter{Spec: spec, Dropout: dropout}, "base"))
+	back, d2, err := parseAdapterConfig(adapterConfigJSON(&Adapter{Spec: spec, Dropout: dropout}, "base"))
 	if err != nil || d2 != dropout || back.Rank != spec.Rank || back.Alpha != spec.Alpha ||
 		back.RSLoRA != spec.RSLoRA || !slices.Equal(back.Targets, spec.Targets) ||
 		!slices.Equal(back.RankPattern, spec.RankPattern) || !slices.Equal(back.AlphaPattern, spec.AlphaPattern) {

@@ -38,7 +38,7 @@ func TestParseAdapterConfigPatternErrors(t *testing.T) {
 		{"python-only quantifier", `"rank_pattern":{"q{,1}_proj":4}`, []string{`"q{,1}_proj"`, "Python"}},
 	} {
 		data := fmt.Sprintf(`{"r":8,"lora_alpha":16,"target_modules":["q_proj","v_proj"],%s}`, c.fields)
-		_, _, err := ParseAdapterConfig([]byte(data))
+		_, _, err := parseAdapterConfig([]byte(data))
 		if err == nil {
 			t.Errorf("%s: %s accepted", c.name, data)
 			continue

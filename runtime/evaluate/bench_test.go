@@ -37,7 +37,7 @@ func BenchmarkEval(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			o := Options{Model: model, Tokenizer: testdeps.Tokenizer(b), Data: officeData, Limit: users, KVCache: kv,
 				Runtime: ortrun.ModelOptions{CacheDir: filepath.Join(dir, "cache")}}
-			d, err := LoadData(o)
+			d, err := loadData(o)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -50,7 +50,7 @@ func BenchmarkEval(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer sc.Close()
-			ev := &BatchDecoder{Data: d, Scorer: sc, Search: o.SearchConfig()}
+			ev := &batchDecoder{Data: d, Scorer: sc, Search: o.SearchConfig()}
 			var wall time.Duration
 			ort0 := ortrun.ORTTime()
 			b.ResetTimer()

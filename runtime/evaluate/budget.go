@@ -12,7 +12,7 @@ import (
 type exactBudget struct {
 	memory   int64 // bytes
 	rowBytes int64 // the estimate of one row's bytes
-	rows     int   // decode.ExactConfig.MaxRows (0: none)
+	rows     int   // decode.PruneConfig.MaxRows (0: none)
 }
 
 // Row memory of the KV-cache scorer, measured with /usr/bin/time -v on Office prompts (about

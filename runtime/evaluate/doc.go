@@ -5,10 +5,10 @@
 //
 // # The pipeline
 //
-//	LoadData: tokenizer.json, tokenize.OpenDataset (DIR/id2name4Rec.json), the split file (ReadSplit: columns
+//	loadData: tokenizer.json, tokenize.LoadSplit (DIR/id2name4Rec.json), the split file (ReadSplit: columns
 //	          by header name; ids missing from the catalogue dropped, last id = target), --limit,
 //	          the shard's rows, the item trie (tokenize.NewItemSet: in-context ### Response:\n"TITLE")
-//	BatchDecoder.Decode: prompt ids = Tokenizer.InferenceIDs: BOS + Prompt.Inference(history) (the official script calls
+//	batchDecoder.Decode: prompt ids = Tokenizer.InferenceIDs: BOS + Prompt.Inference(history) (the official script calls
 //	          tokenizer(prompts, padding=True) with the default add_special_tokens and left
 //	          padding: BOS in front, the padding hidden by the attention mask), then decode.Search
 //	          (or decode.AnalysePruning with --pruning) over --batch users at once, the scorer
@@ -39,7 +39,7 @@
 // "output" field are compared after cutting their first and last character. transformers'
 // cleanup (" ." -> ".", " ?" -> "?", " !" -> "!", " ," -> ",", " ' " -> "'", " n't" -> "n't",
 // " 'm" -> "'m", " 's" -> "'s", " 've" -> "'ve", " 're" -> "'re", applied in this order as a
-// chain of replacements; CleanUpTokenizationSpaces) changes the titles of 136 of the 43 464 items
+// chain of replacements; cleanUpTokenizationSpaces) changes the titles of 136 of the 43 464 items
 // of the four datasets (0.31%: Office 24, Book 5, Clothing 98, Toy 9; 133 distinct titles),
 // which the string match can then never count as hits. metrics.json always holds both ("item_match" and
 // "official_match"); --official-match makes the official one the headline ("primary"), so that

@@ -70,7 +70,7 @@ type Options struct {
 	// ExactMemory bounds the memory of the exact search's scorer calls, in bytes (0:
 	// DefaultExactMemory; NoExactMemory: none): each row (open prefix) holds a KV cache of the
 	// prompt and vocabulary-wide logits, so the bound becomes a row count at the model's shape
-	// and the shard's longest prompt (decode.ExactConfig.MaxRows). It never changes results; a
+	// and the shard's longest prompt (decode.PruneConfig.MaxRows). It never changes results; a
 	// user that alone needs more rows stops the run with an error.
 	ExactMemory int64
 
@@ -150,8 +150,8 @@ type Data struct {
 	Selected int
 }
 
-// LoadData reads the tokenizer, catalogue and split of o and selects the shard's rows.
-func LoadData(o Options) (*Data, error) {
+// loadData reads the tokenizer, catalogue and split of o and selects the shard's rows.
+func loadData(o Options) (*Data, error) {
 	o.defaults()
 	sp, err := tokenize.LoadSplit(o.Data, o.Dataset, o.Split, o.Tokenizer)
 	if err != nil {
@@ -203,8 +203,8 @@ func (d *Data) belongs(r results.Record) error {
 	return nil
 }
 
-// BatchDecoder decodes batches of users with one scorer.
-type BatchDecoder struct {
+// batchDecoder decodes batches of users with one scorer.
+type batchDecoder struct {
 	Data   *Data
 	Scorer decode.Scorer
 	Search decode.Config
@@ -251,7 +251,7 @@ func (t timedScorer) cancelled() error {
 
 // Decode searches the rows' users at once and ranks each target (rowIndex gives their positions
 // in the split file).
-func (e *BatchDecoder) Decode(rows []tokenize.Row, rowIndex []int) ([]results.Record, error) {
+func (e *batchDecoder) Decode(rows []tokenize.Row, rowIndex []int) ([]results.Record, error) {
 	sc := timedScorer{e.Scorer, &e.ScorerTime, e.ctx}
 	prompts := make([][]int, len(rows))
 	targets := make([]int, len(rows))
@@ -283,7 +283,7 @@ func (e *BatchDecoder) Decode(rows []tokenize.Row, rowIndex []int) ([]results.Re
 			Row: rowIndex[i], UserID: r.UserID, TargetItem: r.TargetID,
 		}
 		for _, h := range res[i].Hyps {
-			s, err := OfficialDecode(e.Data.Tok, h.Tokens)
+			s, err := officialDecode(e.Data.Tok, h.Tokens)
 			if err != nil {
 				return nil, fmt.Errorf("user %d: %w", r.UserID, err)
 			}
@@ -353,7 +353,7 @@ func pendingUsers(d *Data, done map[int]results.Record) []int {
 
 // decodePending decodes the pending users o.Batch at a time, appending each batch to the journal
 // before it counts as done.
-func decodePending(ctx context.Context, o Options, ev *BatchDecoder, d *Data, pending []int, j *journal, done map[int]results.Record) error {
+func decodePending(ctx context.Context, o Options, ev *batchDecoder, d *Data, pending []int, j *journal, done map[int]results.Record) error {
 	ev.ctx = ctx
 	for lo := 0; lo < len(pending); lo += o.Batch {
 		idx := pending[lo:min(lo+o.Batch, len(pending))]
@@ -390,7 +390,7 @@ func Run(ctx context.Context, o Options) (*results.Metrics, error) {
 		return nil, errors.New("no output folder")
 	}
 	t0 := time.Now()
-	d, err := LoadData(o)
+	d, err := loadData(o)
 	if err != nil {
 		return nil, err
 	}
@@ -426,7 +426,7 @@ func Run(ctx context.Context, o Options) (*results.Metrics, error) {
 		o.Log("resuming: %d of %d users already evaluated (journal %s)", len(done), len(d.Rows), j.path)
 	}
 	pending := pendingUsers(d, done)
-	ev := &BatchDecoder{Data: d, Search: o.SearchConfig()}
+	ev := &batchDecoder{Data: d, Search: o.SearchConfig()}
 	if o.Pruning {
 		ev.budget = newExactBudget(o.ExactMemory, ck.Config, longest+maxTitleTokens(d))
 		pc := decode.PruneConfig{Beam: ev.Search, ExactLengthPenalty: o.ExactLengthPenalty, MaxFrontier: o.MaxFrontier, MaxRows: ev.budget.rows}
@@ -488,7 +488,7 @@ func claimOut(o Options, d *Data) (*atomicfs.DirLock, error) {
 
 // finalMetrics computes the metrics of every user of the shard (journal and this run).
 func finalMetrics(o Options, d *Data, cfg results.Config, done map[int]results.Record) *results.Metrics {
-	m := Compute(sortedRecords(done), cfg, o.OfficialMatch)
+	m := compute(sortedRecords(done), cfg, o.OfficialMatch)
 	m.Catalogue = catalogueInfo(d)
 	m.DroppedIDs = tokenize.DroppedIDs(d.Rows)
 	return m
@@ -508,7 +508,7 @@ func catalogueInfo(d *Data) results.CatalogueInfo {
 	titles := d.Items.Titles()
 	ci := results.CatalogueInfo{Items: len(d.Catalogue.IDs), Titles: len(titles)}
 	for _, t := range titles {
-		if CleanupChangedTitles([]string{t}) == 1 {
+		if cleanupChangedTitles([]string{t}) == 1 {
 			ci.CleanupChanged++
 			ci.CleanupChangedItems += len(d.Items.Items(t))
 		}

@@ -34,8 +34,8 @@ func TestCleanUpTokenizationSpaces(t *testing.T) {
 		{" .'s", ".'s"},
 	}
 	for _, c := range cases {
-		if got := CleanUpTokenizationSpaces(c.in); got != c.want {
-			t.Errorf("CleanUpTokenizationSpaces(%q) = %q, want %q", c.in, got, c.want)
+		if got := cleanUpTokenizationSpaces(c.in); got != c.want {
+			t.Errorf("cleanUpTokenizationSpaces(%q) = %q, want %q", c.in, got, c.want)
 		}
 	}
 }
@@ -51,12 +51,12 @@ func TestOfficialDecode(t *testing.T) {
 		{"Teacher 's Planner", `"Teacher's Planner"`},
 	} {
 		ids := append(tok.Encode(tokenize.Quote(c.title)), tok.EOS())
-		got, err := OfficialDecode(tok, ids)
+		got, err := officialDecode(tok, ids)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if got != c.want {
-			t.Errorf("OfficialDecode(%q) = %q, want %q", c.title, got, c.want)
+			t.Errorf("officialDecode(%q) = %q, want %q", c.title, got, c.want)
 		}
 	}
 }
@@ -65,7 +65,7 @@ func TestOfficialDecode(t *testing.T) {
 // titles); over the four datasets it is 136 items (133 titles).
 func TestCleanupChangedOffice(t *testing.T) {
 	opt := tinyOptions(t, "", 0)
-	d, err := LoadData(opt)
+	d, err := loadData(opt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +107,7 @@ func TestLoadDataErrors(t *testing.T) {
 	for _, c := range cases {
 		opt := tinyOptions(t, "", 0)
 		opt.Data, opt.Dataset, opt.Split = c.data, c.dataset, c.split
-		_, err := LoadData(opt)
+		_, err := loadData(opt)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: error %v, want one containing %q", c.name, err, c.want)
 		}
@@ -165,7 +165,7 @@ func checkRun(t *testing.T, dir string, d *Data, users int) (*results.Metrics, [
 				continue
 			}
 			title := d.Catalogue.Titles[r.PredictItems[j][0]]
-			if want := CleanUpTokenizationSpaces(tokenize.Quote(title)); s != want {
+			if want := cleanUpTokenizationSpaces(tokenize.Quote(title)); s != want {
 				t.Errorf("row %d: predict[%d] = %q, item %d is %q", r.Row, j, s, r.PredictItems[j][0], want)
 			}
 			if !slices.Equal(r.PredictItems[j], d.Items.Items(title)) {
@@ -197,7 +197,7 @@ func checkRun(t *testing.T, dir string, d *Data, users int) (*results.Metrics, [
 // DefaultMaxNewTokens (its EOS included).
 func unfinishedTitle(d *Data, s string) bool {
 	for _, title := range d.Catalogue.Titles {
-		q := CleanUpTokenizationSpaces(tokenize.Quote(title))
+		q := cleanUpTokenizationSpaces(tokenize.Quote(title))
 		if len(d.Tok.Encode(tokenize.Quote(title))) >= DefaultMaxNewTokens && strings.HasPrefix(q, s) && q != s {
 			return true
 		}
@@ -219,7 +219,7 @@ func TestRunShardsMergeResume(t *testing.T) {
 	if !slices.Equal(calls, []int{0, 4, 8}) {
 		t.Errorf("progress calls %v, want [0 4 8]", calls)
 	}
-	d, err := LoadData(full)
+	d, err := loadData(full)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -360,7 +360,7 @@ func TestPruning(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := LoadData(o)
+	d, err := loadData(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -424,7 +424,7 @@ func checkLostHit(t *testing.T, r results.Record, ret int) {
 func TestKVCacheMatchesNoCache(t *testing.T) {
 	const n = 8
 	ref := tinyOptions(t, "", n)
-	d, err := LoadData(ref)
+	d, err := loadData(ref)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -440,7 +440,7 @@ func TestKVCacheMatchesNoCache(t *testing.T) {
 			t.Fatalf("KV cache %v: %v\n(the KV-cache scorer is ortrun.NewScorer with ScorerOptions{KVCache: true}; this test passes once it exists and matches the no-cache path)", kv, err)
 		}
 		defer sc.Close()
-		ev := &BatchDecoder{Data: d, Scorer: sc, Search: o.SearchConfig()}
+		ev := &batchDecoder{Data: d, Scorer: sc, Search: o.SearchConfig()}
 		var out []results.Record
 		for lo := 0; lo < n; lo += 4 {
 			recs, err := ev.Decode(d.Rows[lo:lo+4], d.RowIndex[lo:lo+4])

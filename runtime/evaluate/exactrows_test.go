@@ -73,7 +73,7 @@ func TestPruningRowBound(t *testing.T) {
 func testRowBytes(t *testing.T, o Options) int64 {
 	t.Helper()
 	o.defaults()
-	d, err := LoadData(o)
+	d, err := loadData(o)
 	if err != nil {
 		t.Fatal(err)
 	}

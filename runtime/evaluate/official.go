@@ -15,23 +15,23 @@ var cleanupPairs = [][2]string{
 	{" n't", "n't"}, {" 'm", "'m"}, {" 's", "'s"}, {" 've", "'ve"}, {" 're", "'re"},
 }
 
-// CleanUpTokenizationSpaces is transformers' clean_up_tokenization, which decode applies when
+// cleanUpTokenizationSpaces is transformers' clean_up_tokenization, which decode applies when
 // clean_up_tokenization_spaces is true (the Llama-3.2 tokenizer_config.json sets it, so the
 // official script's batch_decode cleaned every prediction).
-func CleanUpTokenizationSpaces(s string) string {
+func cleanUpTokenizationSpaces(s string) string {
 	for _, p := range cleanupPairs {
 		s = strings.ReplaceAll(s, p[0], p[1])
 	}
 	return s
 }
 
-// OfficialDecode is the string the official script stores for one hypothesis: its tokens
+// officialDecode is the string the official script stores for one hypothesis: its tokens
 // decoded with skip_special_tokens (EOS and any other added token dropped), cleaned up by
-// CleanUpTokenizationSpaces. The official script decodes prompt and response together and keeps
+// cleanUpTokenizationSpaces. The official script decodes prompt and response together and keeps
 // the text after the last "Response:\n"; decoding the response alone gives the same text,
 // because the prompt ends with the token ":\n" (byte-level decoding is a concatenation of the
 // tokens' bytes, and no cleanup pattern contains a newline, so none spans the boundary).
-func OfficialDecode(tok *tokenize.Tokenizer, tokens []int) (string, error) {
+func officialDecode(tok *tokenize.Tokenizer, tokens []int) (string, error) {
 	ids := make([]int, 0, len(tokens))
 	for _, id := range tokens {
 		if !tok.IsSpecial(id) {
@@ -42,16 +42,16 @@ func OfficialDecode(tok *tokenize.Tokenizer, tokens []int) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return decode.OfficialResponse(CleanUpTokenizationSpaces(s)), nil
+	return decode.OfficialResponse(cleanUpTokenizationSpaces(s)), nil
 }
 
-// CleanupChangedTitles counts the distinct titles that the official string match can never
+// cleanupChangedTitles counts the distinct titles that the official string match can never
 // hit: those whose quoted form, cleaned up, no longer gives the title back under the official
 // [1:-1] cut.
-func CleanupChangedTitles(titles []string) int {
+func cleanupChangedTitles(titles []string) int {
 	n := 0
 	for _, t := range titles {
-		if decode.OfficialTitle(CleanUpTokenizationSpaces(tokenize.Quote(t))) != t {
+		if decode.OfficialTitle(cleanUpTokenizationSpaces(tokenize.Quote(t))) != t {
 			n++
 		}
 	}

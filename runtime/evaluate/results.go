@@ -55,9 +55,9 @@ func runConfig(o Options, d *Data, ck *hf.Checkpoint) (results.Config, error) {
 	return c, nil
 }
 
-// Compute derives the metrics of records (item identity and official string match, and the
+// compute derives the metrics of records (item identity and official string match, and the
 // pruning summary where the records carry it).
-func Compute(recs []results.Record, cfg results.Config, official bool) *results.Metrics {
+func compute(recs []results.Record, cfg results.Config, official bool) *results.Metrics {
 	item := make([]int, len(recs))
 	off := make([]int, len(recs))
 	var cases []decode.PruneCase
@@ -155,7 +155,7 @@ func Merge(dirs []string, out string) (*results.Metrics, error) {
 	for i := 0; i < cfg.ShardCount; i++ {
 		cfg.ShardList = append(cfg.ShardList, i)
 	}
-	m := Compute(all, cfg, official)
+	m := compute(all, cfg, official)
 	m.Catalogue, m.DroppedIDs = cat, dropped
 	timing.Finish() // summed seconds over the shards' machines
 	m.Timing = timing

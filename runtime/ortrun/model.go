@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/bearrec/bear/tokenize"
 	"os"
 	"path/filepath"
 
@@ -104,10 +105,6 @@ type TokenBatch struct {
 	Lengths        []int
 }
 
-// PadID is the id written into padding slots: masked, so any valid row of the embedding works;
-// the official code's <pad> (128256) lies outside the base vocabulary and is mapped here.
-const PadID = 0
-
 // NewBatch left-pads sequences to the longest. Position ids count real tokens from 0 and are 1
 // on padding, as transformers' generate computes them from the attention mask.
 func NewTokenBatch[I int | int64](seqs [][]I) TokenBatch {
@@ -123,7 +120,7 @@ func NewTokenBatch[I int | int64](seqs [][]I) TokenBatch {
 		for t := 0; t < b.T; t++ {
 			k := i*b.T + t
 			if t < pad {
-				b.IDs[k], b.Pos[k] = PadID, 1
+				b.IDs[k], b.Pos[k] = tokenize.PadID, 1
 				continue
 			}
 			b.IDs[k], b.Mask[k], b.Pos[k] = int64(s[t-pad]), 1, int64(t-pad)

@@ -22,10 +22,10 @@ const LibraryEnv = "ONNXRUNTIME_SHARED_LIBRARY_PATH"
 // cachedLibrary is where `make deps` puts the library, relative to the repository root.
 const cachedLibrary = ".cache/onnxruntime/libonnxruntime.so.1"
 
-// FindLibrary resolves the ONNX Runtime library: the explicit path (a --ort-lib flag) first,
+// findLibrary resolves the ONNX Runtime library: the explicit path (a --ort-lib flag) first,
 // then $ONNXRUNTIME_SHARED_LIBRARY_PATH, then .cache/ in the working directory or any parent
 // of it or of the executable. A missing library gives one error that says how to get it.
-func FindLibrary(explicit string) (string, error) {
+func findLibrary(explicit string) (string, error) {
 	check := func(p, from string) (string, error) {
 		if _, err := os.Stat(p); err != nil {
 			return "", fmt.Errorf("ONNX Runtime library %s (from %s): %w", p, from, err)
@@ -81,22 +81,22 @@ var (
 	initErr  error
 )
 
-// TelemetryEnv is the variable ONNX Runtime reads when its environment is created: the
+// telemetryEnv is the variable ONNX Runtime reads when its environment is created: the
 // onnxruntime-node 1.30 build otherwise starts its telemetry system then, which writes a device
 // id and an event database under ~/.cache/Microsoft/DeveloperTools (or $XDG_CACHE_HOME) before
 // the C API's DisableTelemetryEvents can be called. Init sets it to 1 unless the user set it.
-const TelemetryEnv = "ORT_DISABLE_TELEMETRY"
+const telemetryEnv = "ORT_DISABLE_TELEMETRY"
 
-// LogEnv names ONNX Runtime's own log level for debugging: verbose, info, warning, error or
+// logEnv names ONNX Runtime's own log level for debugging: verbose, info, warning, error or
 // fatal (the default). ORT prints its log lines straight to standard error with terminal colour
 // codes; every error it logs also comes back as the status bear wraps and prints, so by default
 // only fatal ones are let through.
-const LogEnv = "BEAR_ORT_LOG"
+const logEnv = "BEAR_ORT_LOG"
 
 // Init loads the ONNX Runtime library once per process, with telemetry off. Later calls must
 // name the same library (or none).
 func Init(explicit string) error {
-	lib, err := FindLibrary(explicit)
+	lib, err := findLibrary(explicit)
 	if err != nil {
 		return err
 	}
@@ -116,13 +116,13 @@ func Init(explicit string) error {
 
 // initEnvironment loads the library and creates the process's ONNX Runtime environment.
 func initEnvironment(lib string) error {
-	logLevel, err := ortLogLevel(os.Getenv(LogEnv))
+	logLevel, err := ortLogLevel(os.Getenv(logEnv))
 	if err != nil {
 		return err
 	}
-	if _, set := os.LookupEnv(TelemetryEnv); !set {
+	if _, set := os.LookupEnv(telemetryEnv); !set {
 		// Read by the library when the environment is created, so it must be set first.
-		if err := os.Setenv(TelemetryEnv, "1"); err != nil {
+		if err := os.Setenv(telemetryEnv, "1"); err != nil {
 			return fmt.Errorf("turn ONNX Runtime telemetry off: %w", err)
 		}
 	}
@@ -132,7 +132,7 @@ func initEnvironment(lib string) error {
 	}
 	// The environment variable keeps the telemetry system from starting; this also stops the
 	// events of builds that ignore it. A user's explicit ORT_DISABLE_TELEMETRY=0 is respected.
-	if os.Getenv(TelemetryEnv) != "0" {
+	if os.Getenv(telemetryEnv) != "0" {
 		if err := ort.DisableTelemetry(); err != nil {
 			return fmt.Errorf("turn ONNX Runtime telemetry off: %w", wrapORT(err))
 		}
@@ -154,7 +154,7 @@ func ortLogLevel(name string) (ort.EnvironmentOption, error) {
 	case "fatal", "":
 		return ort.WithLogLevelFatal(), nil
 	}
-	return nil, fmt.Errorf("$%s %q: want verbose, info, warning, error or fatal", LogEnv, name)
+	return nil, fmt.Errorf("$%s %q: want verbose, info, warning, error or fatal", logEnv, name)
 }
 
 // ortError is an ONNX Runtime error with terminal escape sequences removed from its text.

@@ -46,7 +46,7 @@ func TestORTQuietAndPrivate(t *testing.T) {
 	for _, kv := range os.Environ() {
 		name, _, _ := strings.Cut(kv, "=")
 		switch name {
-		case "HOME", "XDG_CACHE_HOME", TelemetryEnv, LogEnv:
+		case "HOME", "XDG_CACHE_HOME", telemetryEnv, logEnv:
 		default:
 			cmd.Env = append(cmd.Env, kv)
 		}
@@ -121,7 +121,7 @@ func TestORTLogLevel(t *testing.T) {
 			t.Errorf("%q: %v", name, err)
 		}
 	}
-	if _, err := ortLogLevel("loud"); err == nil || !strings.Contains(err.Error(), LogEnv) {
-		t.Errorf("unknown level: %v, want an error naming $%s", err, LogEnv)
+	if _, err := ortLogLevel("loud"); err == nil || !strings.Contains(err.Error(), logEnv) {
+		t.Errorf("unknown level: %v, want an error naming $%s", err, logEnv)
 	}
 }

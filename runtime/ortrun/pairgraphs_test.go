@@ -90,7 +90,15 @@ func buildPair[T pairFloat](t testing.TB, dir string, opt llama.Options, policy 
 	logits, _ := bt.Graph.Lookup(llama.Logits)
 	p.fwdOutputs = append([]builder.Value{logits}, p.res.Residuals...)
 	if extra != nil {
-		p.fwdOutputs = append(p.fwdOutputs, extra(bt.Graph, bt.DropoutMasks)...)
+		var masks []builder.Value // the keep masks by module index, found by name
+		for m := 0; ; m++ {
+			v, ok := bt.Graph.Lookup(llama.DropoutMaskName(m))
+			if !ok {
+				break
+			}
+			masks = append(masks, v)
+		}
+		p.fwdOutputs = append(p.fwdOutputs, extra(bt.Graph, masks)...)
 	}
 	p.openSessions(t, bt.Graph, extDir, threads)
 	return p

@@ -20,7 +20,7 @@ import (
 
 // Files of a run folder.
 const (
-	CheckpointFile = "checkpoint.safetensors" // trainable values, AdamW moments, step, run identity
+	checkpointFile = "checkpoint.safetensors" // trainable values, AdamW moments, step, run identity
 	LogFile        = "train.jsonl"            // one line per optimizer step (package trainlog)
 	checkpointKind = "bear-train-checkpoint/1"
 )
@@ -154,7 +154,7 @@ func saveCheckpoint(dir string, s *stepper, step int, id map[string]string, rec 
 	if err != nil {
 		return err
 	}
-	path := filepath.Join(dir, CheckpointFile)
+	path := filepath.Join(dir, checkpointFile)
 	// hf.WriteSafetensors writes through internal/atomicfs: a crash leaves the previous
 	// checkpoint or this one, never a torn file.
 	return hf.WriteSafetensors(path, ts, map[string]string{"bear_train_state": string(meta)})
@@ -179,10 +179,10 @@ func checksum(vals []float32) string {
 // (model is the model folder, for checkpoints that identify it the old way), and returns its
 // state (the number of optimizer steps done, the last step's log record).
 func loadCheckpoint(dir, model string, s *stepper, id map[string]string) (*state, error) {
-	path := filepath.Join(dir, CheckpointFile)
+	path := filepath.Join(dir, checkpointFile)
 	resumeErr := func(format string, args ...any) error { return opterr.New(opt("Resume"), dir, format, args...) }
 	if _, err := os.Stat(path); err != nil {
-		return nil, resumeErr("no %s there (a run writes it every %s steps and at each epoch's end)", CheckpointFile, opt("CheckpointEvery"))
+		return nil, resumeErr("no %s there (a run writes it every %s steps and at each epoch's end)", checkpointFile, opt("CheckpointEvery"))
 	}
 	ts, meta, err := hf.ReadSafetensorsHeader(path)
 	if err != nil {

@@ -40,7 +40,12 @@ func (s *stepper) forwardLoss(mb *trainset.MicroBatch, seed int64) (lossgrad.Res
 	s.diag = s.diag[:n]
 	s.cot = resize(s.cot, len(logits))
 	if subset {
-		s.gatherAllowed(mb, logits, len(s.subset))
+		// the subset logits [n, u] (u the padded row width) as lossgrad's slices: position p
+		// keeps the logits of its own allowed tokens, in the trie's order
+		u := len(s.subset)
+		if err := lossgrad.GatherAllowed(logits[:n*u], u, mb.AllowedIdx, mb.TargetIdx, &s.slices); err != nil {
+			return lossgrad.Result{}, err
+		}
 		s.grad = resize(s.grad, len(s.slices.Logits))
 	} else {
 		// LML: the loss's layout is the graph's [n, vocab]; its gradient goes straight into the
@@ -57,7 +62,11 @@ func (s *stepper) forwardLoss(mb *trainset.MicroBatch, seed int64) (lossgrad.Res
 		return lossgrad.Result{}, err
 	}
 	if subset {
-		s.scatterAllowed(mb, len(s.subset))
+		u := len(s.subset)
+		clear(s.cot[n*u:]) // the padding positions
+		if err := lossgrad.ScatterAllowed(s.grad, mb.AllowedIdx, u, s.cot[:n*u]); err != nil {
+			return lossgrad.Result{}, err
+		}
 	}
 	return r, nil
 }
@@ -72,33 +81,6 @@ func padded(dst, src []int64, n int) []int64 {
 }
 
 func roundUp(n, m int) int { return (n + m - 1) / m * m }
-
-// gatherAllowed lays the subset logits [n, u] (u the padded row width) out as lossgrad's slices: position p keeps the
-// logits of its own allowed tokens, in the trie's order.
-func (s *stepper) gatherAllowed(mb *trainset.MicroBatch, logits []float32, u int) {
-	b := &s.slices
-	b.Logits, b.Offsets, b.Targets = b.Logits[:0], append(b.Offsets[:0], 0), b.Targets[:0]
-	for p, idx := range mb.AllowedIdx {
-		row := logits[p*u : (p+1)*u]
-		for _, j := range idx {
-			b.Logits = append(b.Logits, row[j])
-		}
-		b.Offsets = append(b.Offsets, len(b.Logits))
-		b.Targets = append(b.Targets, mb.TargetIdx[p])
-	}
-}
-
-// scatterAllowed writes the loss gradient back into the graph's [n, u] layout; tokens outside a
-// position's allowed set get 0 (the official code masks them to -inf, so their gradient is 0).
-func (s *stepper) scatterAllowed(mb *trainset.MicroBatch, u int) {
-	clear(s.cot)
-	for p, idx := range mb.AllowedIdx {
-		g := s.grad[s.slices.Offsets[p]:s.slices.Offsets[p+1]]
-		for k, j := range idx {
-			s.cot[p*u+int(j)] = g[k]
-		}
-	}
-}
 
 func resize(x []float32, n int) []float32 {
 	if cap(x) < n {

@@ -115,7 +115,7 @@ func TestDataParallelMatchesOneProcess(t *testing.T) {
 func closeRuns(t *testing.T, a, b string, tol float64) float64 {
 	t.Helper()
 	worst := 0.0
-	for _, dir := range []string{"epoch-1", "epoch-2", FinalDir} {
+	for _, dir := range []string{"epoch-1", "epoch-2", finalDir} {
 		x, y := readAdapter(t, filepath.Join(a, dir)), readAdapter(t, filepath.Join(b, dir))
 		if len(x) != len(y) || len(x) == 0 {
 			t.Fatalf("%s: %d tensors against %d", dir, len(x), len(y))

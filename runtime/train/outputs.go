@@ -14,10 +14,10 @@ import (
 )
 
 // Output folders of a run: one per epoch (epoch-1, epoch-2, ...) and the final one.
-const FinalDir = "final"
+const finalDir = "final"
 
-// EpochDir is the folder of the adapter (or, with --train full, the checkpoint) after epoch e.
-func EpochDir(out string, e int) string { return filepath.Join(out, fmt.Sprintf("epoch-%d", e)) }
+// epochDir is the folder of the adapter (or, with --train full, the checkpoint) after epoch e.
+func epochDir(out string, e int) string { return filepath.Join(out, fmt.Sprintf("epoch-%d", e)) }
 
 // writeModel writes what the run trains into dir, atomically: a PEFT adapter, or with --train
 // full a whole checkpoint in the Hugging Face layout that `bear eval --model` takes, and the

@@ -90,7 +90,7 @@ func TestRunOutputs(t *testing.T) {
 	if err := json.Unmarshal(data, &m); err != nil || m.Config.MaxNewTokens != 128 {
 		t.Errorf("evaluation max_new_tokens %d (%v), want the official 128", m.Config.MaxNewTokens, err)
 	}
-	for _, name := range []string{LogFile, CheckpointFile, "final/adapter_model.safetensors", "final/adapter_config.json",
+	for _, name := range []string{LogFile, checkpointFile, "final/adapter_model.safetensors", "final/adapter_config.json",
 		"epoch-1/adapter_model.safetensors", "eval-epoch-1/metrics.json", "eval-epoch-1/predictions.json"} {
 		if st, err := os.Stat(filepath.Join(out, name)); err != nil || st.Mode().Perm() != 0o644 {
 			t.Errorf("%s: mode %v (%v), want 0644", name, st.Mode(), err)

@@ -292,7 +292,7 @@ func TestCheckpointChecksums(t *testing.T) {
 	if _, err := Run(context.Background(), o); err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(o.Out, CheckpointFile)
+	path := filepath.Join(o.Out, checkpointFile)
 	ts, _, err := hf.ReadSafetensorsHeader(path)
 	if err != nil {
 		t.Fatal(err)
@@ -409,7 +409,7 @@ func TestTrainingRecord(t *testing.T) {
 	if _, err := Run(context.Background(), o); err != nil {
 		t.Fatal(err)
 	}
-	rec, ok, err := evaluate.ReadTrainingRecord(filepath.Join(o.Out, FinalDir))
+	rec, ok, err := evaluate.ReadTrainingRecord(filepath.Join(o.Out, finalDir))
 	if err != nil || !ok || rec.Loss != "msl" {
 		t.Fatalf("training record %+v (%v, %v), want loss msl", rec, ok, err)
 	}
@@ -433,7 +433,7 @@ func TestResumeFromOlderCheckpoint(t *testing.T) {
 	if _, err := Run(context.Background(), o); err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(o.Out, CheckpointFile)
+	path := filepath.Join(o.Out, checkpointFile)
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)

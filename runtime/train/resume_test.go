@@ -90,7 +90,7 @@ func TestKillAndResume(t *testing.T) {
 // checkpointStep reads the step of a run folder's checkpoint.
 func checkpointStep(t *testing.T, dir string) int {
 	t.Helper()
-	_, meta, err := hf.ReadSafetensorsHeader(filepath.Join(dir, CheckpointFile))
+	_, meta, err := hf.ReadSafetensorsHeader(filepath.Join(dir, checkpointFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +125,7 @@ func signalAfterSteps(t *testing.T, o Options, n int, sig os.Signal) string {
 // losses exactly.
 func sameRunOutputs(t *testing.T, a, b string) {
 	t.Helper()
-	for _, dir := range []string{FinalDir, "epoch-1", "epoch-2"} {
+	for _, dir := range []string{finalDir, "epoch-1", "epoch-2"} {
 		for _, f := range []string{"adapter_model.safetensors", "adapter_config.json"} {
 			x, err1 := os.ReadFile(filepath.Join(a, dir, f))
 			y, err2 := os.ReadFile(filepath.Join(b, dir, f))

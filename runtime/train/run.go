@@ -188,7 +188,7 @@ func (j *job) logRun(done int) error {
 // done and the checkpoint's copy of its last step's log record (nil for a new run). Only rank 0
 // reads the run folder; the others receive its state (startTogether).
 func (j *job) restore() (*trainlog.Step, int, error) {
-	ck := filepath.Join(j.o.Out, CheckpointFile)
+	ck := filepath.Join(j.o.Out, checkpointFile)
 	if !j.o.writer() {
 		if j.o.LoRA != nil {
 			initLoRA(j.tr, j.o.Seed)
@@ -197,7 +197,7 @@ func (j *job) restore() (*trainlog.Step, int, error) {
 	}
 	if j.o.Resume == "" {
 		if _, err := os.Stat(ck); err == nil {
-			return nil, 0, opterr.New(opt("Out"), j.o.Out, "holds a run (%s): set %s to it to continue that run, or choose another folder", CheckpointFile, opt("Resume"))
+			return nil, 0, opterr.New(opt("Out"), j.o.Out, "holds a run (%s): set %s to it to continue that run, or choose another folder", checkpointFile, opt("Resume"))
 		}
 		if j.o.LoRA != nil {
 			initLoRA(j.tr, j.o.Seed)
@@ -261,7 +261,7 @@ func (j *job) close() {
 
 // loop runs the evaluation an interruption left unfinished, then the remaining optimizer steps.
 func (j *job) loop(ctx context.Context) (*Summary, error) {
-	sum := &Summary{Steps: j.st.opt.Steps(), Total: j.total, Final: filepath.Join(j.o.Out, FinalDir)}
+	sum := &Summary{Steps: j.st.opt.Steps(), Total: j.total, Final: filepath.Join(j.o.Out, finalDir)}
 	spe := j.d.set.StepsPerEpoch()
 	if e := j.pendingEval; e > 0 {
 		j.o.log("the evaluation of epoch %d was interrupted: running it first", e)
@@ -327,7 +327,7 @@ func (j *job) afterStep(ctx context.Context, done, spe int, sum *Summary) error 
 		return nil
 	}
 	if epochEnd {
-		if err := writeModel(EpochDir(j.o.Out, done/spe), j.o, j.tr); err != nil {
+		if err := writeModel(epochDir(j.o.Out, done/spe), j.o, j.tr); err != nil {
 			return err
 		}
 	}
@@ -352,7 +352,7 @@ func (j *job) afterStep(ctx context.Context, done, spe int, sum *Summary) error 
 // finished batches) and is not an error here: the loop's agreement on stopping, which every
 // rank takes part in, ends the run.
 func (j *job) evaluateEpoch(ctx context.Context, e, step int, sum *Summary, fresh bool) error {
-	ev, err := j.evaluate(ctx, EpochDir(j.o.Out, e), e, step, fresh)
+	ev, err := j.evaluate(ctx, epochDir(j.o.Out, e), e, step, fresh)
 	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 		j.evalStopped = e
 		return nil

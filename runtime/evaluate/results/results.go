@@ -197,7 +197,7 @@ func Write(dir string, recs []Record, m *Metrics) error {
 
 // Read reads a folder's metrics.json and predictions.json.
 func Read(dir string) (*Metrics, []Record, error) {
-	m, err := ReadMetrics(dir)
+	m, err := readMetrics(dir)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -211,8 +211,8 @@ func Read(dir string) (*Metrics, []Record, error) {
 	return m, recs, nil
 }
 
-// ReadMetrics reads a folder's metrics.json.
-func ReadMetrics(dir string) (*Metrics, error) {
+// readMetrics reads a folder's metrics.json.
+func readMetrics(dir string) (*Metrics, error) {
 	var m Metrics
 	if err := readJSON(filepath.Join(dir, MetricsName), &m); err != nil {
 		return nil, err

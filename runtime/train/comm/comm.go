@@ -38,8 +38,8 @@ func (Single) Broadcast64([]float64, int) error { return nil }
 func (Single) Abort(code int)                   { os.Exit(code) }
 func (Single) Finalize() error                  { return nil }
 
-// launcherSize returns the number of processes an MPI launcher started this job with (0 when
-// none did): Open MPI's mpirun sets OMPI_COMM_WORLD_SIZE, PMIx launchers (srun --mpi=pmix,
+// launcherSize returns the number of processes an mpi launcher started this job with (0 when
+// none did): Open mpi's mpirun sets OMPI_COMM_WORLD_SIZE, PMIx launchers (srun --mpi=pmix,
 // prterun) PMIX_SIZE is not always set, so PMIX_RANK marks them and the size comes from
 // Slurm's SLURM_NTASKS; MPICH's Hydra sets PMI_SIZE.
 func launcherSize() (int, string) {
@@ -57,9 +57,9 @@ func launcherSize() (int, string) {
 	return 0, ""
 }
 
-// LocalRank is this process's index among the job's processes on the same machine (0 when no
+// localRank is this process's index among the job's processes on the same machine (0 when no
 // launcher says): the GPU it should use.
-func LocalRank() int {
+func localRank() int {
 	for _, v := range []string{"OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "MPI_LOCALRANKID", "PMIX_LOCAL_RANK"} {
 		if n, err := strconv.Atoi(os.Getenv(v)); err == nil && n >= 0 {
 			return n
@@ -68,21 +68,21 @@ func LocalRank() int {
 	return 0
 }
 
-// errNoMPI is Init's answer in a binary built without MPI that an MPI launcher started as one
+// errNoMPI is Init's answer in a binary built without mpi that an mpi launcher started as one
 // of several processes.
 func errNoMPI(n int, v string) error {
 	how := fmt.Sprintf("as one of %d processes (%s=%d)", n, v, n)
 	if v == "PMIX_RANK" {
 		how = "by a PMIx launcher (PMIX_RANK is set)"
 	}
-	return fmt.Errorf("launched %s, but this bear was built without MPI: build it with `make build-mpi` (bin/bear-mpi)", how)
+	return fmt.Errorf("launched %s, but this bear was built without mpi: build it with `make build-mpi` (bin/bear-mpi)", how)
 }
 
 // LocalDevice is the GPU index this process should use: 0 when CUDA_VISIBLE_DEVICES leaves it
-// exactly one (Slurm's --gpus-per-task, Kubernetes' one-GPU pods), else its LocalRank.
+// exactly one (Slurm's --gpus-per-task, Kubernetes' one-GPU pods), else its localRank.
 func LocalDevice() int {
 	if v, ok := os.LookupEnv("CUDA_VISIBLE_DEVICES"); ok && v != "" && !strings.Contains(v, ",") {
 		return 0
 	}
-	return LocalRank()
+	return localRank()
 }

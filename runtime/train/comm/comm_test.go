@@ -31,7 +31,7 @@ func TestLauncherSize(t *testing.T) {
 		{map[string]string{"PMIX_RANK": "0", "SLURM_NTASKS": "8"}, 8},
 		{map[string]string{"PMIX_RANK": "0"}, 2},
 		{map[string]string{"OMPI_COMM_WORLD_SIZE": "x"}, 0},
-		{map[string]string{"SLURM_NTASKS": "8"}, 0}, // sbatch without srun: not an MPI launch
+		{map[string]string{"SLURM_NTASKS": "8"}, 0}, // sbatch without srun: not an mpi launch
 	} {
 		setEnv(t, c.env)
 		if got, _ := launcherSize(); got != c.want {
@@ -52,7 +52,7 @@ func TestLocalDevice(t *testing.T) {
 		{map[string]string{"OMPI_COMM_WORLD_LOCAL_RANK": "1", "CUDA_VISIBLE_DEVICES": "0,1"}, 1, 1},
 	} {
 		setEnv(t, c.env)
-		if r, d := LocalRank(), LocalDevice(); r != c.rank || d != c.want {
+		if r, d := localRank(), LocalDevice(); r != c.rank || d != c.want {
 			t.Errorf("%v: local rank %d device %d, want %d and %d", c.env, r, d, c.rank, c.want)
 		}
 	}

@@ -9,22 +9,22 @@
 //
 //   - Single, the one-process job (rank 0 of 1): every operation is the identity. A plain
 //     `bear train` is the N = 1 case of the same code.
-//   - MPI (build tag mpi, file mpi.go): a thin cgo binding over the system's Open MPI libmpi
+//   - mpi (build tag mpi, file mpi.go): a thin cgo binding over the system's Open mpi libmpi
 //     (MPI_Init_thread, MPI_Comm_rank/size, MPI_Allreduce with MPI_IN_PLACE, MPI_Bcast,
-//     MPI_Abort, MPI_Finalize on MPI_COMM_WORLD). MPI does the work; the binding only calls it,
-//     through small C wrappers that take Go buffers, ints and a type code: no MPI handle or
-//     sentinel is ever held in a Go value, since Open MPI's MPI_IN_PLACE is the address 1, which
+//     MPI_Abort, MPI_Finalize on MPI_COMM_WORLD). mpi does the work; the binding only calls it,
+//     through small C wrappers that take Go buffers, ints and a type code: no mpi handle or
+//     sentinel is ever held in a Go value, since Open mpi's MPI_IN_PLACE is the address 1, which
 //     the Go runtime, copying a goroutine's stack, takes for a corrupt pointer and dies on
 //     (TestCollectivesStackStress). `make build-mpi` builds bin/bear-mpi with it (Debian:
 //     libopenmpi-dev, openmpi-bin).
 //
-// Init picks one: under an MPI launcher (mpirun, or srun --mpi=pmix, which set the PMIx or
-// OMPI_COMM_WORLD_* variables) it starts MPI, otherwise it returns Single. A binary built
-// without MPI that finds itself launched as one of several processes refuses to run, rather
+// Init picks one: under an mpi launcher (mpirun, or srun --mpi=pmix, which set the PMIx or
+// OMPI_COMM_WORLD_* variables) it starts mpi, otherwise it returns Single. A binary built
+// without mpi that finds itself launched as one of several processes refuses to run, rather
 // than let N independent copies train and write the same folder.
 //
-// MPI is initialised with MPI_THREAD_SERIALIZED: Go may move a goroutine between OS threads
-// between two calls, but the calls never overlap (one goroutine makes them). Open MPI's own
+// mpi is initialised with MPI_THREAD_SERIALIZED: Go may move a goroutine between OS threads
+// between two calls, but the calls never overlap (one goroutine makes them). Open mpi's own
 // handlers for SIGSEGV and friends are switched off (OMPI_MCA_opal_signal=""), because the Go
 // runtime needs those signals to turn faults into panics.
 //

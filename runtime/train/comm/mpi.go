@@ -6,7 +6,7 @@ package comm
 #cgo pkg-config: ompi-c
 #include <mpi.h>
 
-// Go never holds an MPI handle or sentinel: Open MPI's handles are macros over global objects
+// Go never holds an mpi handle or sentinel: Open mpi's handles are macros over global objects
 // and its MPI_IN_PLACE is the address 1, which the Go runtime, finding it in a pointer-typed
 // stack slot while copying a goroutine's stack, takes for a corrupt pointer and aborts on. Every
 // call goes through these wrappers, which take only Go buffers, ints and a type code.
@@ -45,18 +45,18 @@ import (
 	"unsafe"
 )
 
-// Built reports whether this binary carries the MPI binding.
+// Built reports whether this binary carries the mpi binding.
 const Built = true
 
-// MPI is MPI_COMM_WORLD of an initialised MPI library.
-type MPI struct{ rank, size int }
+// mpi is MPI_COMM_WORLD of an initialised mpi library.
+type mpi struct{ rank, size int }
 
-// Init starts MPI when an MPI launcher started this process, and returns Single otherwise.
+// Init starts mpi when an mpi launcher started this process, and returns Single otherwise.
 func Init() (Comm, error) {
 	if n, _ := launcherSize(); n == 0 {
 		return Single{}, nil
 	}
-	// Go turns SIGSEGV and SIGBUS into panics; Open MPI's stack-trace handlers would take them.
+	// Go turns SIGSEGV and SIGBUS into panics; Open mpi's stack-trace handlers would take them.
 	if _, set := os.LookupEnv("OMPI_MCA_opal_signal"); !set {
 		os.Setenv("OMPI_MCA_opal_signal", "")
 	}
@@ -66,7 +66,7 @@ func Init() (Comm, error) {
 	}
 	if provided < C.bear_thread_serialized() {
 		C.MPI_Finalize()
-		return nil, fmt.Errorf("MPI: the library offers thread level %d, below MPI_THREAD_SERIALIZED", int(provided))
+		return nil, fmt.Errorf("mpi: the library offers thread level %d, below MPI_THREAD_SERIALIZED", int(provided))
 	}
 	var rank, size C.int
 	if err := check("MPI_Comm_rank", C.bear_rank(&rank)); err != nil {
@@ -75,29 +75,29 @@ func Init() (Comm, error) {
 	if err := check("MPI_Comm_size", C.bear_size(&size)); err != nil {
 		return nil, err
 	}
-	return &MPI{rank: int(rank), size: int(size)}, nil
+	return &mpi{rank: int(rank), size: int(size)}, nil
 }
 
-func (m *MPI) Rank() int { return m.rank }
-func (m *MPI) Size() int { return m.size }
+func (m *mpi) Rank() int { return m.rank }
+func (m *mpi) Size() int { return m.size }
 
-// The buffers passed to MPI are Go memory: the calls are synchronous and keep no pointer, as
+// The buffers passed to mpi are Go memory: the calls are synchronous and keep no pointer, as
 // cgo requires, and each chunk's address is taken from the slice itself (&x[off]), never
 // computed as an integer.
 
-func (m *MPI) AllreduceSum32(x []float32) error {
+func (m *mpi) AllreduceSum32(x []float32) error {
 	return chunks(len(x), func(off, n int) C.int {
 		return C.bear_allreduce_sum(unsafe.Pointer(&x[off]), C.int(n), C.bear_float32)
 	}, "MPI_Allreduce")
 }
 
-func (m *MPI) AllreduceSum64(x []float64) error {
+func (m *mpi) AllreduceSum64(x []float64) error {
 	return chunks(len(x), func(off, n int) C.int {
 		return C.bear_allreduce_sum(unsafe.Pointer(&x[off]), C.int(n), C.bear_float64)
 	}, "MPI_Allreduce")
 }
 
-func (m *MPI) Broadcast32(x []float32, root int) error {
+func (m *mpi) Broadcast32(x []float32, root int) error {
 	if err := m.checkRoot(root); err != nil {
 		return err
 	}
@@ -106,7 +106,7 @@ func (m *MPI) Broadcast32(x []float32, root int) error {
 	}, "MPI_Bcast")
 }
 
-func (m *MPI) Broadcast64(x []float64, root int) error {
+func (m *mpi) Broadcast64(x []float64, root int) error {
 	if err := m.checkRoot(root); err != nil {
 		return err
 	}
@@ -115,18 +115,18 @@ func (m *MPI) Broadcast64(x []float64, root int) error {
 	}, "MPI_Bcast")
 }
 
-func (m *MPI) checkRoot(root int) error {
+func (m *mpi) checkRoot(root int) error {
 	if root < 0 || root >= m.size {
 		return fmt.Errorf("MPI_Bcast: root %d outside the %d ranks", root, m.size)
 	}
 	return nil
 }
 
-// maxCount is the largest MPI count (a C int): longer buffers go in chunks.
+// maxCount is the largest mpi count (a C int): longer buffers go in chunks.
 const maxCount = math.MaxInt32
 
 // chunks calls op on consecutive chunks [off, off+n) of a buffer of length total, n at most
-// maxCount, and stops at the first failing MPI call.
+// maxCount, and stops at the first failing mpi call.
 func chunks(total int, op func(off, n int) C.int, call string) error {
 	for off := 0; off < total; off += maxCount {
 		if err := check(call, op(off, min(total-off, maxCount))); err != nil {
@@ -136,14 +136,14 @@ func chunks(total int, op func(off, n int) C.int, call string) error {
 	return nil
 }
 
-func (m *MPI) Abort(code int) {
+func (m *mpi) Abort(code int) {
 	C.bear_abort(C.int(code))
 	os.Exit(code) // not reached: MPI_Abort ends the process
 }
 
-func (m *MPI) Finalize() error { return check("MPI_Finalize", C.MPI_Finalize()) }
+func (m *mpi) Finalize() error { return check("MPI_Finalize", C.MPI_Finalize()) }
 
-// check turns an MPI error code into an error with MPI's own message. (The default error
+// check turns an mpi error code into an error with mpi's own message. (The default error
 // handler, MPI_ERRORS_ARE_FATAL, aborts before most errors get here.)
 func check(call string, rc C.int) error {
 	if rc == C.MPI_SUCCESS {

@@ -20,7 +20,7 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// TestCollectives runs the collectives on 2 and 3 ranks, over Open MPI's default transport
+// TestCollectives runs the collectives on 2 and 3 ranks, over Open mpi's default transport
 // (shared memory) and over TCP alone.
 func TestCollectives(t *testing.T) {
 	for _, np := range []int{2, 3} {
@@ -41,7 +41,7 @@ func collectives() error {
 		return err
 	}
 	defer c.Finalize()
-	if _, ok := c.(*MPI); !ok {
+	if _, ok := c.(*mpi); !ok {
 		return fmt.Errorf("Init under mpirun returned %T", c)
 	}
 	r, n := c.Rank(), c.Size()

@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-// A binary without MPI started by mpirun as one of several processes refuses to run; started
+// A binary without mpi started by mpirun as one of several processes refuses to run; started
 // alone (or as the only process) it is the one-process job.
 func TestInitWithoutMPI(t *testing.T) {
 	setEnv(t, map[string]string{"OMPI_COMM_WORLD_SIZE": "2"})

@@ -23,9 +23,9 @@ func Read(path string) (steps []Step, evals []Eval, err error) {
 	}
 	for _, r := range recs {
 		switch r.kind {
-		case KindStep:
+		case kindStep:
 			steps = append(steps, r.stepRec)
-		case KindEval:
+		case kindEval:
 			evals = append(evals, r.evalRec)
 		}
 	}
@@ -47,7 +47,7 @@ func ReadRuns(path string) ([]Run, error) {
 	}
 	var runs []Run
 	for _, r := range recs {
-		if r.kind == KindRun {
+		if r.kind == kindRun {
 			run := r.runRec
 			if run.Settings == nil && run.Flags != nil { // a log written before settings
 				run.Settings = CurrentSettings(run.Flags)
@@ -113,14 +113,14 @@ func decodeRecord(line []byte) (record, error) {
 	r := record{kind: *head.Kind, step: *head.Step}
 	var err error
 	switch r.kind {
-	case KindStep:
+	case kindStep:
 		err = json.Unmarshal(line, &r.stepRec)
-	case KindEval:
+	case kindEval:
 		err = json.Unmarshal(line, &r.evalRec)
-	case KindRun:
+	case kindRun:
 		err = json.Unmarshal(line, &r.runRec)
 	default:
-		return record{}, fmt.Errorf("unknown record kind %q (want %q, %q or %q)", r.kind, KindStep, KindEval, KindRun)
+		return record{}, fmt.Errorf("unknown record kind %q (want %q, %q or %q)", r.kind, kindStep, kindEval, kindRun)
 	}
 	if err != nil {
 		return record{}, fmt.Errorf("%s record: %w", r.kind, err)

@@ -8,9 +8,9 @@ import (
 
 // The record kinds of a log line.
 const (
-	KindStep = "step"
-	KindEval = "eval"
-	KindRun  = "run"
+	kindStep = "step"
+	kindEval = "eval"
+	kindRun  = "run"
 )
 
 // Run describes the data of a run when it starts or resumes ("kind":"run").
@@ -126,7 +126,7 @@ type stepJSON struct {
 // MarshalJSON writes the step with "kind":"step" and null for each value that is not finite.
 func (s Step) MarshalJSON() ([]byte, error) {
 	return json.Marshal(stepJSON{
-		Kind: KindStep, Step: s.Step, Epoch: number(s.Epoch), Loss: number(s.Loss), LR: number(s.LR),
+		Kind: kindStep, Step: s.Step, Epoch: number(s.Epoch), Loss: number(s.Loss), LR: number(s.LR),
 		GradNorm: number(s.GradNorm), Tokens: s.Tokens, TokensPerS: number(s.TokensPerS),
 		StepMS: number(s.StepMS), PrunedShare: number(s.PrunedShare),
 		MeanWeight: number(s.MeanWeight), ElapsedS: number(s.ElapsedS),

@@ -17,7 +17,6 @@ type Writer struct {
 	f        *os.File
 	path     string
 	lastStep int   // the highest step in the file: steps must increase, evaluations may not go back
-	dropped  int   // records removed by Open
 	err      error // a failed write may have left half a line: later writes would follow it
 }
 
@@ -43,15 +42,16 @@ func Open(path string, keepThroughStep int) (*Writer, error) {
 	}
 	w := &Writer{path: path}
 	var kept [][]byte
+	dropped := 0
 	for _, r := range recs {
 		if r.step > keepThroughStep || keepThroughStep == 0 { // 0: a fresh run, whose run record is at step 0
-			w.dropped++
+			dropped++
 			continue
 		}
 		kept = append(kept, r.raw)
 		w.lastStep = max(w.lastStep, r.step)
 	}
-	if w.dropped > 0 || torn {
+	if dropped > 0 || torn {
 		if err := replaceFile(path, kept); err != nil {
 			return nil, fmt.Errorf("resume log %s: %w", path, err)
 		}
@@ -71,9 +71,6 @@ func Open(path string, keepThroughStep int) (*Writer, error) {
 
 // LastStep returns the highest step in the log: after Open, the last one kept.
 func (w *Writer) LastStep() int { return w.lastStep }
-
-// Dropped returns how many records Open removed (a torn final line is not counted).
-func (w *Writer) Dropped() int { return w.dropped }
 
 // WriteStep appends one step record. Steps must increase; non-finite values are written as null.
 func (w *Writer) WriteStep(s Step) error {
@@ -97,7 +94,7 @@ func (w *Writer) WriteRun(r Run) error {
 	if r.Step < w.lastStep {
 		return fmt.Errorf("trainlog: run record at step %d written after step %d", r.Step, w.lastStep)
 	}
-	r.Kind = KindRun
+	r.Kind = kindRun
 	line, err := json.Marshal(r)
 	if err != nil {
 		return fmt.Errorf("trainlog: run record: %w", err)
@@ -129,7 +126,7 @@ func (w *Writer) WriteEval(e Eval) error {
 		}
 		metrics[lower] = v
 	}
-	e.Kind, e.Metrics = KindEval, metrics
+	e.Kind, e.Metrics = kindEval, metrics
 	line, err := json.Marshal(e)
 	if err != nil {
 		return fmt.Errorf("trainlog: evaluation at step %d: %w", e.Step, err)

@@ -6,15 +6,11 @@ import (
 	"slices"
 )
 
-// PadID is written into padding slots (masked, so any valid embedding row works), as
-// ortrun.PadID; the official <pad> (128256) lies outside the base vocabulary.
-const PadID = 0
-
 // MicroBatch is one forward/backward pass: B left-padded sequences of T slots, in the layout
 // of ortrun.NewTokenBatch, with what the loss needs at each supervised position.
 type MicroBatch struct {
 	B, T int
-	// IDs, Mask, Pos are [B·T], row-major. Padding comes first in each row: id PadID, mask 0,
+	// IDs, Mask, Pos are [B·T], row-major. Padding comes first in each row: id tokenize.PadID, mask 0,
 	// position 1; real tokens have mask 1 and positions 0, 1, ... counted from the row's first
 	// real token.
 	IDs, Mask, Pos []int64

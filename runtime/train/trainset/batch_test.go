@@ -5,12 +5,14 @@ import (
 	"reflect"
 	"slices"
 	"testing"
+
+	"github.com/bearrec/bear/tokenize"
 )
 
 func TestOrder(t *testing.T) {
 	for _, n := range []int{0, 1, 2, 60, 1000} {
 		for epoch := range 3 {
-			p := Order(n, 42, epoch)
+			p := order(n, 42, epoch)
 			seen := make([]bool, n)
 			for _, i := range p {
 				if i < 0 || i >= n || seen[i] {
@@ -21,10 +23,10 @@ func TestOrder(t *testing.T) {
 			if len(p) != n {
 				t.Fatalf("n %d: %d indices", n, len(p))
 			}
-			if !slices.Equal(p, Order(n, 42, epoch)) {
+			if !slices.Equal(p, order(n, 42, epoch)) {
 				t.Errorf("n %d epoch %d: two calls give two orders", n, epoch)
 			}
-			if n >= 60 && (slices.Equal(p, Order(n, 42, epoch+1)) || slices.Equal(p, Order(n, 43, epoch)) || slices.IsSorted(p)) {
+			if n >= 60 && (slices.Equal(p, order(n, 42, epoch+1)) || slices.Equal(p, order(n, 43, epoch)) || slices.IsSorted(p)) {
 				t.Errorf("n %d epoch %d: the order does not change with the epoch or the seed, or is not shuffled", n, epoch)
 			}
 		}
@@ -173,7 +175,7 @@ func checkMicroBatch(t *testing.T, s *Set, mb *MicroBatch) {
 		}
 		for k := range mb.T {
 			id, mask, pos := mb.IDs[r*mb.T+k], mb.Mask[r*mb.T+k], mb.Pos[r*mb.T+k]
-			if k < pad && (id != PadID || mask != 0 || pos != 1) {
+			if k < pad && (id != tokenize.PadID || mask != 0 || pos != 1) {
 				t.Fatalf("row %d slot %d: padding holds %d/%d/%d", r, k, id, mask, pos)
 			}
 			if k >= pad && (id != int64(ex.IDs[k-pad]) || mask != 1 || pos != int64(k-pad)) {

@@ -65,7 +65,7 @@
 //     DataCollatorForSeq2Seq with pad_to_multiple_of=8 (labels padded with -100),
 //     constrain_mask left-padded with True on positions whose label is -100. Padding is
 //     masked, so neither the pad id nor the padded length changes a loss; we pad to
-//     Options.Bucket instead of 8, and write id 0 (ortrun.PadID).
+//     Options.Bucket instead of 8, and write id 0 (tokenize.PadID).
 //   - Positions: the collator passes no position_ids, so transformers' LlamaModel numbers
 //     the slots 0..T-1, padding included. RoPE makes attention depend on differences of
 //     positions only, so counting real tokens from 0 (as ortrun.NewTokenBatch and the
@@ -81,7 +81,7 @@
 //     consecutive runs. With even_batches (the default) a short last round is completed
 //     with indices from the start of the epoch's order (Options.FillLast); one device (HF's
 //     DataLoader, drop_last false) keeps the short last batch (the default here).
-//   - Order (transformers TrainingArguments seed=data_seed=42; its AcceleratorConfig turns
+//   - order (transformers TrainingArguments seed=data_seed=42; its AcceleratorConfig turns
 //     on use_seedable_sampler, and accelerate's SeedableRandomSampler reseeds with seed +
 //     epoch at every epoch): the order of an epoch is a function of (seed, epoch). Ours is a
 //     Fisher-Yates shuffle driven by math/rand/v2's PCG seeded with (seed, epoch), not

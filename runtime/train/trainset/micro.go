@@ -1,6 +1,10 @@
 package trainset
 
-import "slices"
+import (
+	"slices"
+
+	"github.com/bearrec/bear/tokenize"
+)
 
 // fill writes the rows of a micro-batch (mb.B rows, each at most mb.T tokens) into mb's
 // buffers, overwriting whatever an earlier step left there.
@@ -32,7 +36,7 @@ func (b *Batcher) writeRow(mb *MicroBatch, r int, ids []int) {
 	row := r * mb.T
 	pad := mb.T - len(ids)
 	for t := range pad {
-		mb.IDs[row+t], mb.Mask[row+t], mb.Pos[row+t] = PadID, 0, 1
+		mb.IDs[row+t], mb.Mask[row+t], mb.Pos[row+t] = tokenize.PadID, 0, 1
 	}
 	for t, id := range ids {
 		k := row + pad + t

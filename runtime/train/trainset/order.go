@@ -6,7 +6,7 @@ import (
 	"math/rand/v2"
 )
 
-// Order returns the permutation of example indices of one epoch (epoch counts from 0). It
+// order returns the permutation of example indices of one epoch (epoch counts from 0). It
 // depends on (seed, epoch) alone, so a resumed run rebuilds the order of any epoch from its
 // step count; the official sampler (accelerate's SeedableRandomSampler) likewise reseeds with
 // seed + epoch at every epoch.
@@ -14,7 +14,7 @@ import (
 // The shuffle is our own Fisher-Yates over math/rand/v2's PCG source, whose output sequence
 // is fixed by its algorithm (PCG-DXSM), and not rand.Shuffle, whose use of the source is not
 // promised to stay the same across Go releases: a checkpoint must resume to the same order.
-func Order(n int, seed uint64, epoch int) []int {
+func order(n int, seed uint64, epoch int) []int {
 	src := rand.NewPCG(seed, uint64(epoch))
 	p := make([]int, n)
 	for i := range p {
@@ -40,8 +40,8 @@ func uniform(src *rand.PCG, n uint64) uint64 {
 	return hi
 }
 
-// Order is the epoch's permutation of the set's examples (see the package function Order).
-func (s *Set) Order(epoch int) []int { return Order(len(s.Examples), s.opts.Seed, epoch) }
+// order is the epoch's permutation of the set's examples (see the package function order).
+func (s *Set) Order(epoch int) []int { return order(len(s.Examples), s.opts.Seed, epoch) }
 
 // Locate maps a global step count (steps done since the start of training) to the epoch and
 // the step within it: where a resumed run continues.

@@ -70,18 +70,18 @@ func Read(dirs []string, o Options) (*Report, error) {
 	}
 	var runs []*Run
 	for _, d := range dirs {
-		r, err := ReadRun(d, o.EvalSubdir)
+		r, err := readRun(d, o.EvalSubdir)
 		if err != nil {
 			return nil, err
 		}
 		runs = append(runs, r)
 	}
-	return Build(runs, o)
+	return build(runs, o)
 }
 
-// Build checks that the runs can be compared, groups them into settings and computes every
+// build checks that the runs can be compared, groups them into settings and computes every
 // summary and comparison.
-func Build(runs []*Run, o Options) (*Report, error) {
+func build(runs []*Run, o Options) (*Report, error) {
 	if len(runs) == 0 {
 		return nil, errors.New("no runs")
 	}
@@ -121,13 +121,13 @@ func Build(runs []*Run, o Options) (*Report, error) {
 func summarise(s *Setting) {
 	s.Metrics = map[string]Interval{}
 	for _, k := range metricKeys {
-		s.Metrics[k] = MeanCI(collect(s.Runs, func(r *Run) float64 { return r.Metrics.Headline()[k] }))
+		s.Metrics[k] = meanCI(collect(s.Runs, func(r *Run) float64 { return r.Metrics.Headline()[k] }))
 	}
-	s.PrunedOfExact = MeanCI(collect(s.Runs, prunedOfExact))
-	s.PrunedOfUsers = MeanCI(collect(s.Runs, prunedOfUsers))
-	s.LostHitRate = MeanCI(collect(s.Runs, lostHitRate))
-	s.TokensPerS = MeanCI(collect(s.Runs, tokensPerS))
-	s.WallS = MeanCI(collect(s.Runs, wallSeconds))
+	s.PrunedOfExact = meanCI(collect(s.Runs, prunedOfExact))
+	s.PrunedOfUsers = meanCI(collect(s.Runs, prunedOfUsers))
+	s.LostHitRate = meanCI(collect(s.Runs, lostHitRate))
+	s.TokensPerS = meanCI(collect(s.Runs, tokensPerS))
+	s.WallS = meanCI(collect(s.Runs, wallSeconds))
 	for _, r := range s.Runs {
 		if n := len(r.Steps); n > 0 {
 			s.Steps = max(s.Steps, r.Steps[n-1].Step)
@@ -254,6 +254,6 @@ func compare(s, base *Setting) Comparison {
 		dp = append(dp, prunedOfExact(r)-prunedOfExact(b))
 		dl = append(dl, lostHitRate(r)-lostHitRate(b))
 	}
-	c.NDCG10, c.HR10, c.PrunedRate, c.LostHitRate = MeanCI(dn), MeanCI(dh), MeanCI(dp), MeanCI(dl)
+	c.NDCG10, c.HR10, c.PrunedRate, c.LostHitRate = meanCI(dn), meanCI(dh), meanCI(dp), meanCI(dl)
 	return c
 }

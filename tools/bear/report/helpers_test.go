@@ -71,10 +71,10 @@ func writeFakeRun(t *testing.T, f fakeRun) {
 	for k, v := range f.extra {
 		flags[k] = v
 	}
-	if err := os.MkdirAll(filepath.Join(f.dir, FinalDir), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(f.dir, finalDir), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	w, err := trainlog.Open(filepath.Join(f.dir, LogFile), 0)
+	w, err := trainlog.Open(filepath.Join(f.dir, logFile), 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,8 +9,8 @@ import (
 // Files of the report folder.
 const (
 	MarkdownFile = "report.md"
-	CurvesFile   = "curves.png" // training curves, one column of panels per setting
-	NDCGFile     = "ndcg10.png" // NDCG@10 per setting with its interval
+	curvesFile   = "curves.png" // training curves, one column of panels per setting
+	nDCGFile     = "ndcg10.png" // NDCG@10 per setting with its interval
 )
 
 // Markdown renders report.md. It depends only on the runs (sorted, fixed formats, no clock),
@@ -41,7 +41,7 @@ func (r *Report) writeHeader(b *bytes.Buffer) {
 	fmt.Fprintf(b, "# bear report: %d runs in %d settings\n\n", len(r.Runs), len(r.Settings))
 	fmt.Fprintf(b, "Written by `bear report`. Every value over seeds is the mean ± the half-width of its %g%% confidence "+
 		"interval (Student's t with n − 1 degrees of freedom); \"(n = 1)\" marks a value of one run, which has no interval.\n\n",
-		Confidence*100)
+		confidence*100)
 	fmt.Fprintf(b, "Evaluation: %s, split %s, %d users, %d beams, constraint %s the softmax, max_new_tokens %d; metrics on %s.\n\n",
 		m.Config.Dataset, m.Config.SplitFile, m.Users, m.Config.Beams, m.Config.Constrain, m.Config.MaxNewTokens, match)
 }
@@ -56,7 +56,7 @@ func (r *Report) writeMetrics(b *bytes.Buffer) {
 		}
 		tableRow(b, row...)
 	}
-	fmt.Fprintf(b, "\n![NDCG@10 per setting, with its %g%% interval](%s)\n\n", Confidence*100, NDCGFile)
+	fmt.Fprintf(b, "\n![NDCG@10 per setting, with its %g%% interval](%s)\n\n", confidence*100, nDCGFile)
 }
 
 func (r *Report) writePruning(b *bytes.Buffer) {
@@ -104,7 +104,7 @@ func (r *Report) writeTraining(b *bytes.Buffer) {
 		}
 		tableRow(b, s.Label, fmt.Sprint(len(s.Runs)), fmt.Sprint(s.Steps), fmtIvPrec(s.TokensPerS, 1), fmtIvPrec(s.WallS, 1))
 	}
-	fmt.Fprintf(b, "\n![Training curves: loss and pruned share per step, the mean over seeds in bold](%s)\n\n", CurvesFile)
+	fmt.Fprintf(b, "\n![Training curves: loss and pruned share per step, the mean over seeds in bold](%s)\n\n", curvesFile)
 }
 
 // fmtIv formats an interval with 4 decimals; signed for differences.

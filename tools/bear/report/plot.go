@@ -35,13 +35,13 @@ func (r *Report) WriteFiles(dir string) error {
 	if err := atomicfs.WriteBytes(filepath.Join(dir, MarkdownFile), r.Markdown()); err != nil {
 		return err
 	}
-	if err := trainlog.WritePNG(filepath.Join(dir, NDCGFile), barWidthPx*max(len(r.Settings), 3)+120, barHeightPx,
+	if err := trainlog.WritePNG(filepath.Join(dir, nDCGFile), barWidthPx*max(len(r.Settings), 3)+120, barHeightPx,
 		[][]*plot.Plot{{r.ndcgChart()}}); err != nil {
-		return fmt.Errorf("%s: %w", NDCGFile, err)
+		return fmt.Errorf("%s: %w", nDCGFile, err)
 	}
 	if grid := r.curvePanels(); grid != nil {
-		if err := trainlog.WritePNG(filepath.Join(dir, CurvesFile), curveColumnWidth*len(grid[0]), curvePanelHeight*len(grid), grid); err != nil {
-			return fmt.Errorf("%s: %w", CurvesFile, err)
+		if err := trainlog.WritePNG(filepath.Join(dir, curvesFile), curveColumnWidth*len(grid[0]), curvePanelHeight*len(grid), grid); err != nil {
+			return fmt.Errorf("%s: %w", curvesFile, err)
 		}
 	}
 	return nil
@@ -51,7 +51,7 @@ func (r *Report) WriteFiles(dir string) error {
 // setting of one run).
 func (r *Report) ndcgChart() *plot.Plot {
 	p := plot.New()
-	p.Title.Text = fmt.Sprintf("NDCG@10, mean over seeds with its %g%% interval", Confidence*100)
+	p.Title.Text = fmt.Sprintf("NDCG@10, mean over seeds with its %g%% interval", confidence*100)
 	p.Y.Label.Text = "NDCG@10"
 	p.Add(plotter.NewGrid())
 	var vals plotter.Values

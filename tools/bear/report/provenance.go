@@ -15,7 +15,7 @@ func (r *Report) writeComparisons(b *bytes.Buffer) {
 	}
 	fmt.Fprintf(b, "## Paired comparison with %s\n\n", r.Baseline)
 	fmt.Fprintf(b, "Each value is the mean over seeds of (setting − %s) between runs of the same seed (the same data order, "+
-		"LoRA initialisation and dropout masks), ± the half-width of its paired t %g%% interval.\n\n", r.Baseline, Confidence*100)
+		"LoRA initialisation and dropout masks), ± the half-width of its paired t %g%% interval.\n\n", r.Baseline, confidence*100)
 	cols := []string{"setting", "seeds paired", "Δ NDCG@10", "Δ HR@10"}
 	if r.Pruning {
 		cols = append(cols, "Δ incorrect-pruning rate", "Δ lost-hit rate")

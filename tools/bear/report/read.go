@@ -17,9 +17,9 @@ import (
 
 // Names inside a run folder, as bear train and bear eval write them.
 const (
-	LogFile           = "train.jsonl"            // runtime/train.LogFile
-	CheckpointFile    = "checkpoint.safetensors" // runtime/train.CheckpointFile
-	FinalDir          = "final"                  // the adapter (or checkpoint) at the end of the run
+	logFile           = "train.jsonl"            // runtime/train.LogFile
+	checkpointFile    = "checkpoint.safetensors" // runtime/train's checkpoint file
+	finalDir          = "final"                  // the adapter (or checkpoint) at the end of the run
 	DefaultEvalSubdir = "eval"                   // RUN_DIR/eval: bear eval --out RUN_DIR/eval
 	checkpointMetaKey = "bear_train_state"       // the checkpoint's metadata entry (runtime/train)
 )
@@ -40,16 +40,16 @@ type Run struct {
 	FlagsFromCheckpoint bool // Flags came from the checkpoint: no paths or machine settings
 	Steps               []trainlog.Step
 	Metrics             *results.Metrics
-	Setting             string // the setting label, set by Build
+	Setting             string // the setting label, set by build
 }
 
 // IsTraining reports whether the run is a bear train run (not a plain evaluation folder).
 func (r *Run) IsTraining() bool { return r.Steps != nil }
 
-// ReadRun reads dir: a finished bear train run (train.jsonl, final/, and its evaluation in
+// readRun reads dir: a finished bear train run (train.jsonl, final/, and its evaluation in
 // dir/evalSubdir/metrics.json), or, when dir has no train.jsonl, a bear eval folder. Errors
 // name the folder or file at fault and what to do.
-func ReadRun(dir, evalSubdir string) (*Run, error) {
+func readRun(dir, evalSubdir string) (*Run, error) {
 	if evalSubdir == "" {
 		evalSubdir = DefaultEvalSubdir
 	}
@@ -58,7 +58,7 @@ func ReadRun(dir, evalSubdir string) (*Run, error) {
 	} else if !st.IsDir() {
 		return nil, fmt.Errorf("run folder %s is a file, want a bear train or bear eval output folder", dir)
 	}
-	if exists(filepath.Join(dir, LogFile)) {
+	if exists(filepath.Join(dir, logFile)) {
 		return readTraining(dir, evalSubdir)
 	}
 	if exists(filepath.Join(dir, results.MetricsName)) {
@@ -68,12 +68,12 @@ func ReadRun(dir, evalSubdir string) (*Run, error) {
 		}
 		return &Run{Dir: dir, EvalDir: dir, Metrics: m}, nil
 	}
-	return nil, fmt.Errorf("%s: neither a bear train run folder (no %s) nor a bear eval folder (no %s)", dir, LogFile, results.MetricsName)
+	return nil, fmt.Errorf("%s: neither a bear train run folder (no %s) nor a bear eval folder (no %s)", dir, logFile, results.MetricsName)
 }
 
 // readTraining reads a bear train run folder and its evaluation.
 func readTraining(dir, evalSubdir string) (*Run, error) {
-	logPath := filepath.Join(dir, LogFile)
+	logPath := filepath.Join(dir, logFile)
 	steps, _, err := trainlog.Read(logPath)
 	if err != nil {
 		return nil, err
@@ -81,9 +81,9 @@ func readTraining(dir, evalSubdir string) (*Run, error) {
 	if len(steps) == 0 {
 		return nil, fmt.Errorf("%s: no step records: the run has not trained", logPath)
 	}
-	if !exists(filepath.Join(dir, FinalDir)) {
+	if !exists(filepath.Join(dir, finalDir)) {
 		return nil, fmt.Errorf("%s: no %s/ folder: the run has not finished (continue it with bear train --resume %s --out %s and its flags)",
-			dir, FinalDir, dir, dir)
+			dir, finalDir, dir, dir)
 	}
 	flags, fromCheckpoint, err := readFlags(dir)
 	if err != nil {
@@ -97,7 +97,7 @@ func readTraining(dir, evalSubdir string) (*Run, error) {
 	if !exists(filepath.Join(r.EvalDir, results.MetricsName)) {
 		return nil, fmt.Errorf("%s: missing: evaluate the run with bear eval --model %s --adapter %s --data %s --constrain before --pruning --out %s "+
 			"(or name its evaluation subfolder with --eval-subdir)",
-			filepath.Join(r.EvalDir, results.MetricsName), orPlaceholder(flags["--model"], "BASE"), filepath.Join(dir, FinalDir),
+			filepath.Join(r.EvalDir, results.MetricsName), orPlaceholder(flags["--model"], "BASE"), filepath.Join(dir, finalDir),
 			orPlaceholder(flags["--data"], "DATA"), r.EvalDir)
 	}
 	if r.Metrics, err = readMetrics(r.EvalDir); err != nil {
@@ -109,7 +109,7 @@ func readTraining(dir, evalSubdir string) (*Run, error) {
 // readFlags returns the flags of the latest run record that has them, or else the identity
 // recorded in the checkpoint (logs written before run records carried flags).
 func readFlags(dir string) (flags map[string]string, fromCheckpoint bool, err error) {
-	recs, err := trainlog.ReadRuns(filepath.Join(dir, LogFile))
+	recs, err := trainlog.ReadRuns(filepath.Join(dir, logFile))
 	if err != nil {
 		return nil, false, err
 	}
@@ -118,9 +118,9 @@ func readFlags(dir string) (flags map[string]string, fromCheckpoint bool, err er
 			return flagsOf(recs[i].Settings), false, nil
 		}
 	}
-	ck := filepath.Join(dir, CheckpointFile)
+	ck := filepath.Join(dir, checkpointFile)
 	if !exists(ck) {
-		return nil, false, fmt.Errorf("%s: no record of the run's flags: no run record with flags in %s and no %s", dir, LogFile, CheckpointFile)
+		return nil, false, fmt.Errorf("%s: no record of the run's flags: no run record with flags in %s and no %s", dir, logFile, checkpointFile)
 	}
 	_, meta, err := hf.ReadSafetensorsHeader(ck)
 	if err != nil {

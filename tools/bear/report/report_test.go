@@ -63,11 +63,11 @@ func TestMeanCI(t *testing.T) {
 		{"four values", []float64{0.1, 0.4, 0.2, 0.25}, wantCI(0.1, 0.4, 0.2, 0.25)},
 		{"nothing", nil, Interval{N: 0, Mean: nan, Half: nan}},
 	} {
-		if got := MeanCI(tc.xs); !sameIv(got, tc.want) {
-			t.Errorf("%s: MeanCI(%v) = %+v, want %+v", tc.name, tc.xs, got, tc.want)
+		if got := meanCI(tc.xs); !sameIv(got, tc.want) {
+			t.Errorf("%s: meanCI(%v) = %+v, want %+v", tc.name, tc.xs, got, tc.want)
 		}
 	}
-	if got := MeanCI([]float64{0.1, 0.2, 0.3}); math.Abs(got.Half-0.2484) > 5e-5 {
+	if got := meanCI([]float64{0.1, 0.2, 0.3}); math.Abs(got.Half-0.2484) > 5e-5 {
 		t.Errorf("half-width %v, want 0.2484", got.Half)
 	}
 }
@@ -180,7 +180,7 @@ func TestReadErrors(t *testing.T) {
 		{name: "other constraint", setup: edit(3, func(m *results.Metrics) { m.Config.Constrain = "after" }), want: []string{"constrain before", "constrain after"}},
 		{name: "other max_new_tokens", setup: edit(3, func(m *results.Metrics) { m.Config.MaxNewTokens = 0 }), want: []string{"max_new_tokens 128", "max_new_tokens 0"}},
 		{name: "metric missing", setup: edit(0, func(m *results.Metrics) { delete(m.ItemMatch, "NDCG@5") }), want: []string{"no NDCG@5"}},
-		{name: "unfinished run", after: func(t *testing.T, set []fakeRun) { os.RemoveAll(filepath.Join(set[0].dir, FinalDir)) },
+		{name: "unfinished run", after: func(t *testing.T, set []fakeRun) { os.RemoveAll(filepath.Join(set[0].dir, finalDir)) },
 			want: []string{"msl-1: no final/", "--resume"}},
 		{name: "not a run folder", after: func(t *testing.T, set []fakeRun) {
 			os.RemoveAll(set[0].dir)
@@ -194,7 +194,7 @@ func TestReadErrors(t *testing.T) {
 		{name: "baseline absent", o: Options{Baseline: "lml", RequireBaseline: true}, want: []string{"--baseline lml: no such loss"}},
 		{name: "baseline of several settings", o: Options{Baseline: "bear"}, want: []string{"several settings", "bear (lambda 0.25); bear (lambda 0.5)"}},
 		{name: "no flags recorded", after: func(t *testing.T, set []fakeRun) {
-			w, _ := trainlog.Open(filepath.Join(set[0].dir, LogFile), 0)
+			w, _ := trainlog.Open(filepath.Join(set[0].dir, logFile), 0)
 			w.WriteStep(trainlog.Step{Step: 1, Loss: 1})
 			w.Close()
 		}, want: []string{"msl-1: no record of the run's flags"}},
@@ -283,12 +283,12 @@ func TestCheckpointFlags(t *testing.T) {
 	for _, f := range set {
 		writeFakeRun(t, f)
 	}
-	w, _ := trainlog.Open(filepath.Join(set[0].dir, LogFile), 0)
+	w, _ := trainlog.Open(filepath.Join(set[0].dir, logFile), 0)
 	w.WriteStep(trainlog.Step{Step: 1, Loss: 1, TokensPerS: 10, ElapsedS: 1})
 	w.Close()
 	meta := `{"format":"bear-train-checkpoint/1","step":1,"identity":{"--loss":"msl","--seed":"1","--lr":"0.001"}}`
 	ts := []hf.WriteTensor{hf.Float32Tensor("param/x", hf.F32, []int64{1}, []float32{0})}
-	if err := hf.WriteSafetensors(filepath.Join(set[0].dir, CheckpointFile), ts, map[string]string{checkpointMetaKey: meta}); err != nil {
+	if err := hf.WriteSafetensors(filepath.Join(set[0].dir, checkpointFile), ts, map[string]string{checkpointMetaKey: meta}); err != nil {
 		t.Fatal(err)
 	}
 	rep, err := Read(dirsOf(set[:1]), Options{Pruning: true})
@@ -359,7 +359,7 @@ func TestWriteFiles(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		w, h int
-	}{{NDCGFile, barWidthPx*3 + 120, barHeightPx}, {CurvesFile, curveColumnWidth * 3, curvePanelHeight * 2}} {
+	}{{nDCGFile, barWidthPx*3 + 120, barHeightPx}, {curvesFile, curveColumnWidth * 3, curvePanelHeight * 2}} {
 		f, err := os.Open(filepath.Join(out, tc.name))
 		if err != nil {
 			t.Fatal(err)

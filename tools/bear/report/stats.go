@@ -8,14 +8,14 @@ import (
 	"gonum.org/v1/gonum/stat/distuv"
 )
 
-// Confidence is the two-sided level of every interval in the report.
-const Confidence = 0.95
+// confidence is the two-sided level of every interval in the report.
+const confidence = 0.95
 
 // Interval is a mean over seeds with the half-width of its Student's t confidence interval.
 type Interval struct {
 	N    int     // finite values the mean is over
 	Mean float64 // NaN when N is 0
-	Half float64 // t(1-(1-Confidence)/2, N-1) * s / sqrt(N); NaN when N < 2 (no interval)
+	Half float64 // t(1-(1-confidence)/2, N-1) * s / sqrt(N); NaN when N < 2 (no interval)
 }
 
 // HasCI reports whether the interval exists (two values or more).
@@ -26,9 +26,9 @@ func (iv Interval) ContainsZero() bool {
 	return iv.HasCI() && iv.Mean-iv.Half <= 0 && 0 <= iv.Mean+iv.Half
 }
 
-// MeanCI returns the mean of the finite values of xs and its t interval. Values that are not
+// meanCI returns the mean of the finite values of xs and its t interval. Values that are not
 // finite (a metric that does not exist for a run) are left out and not counted.
-func MeanCI(xs []float64) Interval {
+func meanCI(xs []float64) Interval {
 	var vals []float64
 	for _, x := range xs {
 		if !math.IsNaN(x) && !math.IsInf(x, 0) {
@@ -44,7 +44,7 @@ func MeanCI(xs []float64) Interval {
 		return iv
 	}
 	sd := stat.StdDev(vals, nil) // the sample (n-1) standard deviation
-	t := distuv.StudentsT{Mu: 0, Sigma: 1, Nu: float64(iv.N - 1)}.Quantile(1 - (1-Confidence)/2)
+	t := distuv.StudentsT{Mu: 0, Sigma: 1, Nu: float64(iv.N - 1)}.Quantile(1 - (1-confidence)/2)
 	iv.Half = t * sd / math.Sqrt(float64(iv.N))
 	return iv
 }

@@ -43,15 +43,15 @@ type StepBenchmark struct {
 	Iterations      int     `json:"iterations"`
 }
 
-// StepTimes are the wall and process CPU times of one training step's two passes.
-type StepTimes struct {
+// stepTimes are the wall and process CPU times of one training step's two passes.
+type stepTimes struct {
 	Forward, Backward       time.Duration
 	ForwardCPU, BackwardCPU time.Duration
 }
 
-// StepRunner runs LoRA training steps on one fixed batch, so that the setup (export, autodiff,
+// stepRunner runs LoRA training steps on one fixed batch, so that the setup (export, autodiff,
 // sessions, the batch) happens once and apart from the steps being timed.
-type StepRunner struct {
+type stepRunner struct {
 	tr         *ortrun.Trainer[float32]
 	in         ortrun.GraphInputs
 	cot        []float32
@@ -60,9 +60,9 @@ type StepRunner struct {
 	batch, seq int
 }
 
-// NewStepRunner builds the trainer for dir and a batch of batch × seq random tokens with
+// newStepRunner builds the trainer for dir and a batch of batch × seq random tokens with
 // full-vocabulary logits at the last `positions` tokens of every sequence.
-func NewStepRunner(dir string, o ortrun.TrainOptions, batch, seq, positions int) (*StepRunner, error) {
+func newStepRunner(dir string, o ortrun.TrainOptions, batch, seq, positions int) (*stepRunner, error) {
 	ck, err := hf.Open(dir)
 	if err != nil {
 		return nil, err
@@ -91,17 +91,17 @@ func NewStepRunner(dir string, o ortrun.TrainOptions, batch, seq, positions int)
 			index = append(index, b.Index(i, t))
 		}
 	}
-	r := &StepRunner{tr: tr, in: ortrun.GraphInputs{Batch: b, Index: index}, rng: rng, batch: batch, seq: seq}
-	r.flops = StepFLOPs(tr.Config, o.Model.LoRA.Rank, len(o.Model.LoRA.Targets), batch, seq, len(index))
+	r := &stepRunner{tr: tr, in: ortrun.GraphInputs{Batch: b, Index: index}, rng: rng, batch: batch, seq: seq}
+	r.flops = stepFLOPs(tr.Config, o.Model.LoRA.Rank, len(o.Model.LoRA.Targets), batch, seq, len(index))
 	return r, nil
 }
 
 // Step runs one forward and one backward pass and returns their times.
-func (r *StepRunner) Step() (StepTimes, error) {
+func (r *stepRunner) Step() (stepTimes, error) {
 	t0, c0 := time.Now(), procstat.CPUTime()
 	logits, err := r.tr.Forward(r.in)
 	if err != nil {
-		return StepTimes{}, err
+		return stepTimes{}, err
 	}
 	t1, c1 := time.Now(), procstat.CPUTime()
 	if r.cot == nil {
@@ -111,30 +111,30 @@ func (r *StepRunner) Step() (StepTimes, error) {
 		}
 	}
 	if _, err := r.tr.Backward(r.cot); err != nil {
-		return StepTimes{}, err
+		return stepTimes{}, err
 	}
 	t2, c2 := time.Now(), procstat.CPUTime()
-	return StepTimes{Forward: t1.Sub(t0), Backward: t2.Sub(t1), ForwardCPU: c1 - c0, BackwardCPU: c2 - c1}, nil
+	return stepTimes{Forward: t1.Sub(t0), Backward: t2.Sub(t1), ForwardCPU: c1 - c0, BackwardCPU: c2 - c1}, nil
 }
 
-// FLOPs is the step's FLOP count (StepFLOPs of its shapes).
-func (r *StepRunner) FLOPs() float64 { return r.flops }
+// FLOPs is the step's FLOP count (stepFLOPs of its shapes).
+func (r *stepRunner) FLOPs() float64 { return r.flops }
 
 // Close releases the trainer.
-func (r *StepRunner) Close() { r.tr.Close() }
+func (r *stepRunner) Close() { r.tr.Close() }
 
-// BenchmarkStep times iters LoRA training steps after one warm-up step (see NewStepRunner), and
+// BenchmarkStep times iters LoRA training steps after one warm-up step (see newStepRunner), and
 // measures ONNX Runtime's float32 GEMM rate on one large MatMul in the same run.
 func BenchmarkStep(dir string, o ortrun.TrainOptions, batch, seq, positions, iters int) (*StepBenchmark, error) {
 	if iters < 1 {
 		return nil, fmt.Errorf("iterations %d: want at least 1 timed step", iters)
 	}
-	r, err := NewStepRunner(dir, o, batch, seq, positions)
+	r, err := newStepRunner(dir, o, batch, seq, positions)
 	if err != nil {
 		return nil, err
 	}
 	defer r.Close()
-	samples := make([]StepTimes, 0, iters)
+	samples := make([]stepTimes, 0, iters)
 	for it := -1; it < iters; it++ { // one warm-up step
 		st, err := r.Step()
 		if err != nil {
@@ -148,7 +148,7 @@ func BenchmarkStep(dir string, o ortrun.TrainOptions, batch, seq, positions, ite
 	if threads <= 0 {
 		threads = goruntime.NumCPU()
 	}
-	gemm, err := GemmRate(gemmSize, threads)
+	gemm, err := gemmRate(gemmSize, threads)
 	if err != nil {
 		return nil, err
 	}
@@ -162,30 +162,30 @@ func BenchmarkStep(dir string, o ortrun.TrainOptions, batch, seq, positions, ite
 }
 
 // summariseSteps turns the timed steps into medians, and the step's FLOP rate at its median
-// time into a share of the GEMM rate, itself a median (GemmRate).
-func summariseSteps(samples []StepTimes, flops, gemmGFLOPS float64) *StepBenchmark {
-	sec := func(f func(StepTimes) time.Duration) float64 {
-		return median(samples, func(s StepTimes) float64 { return f(s).Seconds() })
+// time into a share of the GEMM rate, itself a median (gemmRate).
+func summariseSteps(samples []stepTimes, flops, gemmGFLOPS float64) *StepBenchmark {
+	sec := func(f func(stepTimes) time.Duration) float64 {
+		return median(samples, func(s stepTimes) float64 { return f(s).Seconds() })
 	}
 	r := &StepBenchmark{Iterations: len(samples), StepGFLOP: flops / 1e9, GemmGFLOPS: gemmGFLOPS,
-		ForwardSeconds:     sec(func(s StepTimes) time.Duration { return s.Forward }),
-		BackwardSeconds:    sec(func(s StepTimes) time.Duration { return s.Backward }),
-		ForwardCPUSeconds:  sec(func(s StepTimes) time.Duration { return s.ForwardCPU }),
-		BackwardCPUSeconds: sec(func(s StepTimes) time.Duration { return s.BackwardCPU }),
+		ForwardSeconds:     sec(func(s stepTimes) time.Duration { return s.Forward }),
+		BackwardSeconds:    sec(func(s stepTimes) time.Duration { return s.Backward }),
+		ForwardCPUSeconds:  sec(func(s stepTimes) time.Duration { return s.ForwardCPU }),
+		BackwardCPUSeconds: sec(func(s stepTimes) time.Duration { return s.BackwardCPU }),
 	}
 	r.BackwardPerFwd = r.BackwardSeconds / r.ForwardSeconds
-	step := sec(func(s StepTimes) time.Duration { return s.Forward + s.Backward })
+	step := sec(func(s stepTimes) time.Duration { return s.Forward + s.Backward })
 	r.StepGFLOPS = r.StepGFLOP / step
 	r.ShareOfGemmRate = r.StepGFLOPS / gemmGFLOPS
 	return r
 }
 
-// StepFLOPs counts the multiply-adds (×2) of a LoRA step from the shapes: the forward pass
+// stepFLOPs counts the multiply-adds (×2) of a LoRA step from the shapes: the forward pass
 // (projections, attention over the full seq×seq square as computed, LoRA branches, the LM head
 // at n positions) and the backward pass (activation gradients through every layer, which cost
 // what the forward projections cost, twice the attention, the LoRA weight gradients, and the
 // LM head's input gradient). Frozen weights get no gradient, so none is counted.
-func StepFLOPs(c hf.Config, rank, loraModules, batch, seq, n int) float64 {
+func stepFLOPs(c hf.Config, rank, loraModules, batch, seq, n int) float64 {
 	tok := float64(batch * seq)
 	h, q, kv, in := float64(c.HiddenSize), float64(c.QDim()), float64(c.KVDim()), float64(c.IntermediateSize)
 	proj := 2 * tok * (h*q + 2*h*kv + q*h + 3*h*in)
@@ -198,16 +198,16 @@ func StepFLOPs(c hf.Config, rank, loraModules, batch, seq, n int) float64 {
 	return forward + backward
 }
 
-// gemmSize is the side of the square MatMul GemmRate times.
+// gemmSize is the side of the square MatMul gemmRate times.
 const gemmSize = 2048
 
-// gemmRuns is how many timed runs GemmRate takes the median of.
+// gemmRuns is how many timed runs gemmRate takes the median of.
 const gemmRuns = 5
 
-// GemmRate measures ONNX Runtime's float32 MatMul rate (GFLOP/s) on an n×n by n×n product
+// gemmRate measures ONNX Runtime's float32 MatMul rate (GFLOP/s) on an n×n by n×n product
 // with the weight as an initializer (pre-packed, as the model's weights are): the median of
 // gemmRuns runs after a warm-up, as the step figures it is compared with are medians.
-func GemmRate(n, threads int) (float64, error) {
+func gemmRate(n, threads int) (float64, error) {
 	g := builder.New("gemm")
 	x := g.Input("x", builder.Float32, n, n)
 	vals := make([]float64, n*n)

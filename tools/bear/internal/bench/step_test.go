@@ -33,13 +33,13 @@ func BenchmarkTrainStep(b *testing.B) {
 			}
 			o := ortrun.TrainOptions{Policy: policy, Model: ortrun.ModelOptions{CacheDir: b.TempDir(), SessionOptions: ortrun.SessionOptions{Threads: 1},
 				LoRA: &llama.LoRASpec{Targets: []string{"q_proj", "v_proj"}, Rank: 8, Alpha: 16}}}
-			r, err := NewStepRunner(dir, o, 8, 256, 20)
+			r, err := newStepRunner(dir, o, 8, 256, 20)
 			if err != nil {
 				b.Fatal(err)
 			}
 			defer r.Close()
 			samples := benchSteps(b, r)
-			gemm, err := GemmRate(gemmSize, 1)
+			gemm, err := gemmRate(gemmSize, 1)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -51,16 +51,16 @@ func BenchmarkTrainStep(b *testing.B) {
 	}
 }
 
-// stepper is what benchSteps times: a StepRunner, or a stand-in in tests.
-type stepper interface{ Step() (StepTimes, error) }
+// stepper is what benchSteps times: a stepRunner, or a stand-in in tests.
+type stepper interface{ Step() (stepTimes, error) }
 
 // benchSteps runs one untimed warm-up step, then b.N timed steps, and returns their times.
 // Whatever the caller did before (setup) is left out of the benchmark's time.
-func benchSteps(b *testing.B, s stepper) []StepTimes {
+func benchSteps(b *testing.B, s stepper) []stepTimes {
 	if _, err := s.Step(); err != nil {
 		b.Fatal(err)
 	}
-	samples := make([]StepTimes, 0, b.N)
+	samples := make([]stepTimes, 0, b.N)
 	b.ResetTimer()
 	for range b.N {
 		st, err := s.Step()
@@ -76,9 +76,9 @@ func benchSteps(b *testing.B, s stepper) []StepTimes {
 // sleepStepper takes d per step.
 type sleepStepper struct{ d time.Duration }
 
-func (s sleepStepper) Step() (StepTimes, error) {
+func (s sleepStepper) Step() (stepTimes, error) {
 	time.Sleep(s.d)
-	return StepTimes{Forward: s.d / 2, Backward: s.d / 2}, nil
+	return stepTimes{Forward: s.d / 2, Backward: s.d / 2}, nil
 }
 
 // TestTimeStepsLeavesSetupOut: with a slow setup (300 ms) and 5 ms steps, run 3 times as
@@ -111,7 +111,7 @@ func TestTimeStepsLeavesSetupOut(t *testing.T) {
 // machine) moves neither. A mean step over a best-of-5 GEMM gave 0.5 · 4/3 = 0.33 here.
 func TestSummariseSteps(t *testing.T) {
 	ms := time.Millisecond
-	samples := []StepTimes{
+	samples := []stepTimes{
 		{Forward: 100 * ms, Backward: 300 * ms, ForwardCPU: 110 * ms, BackwardCPU: 310 * ms},
 		{Forward: 1000 * ms, Backward: 3000 * ms, ForwardCPU: 1010 * ms, BackwardCPU: 3010 * ms}, // a slow outlier
 		{Forward: 120 * ms, Backward: 280 * ms, ForwardCPU: 130 * ms, BackwardCPU: 290 * ms},

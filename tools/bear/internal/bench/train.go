@@ -58,7 +58,7 @@ type TrainBenchmark struct {
 type TrainRun struct {
 	Steps int // timed optimizer steps after one warm-up step (>= 1)
 	// Dump, when set, is a file that receives the micro-batches of every step run (warm-up
-	// included) for tools/reference/bench_train.py to replay (see WriteTrainDump).
+	// included) for tools/reference/bench_train.py to replay (see writeTrainDump).
 	Dump string
 	// CPUProfile, when set, is a file that receives a Go CPU profile of the timed steps.
 	CPUProfile string
@@ -107,7 +107,7 @@ func BenchmarkTrain(o train.Options, r TrainRun) (*TrainBenchmark, error) {
 	res.PeakRSSMB = procstat.PeakRSSMiB()
 	res.summarise(samples)
 	if r.Dump != "" {
-		if err := WriteTrainDump(r.Dump, o, st.Set(), samples); err != nil {
+		if err := writeTrainDump(r.Dump, o, st.Set(), samples); err != nil {
 			return nil, err
 		}
 		res.Dump = r.Dump

@@ -134,7 +134,7 @@ func TestBenchmarkTrainDump(t *testing.T) {
 	}
 }
 
-func readDump(t *testing.T, path string) (TrainDumpHeader, []TrainDumpStep) {
+func readDump(t *testing.T, path string) (trainDumpHeader, []trainDumpStep) {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
@@ -143,8 +143,8 @@ func readDump(t *testing.T, path string) (TrainDumpHeader, []TrainDumpStep) {
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	sc.Buffer(nil, 1<<26)
-	var header TrainDumpHeader
-	var steps []TrainDumpStep
+	var header trainDumpHeader
+	var steps []trainDumpStep
 	for sc.Scan() {
 		if header.Kind == "" {
 			if err := json.Unmarshal(sc.Bytes(), &header); err != nil {
@@ -152,7 +152,7 @@ func readDump(t *testing.T, path string) (TrainDumpHeader, []TrainDumpStep) {
 			}
 			continue
 		}
-		var s TrainDumpStep
+		var s trainDumpStep
 		if err := json.Unmarshal(sc.Bytes(), &s); err != nil {
 			t.Fatal(err)
 		}
@@ -166,7 +166,7 @@ func readDump(t *testing.T, path string) (TrainDumpHeader, []TrainDumpStep) {
 
 // checkDumpStep: the counts add up, every logit slot predicts its target (the next slot of the
 // same row), and every target is among its allowed tokens.
-func checkDumpStep(t *testing.T, s TrainDumpStep, b trainset.Options) {
+func checkDumpStep(t *testing.T, s trainDumpStep, b trainset.Options) {
 	t.Helper()
 	if len(s.Groups) != b.Batch/b.NormGroup {
 		t.Errorf("step %d: %d groups, want %d", s.Step, len(s.Groups), b.Batch/b.NormGroup)
@@ -208,7 +208,7 @@ func TestWriteTrainDumpRefusesOtherSteps(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = WriteTrainDump(filepath.Join(t.TempDir(), "dump.jsonl"), o, set, ran)
+	err = writeTrainDump(filepath.Join(t.TempDir(), "dump.jsonl"), o, set, ran)
 	if err == nil || !strings.Contains(err.Error(), "rebuilt") {
 		t.Fatalf("error %v, want a mismatch of the rebuilt steps", err)
 	}

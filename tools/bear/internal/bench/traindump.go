@@ -11,19 +11,19 @@ import (
 	"github.com/bearrec/bear/runtime/train/trainset"
 )
 
-// The dump of `bear bench train --dump FILE` is JSON lines: a TrainDumpHeader, then one
-// TrainDumpStep per optimizer step run (warm-up first). tools/reference/bench_train.py replays
+// The dump of `bear bench train --dump FILE` is JSON lines: a trainDumpHeader, then one
+// trainDumpStep per optimizer step run (warm-up first). tools/reference/bench_train.py replays
 // it, so that PyTorch does the very work bear did: same rows, tokenisation, padding, micro-batches,
 // supervised positions, allowed sets, loss settings and optimizer.
 
-// TrainDumpHeader is the first line of a dump. Its loss, LoRA and optimizer fields and the steps'
+// trainDumpHeader is the first line of a dump. Its loss, LoRA and optimizer fields and the steps'
 // micro-batches use the names of runtime/train's reference case (tools/reference/trainref.py).
-type TrainDumpHeader struct {
+type trainDumpHeader struct {
 	Kind  string         `json:"kind"` // "header"
 	Model string         `json:"model"`
-	Loss  TrainDumpLoss  `json:"loss"`
-	LoRA  *TrainDumpLoRA `json:"lora"` // nil: --train full
-	Optim TrainDumpOptim `json:"optim"`
+	Loss  trainDumpLoss  `json:"loss"`
+	LoRA  *trainDumpLoRA `json:"lora"` // nil: --train full
+	Optim trainDumpOptim `json:"optim"`
 	// Batch, NormGroup and MicroBatch are the batching options the steps were cut with.
 	Batch      int `json:"batch"`
 	NormGroup  int `json:"norm_group"`
@@ -33,8 +33,8 @@ type TrainDumpHeader struct {
 	Steps       int `json:"steps"`
 }
 
-// TrainDumpLoss is the loss's configuration.
-type TrainDumpLoss struct {
+// trainDumpLoss is the loss's configuration.
+type trainDumpLoss struct {
 	Kind   string  `json:"kind"` // lml, msl or bear
 	Tau    float64 `json:"tau"`
 	Xi     float64 `json:"xi"`
@@ -42,16 +42,16 @@ type TrainDumpLoss struct {
 	K      int     `json:"k"`
 }
 
-// TrainDumpLoRA is the adapter's shape and dropout (PEFT's names).
-type TrainDumpLoRA struct {
+// trainDumpLoRA is the adapter's shape and dropout (PEFT's names).
+type trainDumpLoRA struct {
 	Targets []string `json:"targets"`
 	Rank    int      `json:"r"`
 	Alpha   float64  `json:"alpha"`
 	Dropout float64  `json:"dropout"`
 }
 
-// TrainDumpOptim is the optimizer step: clipping, AdamW and the linear warm-up schedule.
-type TrainDumpOptim struct {
+// trainDumpOptim is the optimizer step: clipping, AdamW and the linear warm-up schedule.
+type trainDumpOptim struct {
 	LR          float64 `json:"lr"`
 	Beta1       float64 `json:"beta1"`
 	Beta2       float64 `json:"beta2"`
@@ -62,25 +62,25 @@ type TrainDumpOptim struct {
 	Total       int     `json:"total"` // optimizer steps of the schedule
 }
 
-// TrainDumpStep is one optimizer step: its norm groups, each with its micro-batches.
-type TrainDumpStep struct {
+// trainDumpStep is one optimizer step: its norm groups, each with its micro-batches.
+type trainDumpStep struct {
 	Kind      string           `json:"kind"` // "step"
 	Step      int              `json:"step"` // global index, from 0
 	Tokens    int              `json:"tokens"`
 	Positions int              `json:"positions"`
-	Groups    []TrainDumpGroup `json:"groups"`
+	Groups    []trainDumpGroup `json:"groups"`
 }
 
-// TrainDumpGroup is one norm group (one device of the official run).
-type TrainDumpGroup struct {
-	Micro []TrainDumpMicro `json:"micro"`
+// trainDumpGroup is one norm group (one device of the official run).
+type trainDumpGroup struct {
+	Micro []trainDumpMicro `json:"micro"`
 }
 
-// TrainDumpMicro is one forward/backward pass in trainset.MicroBatch's layout: B left-padded
+// trainDumpMicro is one forward/backward pass in trainset.MicroBatch's layout: B left-padded
 // rows of T slots ([B·T] row-major ids, mask, positions); Index[p] is the flat slot whose logit
 // predicts Targets[p], whose allowed tokens (sorted ids) are Allowed[p]. Rows are the examples'
 // indices in the split (its data rows, from 0).
-type TrainDumpMicro struct {
+type trainDumpMicro struct {
 	Rows    []int   `json:"rows"`
 	B       int     `json:"b"`
 	T       int     `json:"t"`
@@ -92,10 +92,10 @@ type TrainDumpMicro struct {
 	Allowed [][]int `json:"allowed"`
 }
 
-// WriteTrainDump cuts the micro-batches of the steps that ran again from the run's training set
+// writeTrainDump cuts the micro-batches of the steps that ran again from the run's training set
 // (a fresh Batcher: steps are a function of the set and the step index) and writes them to
 // path, checking each step's token and position counts against what the benchmark measured.
-func WriteTrainDump(path string, o train.Options, set *trainset.Set, ran []stepSample) error {
+func writeTrainDump(path string, o train.Options, set *trainset.Set, ran []stepSample) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return fmt.Errorf("dump: %w", err)
@@ -129,29 +129,29 @@ func WriteTrainDump(path string, o train.Options, set *trainset.Set, ran []stepS
 	return nil
 }
 
-func dumpHeader(o train.Options, steps int) TrainDumpHeader {
+func dumpHeader(o train.Options, steps int) trainDumpHeader {
 	adam := optim.DefaultAdamW()
-	h := TrainDumpHeader{
+	h := trainDumpHeader{
 		Kind: "header", Model: o.Model,
-		Loss: TrainDumpLoss{Kind: o.Loss.Kind.String(), Tau: o.Loss.Tau, Xi: o.Loss.Xi, Lambda: o.Loss.Lambda, K: o.Loss.K},
-		Optim: TrainDumpOptim{LR: o.LR, Beta1: adam.Beta1, Beta2: adam.Beta2, Eps: adam.Eps, WeightDecay: adam.WeightDecay,
+		Loss: trainDumpLoss{Kind: o.Loss.Kind.String(), Tau: o.Loss.Tau, Xi: o.Loss.Xi, Lambda: o.Loss.Lambda, K: o.Loss.K},
+		Optim: trainDumpOptim{LR: o.LR, Beta1: adam.Beta1, Beta2: adam.Beta2, Eps: adam.Eps, WeightDecay: adam.WeightDecay,
 			MaxGradNorm: 1.0, // runtime/train's max_grad_norm, the HF Trainer's default
 			Warmup:      o.Warmup, Total: o.MaxSteps},
 		Batch: o.Batch.Batch, NormGroup: o.Batch.NormGroup, MicroBatch: min(o.Batch.Micro, o.Batch.NormGroup),
 		WarmupSteps: warmupSteps, Steps: steps,
 	}
 	if o.LoRA != nil {
-		h.LoRA = &TrainDumpLoRA{Targets: o.LoRA.Targets, Rank: o.LoRA.Rank, Alpha: o.LoRA.Alpha, Dropout: o.LoRADropout}
+		h.LoRA = &trainDumpLoRA{Targets: o.LoRA.Targets, Rank: o.LoRA.Rank, Alpha: o.LoRA.Alpha, Dropout: o.LoRADropout}
 	}
 	return h
 }
 
-func dumpStep(global int, st *trainset.Step) TrainDumpStep {
-	d := TrainDumpStep{Kind: "step", Step: global, Tokens: st.Tokens, Positions: st.Positions}
+func dumpStep(global int, st *trainset.Step) trainDumpStep {
+	d := trainDumpStep{Kind: "step", Step: global, Tokens: st.Tokens, Positions: st.Positions}
 	for _, g := range st.Groups {
-		var dg TrainDumpGroup
+		var dg trainDumpGroup
 		for _, mb := range g.Micro {
-			dg.Micro = append(dg.Micro, TrainDumpMicro{Rows: mb.Rows, B: mb.B, T: mb.T, IDs: mb.IDs, Mask: mb.Mask, Pos: mb.Pos,
+			dg.Micro = append(dg.Micro, trainDumpMicro{Rows: mb.Rows, B: mb.B, T: mb.T, IDs: mb.IDs, Mask: mb.Mask, Pos: mb.Pos,
 				Index: mb.Index, Targets: mb.Targets, Allowed: mb.Allowed})
 		}
 		d.Groups = append(d.Groups, dg)
