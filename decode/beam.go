@@ -108,7 +108,9 @@ type Trace struct {
 }
 
 // Search runs batched constrained beam search for all prompts at once (one Start, then one
-// Step per decoding step with the live beams of all unfinished prompts).
+// Step per decoding step with the live beams of all unfinished prompts, at most B rows each,
+// so never more than len(prompts)*B rows in one call). The caller picks the batch size (8 to
+// 64 prompts is sensible); results do not depend on it.
 func Search(sc Scorer, t Trie, prompts [][]int, cfg Config) ([]Result, error) {
 	return search(sc, t, nil, prompts, nil, cfg)
 }
@@ -222,6 +224,64 @@ func normalise(sum float64, n int, lp float64) float64 {
 	}
 	return sum / math.Pow(float64(n), lp)
 }
+
+// The HF semantics, as read in transformers' generation/beam_search.py (BeamSearchScorer,
+// BeamHypotheses) and the vectorised _beam_search of generation/utils.py:
+//
+//   - num_beams = B, num_return_sequences = Return, length_penalty = LengthPenalty,
+//     early_stopping False, no sampling, no other logits processors (temperature, repetition
+//     penalty, ... are never applied: the official GenerationConfig sets none).
+//   - First step from one beam: HF starts rows 1..B-1 at -1e9, so all first candidates come
+//     from beam 0; decode starts with a single row per prompt.
+//   - Every step ranks all (beam, token) pairs by accumulated log-probability (sum over the
+//     generated tokens) and takes the top 2B. Walking them in rank order, an EOS pair within
+//     the first B ranks is offered to the finished hypotheses, an EOS pair at rank >= B is
+//     skipped, and the first B non-EOS pairs become the next beams.
+//   - Finished hypotheses (BeamHypotheses): at most B kept; a new one enters if fewer than B
+//     are kept or its score is strictly above the worst kept; when over B, the lowest (the
+//     earliest among equal lowest) is dropped.
+//   - Score = sum of log-probabilities / generated_len^length_penalty, where generated_len is
+//     the number of generated tokens INCLUDING the EOS (HF: cur_len = input_ids.shape[-1] + 1,
+//     minus decoder_prompt_len, in BeamSearchScorer.process; cur_len + 1 - decoder_prompt_len
+//     in the vectorised version). The prompt does not count. (transformers versions before
+//     decoder_prompt_len existed divided by the whole row length, left-padded prompt included
+//     and EOS excluded, which made scores depend on the batch's padding.)
+//   - early_stopping False: after each step a prompt is done once B hypotheses are finished
+//     and the worst of them is >= best / generated_len^length_penalty, generated_len = the
+//     current step; "best" is per StopRule. A done prompt's open beams are discarded.
+//   - max_new_tokens: at that step a prompt's open beams are finalised like
+//     BeamSearchScorer.finalize (all added, score = sum / tokens so far). With a trie no path
+//     outlives the longest title (Index.Depth), so the limit only bites on longer titles:
+//     such beams end without EOS, on an inner node with no Items, and take a slot of the
+//     returned list as HF's do.
+//   - The returned list is the finished hypotheses sorted by score, best first, ties as HF's
+//     stable sort-then-pop gives them (the later-added first), cut to Return.
+//   - The constraint: the allowed tokens of a beam are the children of its trie node; where a
+//     node has none, [EOS] (see allowed). A node can offer EOS and other tokens at once, so
+//     titles that are token-prefixes of other titles are reachable where the trie allows it.
+//
+// Deviations from HF kept on purpose:
+//
+//  1. No junk rows. HF always computes B rows per prompt: at step 1 all B copies of the
+//     prompt, and wherever fewer than B allowed continuations exist it keeps running filler
+//     beams (copies scored near -1e9 from the initial rows, or disallowed tokens at -inf whose
+//     prefixes then only allow EOS). decode runs one row at Start, afterwards only real beams,
+//     and a done prompt costs no rows at all (HF keeps padding it until the whole batch is
+//     done). The filler always ranks below every real candidate, so the real hypotheses, their
+//     order and their scores are the same: reference_test.go compares against a literal
+//     reference that keeps the filler. Visible difference: where fewer than B items can be
+//     reached, HF pads the returned list with filler sequences (score about -1e9/len or -inf);
+//     decode returns a shorter list.
+//  2. Arithmetic. Log-probabilities and sums are float64 (HF: float32 log-softmax of logits a
+//     bf16 model produced, float32 beam scores), so near-ties can order differently from a GPU
+//     HF run; exact ties are broken as a stable sort over HF's flattened (beam, token) index
+//     would (beam slot, then token id; see better), while torch.topk leaves tie order
+//     unspecified.
+//  3. B = 1 runs this algorithm with one beam (HF would switch to greedy search, which also
+//     stops at EOS but never keeps a second candidate).
+//  4. MaxNewTokens finalisation follows BeamSearchScorer.finalize for both stop rules (the
+//     vectorised version instead finalises the top-B ranks of the last step); this only
+//     matters when the limit is below the trie depth.
 
 // beamSearch is the state of one batched search: the users (prompts) and the rows of the
 // scorer call in progress. Each decoding step follows BeamSearchScorer's order: score every

@@ -81,6 +81,15 @@ func bound(sum float64, d, lo, hi int, lp float64) float64 {
 	return math.Max(a, b)
 }
 
+// How much the bound prunes depends on the ranking and the model. With LengthPenalty 0 the
+// bound is the prefix's own sum, which falls below the K-th best once the prefix is unlikely,
+// so few prefixes stay open (fewest with the constraint before the softmax). With 1 a prefix
+// that can still grow long is bounded near 0 and stays open: the search scores most of the
+// trie. With 0 and the constraint after the softmax every token also pays for the probability
+// outside the trie, so the K-th best score is low and the trie's first levels stay open whole.
+// Hence MaxRows. The Scorer contract rules out splitting one level into several calls (a Step
+// forgets the rows its parents do not name), so the bound is kept by deferring whole prompts.
+//
 // exactTopB finds, for every prompt, the K sequences of the trie with the best full-sequence
 // score, exactly, by level-synchronous branch and bound over the trie: all prompts' open
 // prefixes of one depth are scored in one Scorer call (so a KV-cache scorer works unchanged),

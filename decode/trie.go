@@ -1,8 +1,12 @@
 package decode
 
 // Trie is the constraint: a prefix tree over item token sequences, each ending with EOS.
-// *tokenize.Trie satisfies it (the eval command asserts `var _ decode.Trie = (*tokenize.Trie)(nil)`).
+// *tokenize.Trie satisfies it (runtime/evaluate asserts `var _ decode.Trie = (*tokenize.Trie)(nil)`).
 // Node ids identify prefixes: two beams on the same node carry the same tokens.
+//
+// (In the official trie the sequences carry no EOS and EOS is allowed only where nothing else
+// is, so a title that is a token-prefix of another cannot be generated there; which titles are
+// reachable is a property of the trie handed in, i.e. of package tokenize, not of decode.)
 type Trie interface {
 	// Root is the node of the empty prefix (the first generated token is chosen there).
 	Root() int

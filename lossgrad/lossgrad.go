@@ -231,6 +231,49 @@ func (b LogitSlices[F]) Validate() error {
 // (NaN or +Inf logits, or a positive token whose logit is -Inf).
 var errNonFinite = errors.New("non-finite loss")
 
+// Conventions of the official trainers (train_lml.py, train_msl.py, train_bear.py, each in
+// compute_loss), transcribed in tools/reference/lossref.py, which writes the goldens:
+//
+//   - Positions labelled -100 (the prompt, and padding: the collator pads the trie mask with
+//     all-allowed rows on the left) are removed before anything else: they count neither in
+//     MSL's or LML's mean nor in BEAR's weight normalisation.
+//   - MSL's mean is over all supervised positions, including those with a single allowed
+//     token, whose loss is 0 (so they dilute the mean).
+//   - BEAR normalises only the weights of positions with more than one allowed token, by their
+//     sum plus WeightEps (so they sum to slightly less than 1); single-token positions keep
+//     their raw weight, but their term -log 1 and its gradient are 0. The loss is a sum.
+//   - beta is the K-th largest probability counting ties (torch.topk); the official code
+//     detects "fewer than K allowed" as a K-th probability equal to 0 and then takes the
+//     smallest probability over the allowed tokens.
+//   - The batch of the means and of BEAR's normalisation is one device's micro-batch: the
+//     official run launches train_*.py with `accelerate launch` on 8 GPUs, 128 sequences per
+//     step = 8 processes x 16 sequences, gradient_accumulation_steps 1, and DDP averages the
+//     8 gradients. A single device reproduces it with micro-batches of 16 sequences, one
+//     Compute each, and the mean (not the sum) of their 8 gradients.
+//   - Temperature divides the logits before the softmax for all three losses, so the gradient
+//     carries 1/tau. K is 10 in the official trainer; Xi and Lambda are its topk_tau and
+//     topk_weight.
+//
+// Deviations, only where the official float arithmetic leaves the real numbers (the goldens
+// mark such cases "official_nonfinite" and hold the algebraically identical values):
+//
+//   - LML and MSL: the official code computes log(sum(exp(z/tau))) without subtracting the
+//     maximum, so it returns inf/NaN once z/tau exceeds about 709 in float64 (88 in float32),
+//     or once every allowed z/tau is below about -745; LML's -log(exp(z_t/tau)) also
+//     underflows. Here the maximum is subtracted and the result stays finite.
+//   - BEAR: the official code takes -log of a softmax probability, +inf when p_t underflows to
+//     0, and its "K-th probability == 0" test also fires when K or more tokens are allowed but
+//     the K-th probability underflows; its replacement, the smallest allowed probability, is
+//     then 0 too, so log beta = -inf and w = 1 + lambda. Here everything is in log space: beta
+//     is the smallest allowed probability exactly when fewer than K tokens are allowed, and w
+//     comes from finite log-probabilities, so it differs from the official value only where
+//     the official probabilities underflow.
+//   - A position with one allowed token has loss and gradient exactly 0; the official MSL
+//     computes -z/tau + log(exp(z/tau)), which can leave a rounding residue.
+//   - An empty batch gives loss 0 (the official mean would be NaN).
+//   - The official LML softmax runs over the resized vocabulary, which includes the added
+//     <pad> token (id 128256, 128 257 logits); which slice to hand in is the trainer's choice.
+
 // Compute computes the loss of the micro-batch b holds, writes dL/dlogits into grad (same
 // layout as b.Logits, len(grad) == len(b.Logits)) and, when diag is not nil (len(diag) >=
 // positions), the per-position diagnostics. Accumulation is in float64 whatever F is.

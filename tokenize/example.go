@@ -175,7 +175,9 @@ func (t *Tokenizer) plainTail(s string) int {
 	return start
 }
 
-// InferenceIDs is BOS + the inference prompt (ending with the separator).
+// InferenceIDs is BOS + the inference prompt (ending with the separator), as the official
+// inference script's tokenizer(prompts, padding=True) gives it: the default
+// add_special_tokens puts BOS in front, and its left padding is hidden by the attention mask.
 func (t *Tokenizer) InferenceIDs(p Prompt, history []string) []int {
 	return t.EncodeSpecial(p.Inference(history))
 }

@@ -72,7 +72,7 @@ func pairKey(a, b int) uint64 { return uint64(uint32(a))<<32 | uint64(uint32(b))
 
 // Load reads a Hugging Face tokenizer.json. sugarme/tokenizer parses the file (vocabulary,
 // merges, added tokens, decoder and post-processor settings); the encoder itself is ours (see
-// the package documentation). Only the Llama-3 configuration is accepted: no normalizer, the
+// fromConfig for why). Only the Llama-3 configuration is accepted: no normalizer, the
 // Llama-3 Split regex followed by ByteLevel without regex, a byte-level BPE model and decoder.
 func Load(path string) (*Tokenizer, error) {
 	data, err := os.ReadFile(path)
@@ -134,6 +134,27 @@ func sugarCall[T any](section string, build func() (T, error)) (v T, err error) 
 // llama3Pattern is the Split pattern of the Llama-3 pre-tokenizer that splitLlama3 implements.
 const llama3Pattern = `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
 
+// fromConfig builds the Tokenizer from sugarme's reading of the file. What comes from
+// github.com/sugarme/tokenizer and what is ours, and why:
+//
+//   - sugarme reads the file: sugar.Config holds its sections, pretrained.CreateModel builds the
+//     vocabulary and the merge table (pair -> rank, merged id), pretrained.CreateDecoder and
+//     CreatePostProcessor read the decoder and the post-processor (whose template gives BOS),
+//     and pretokenizer.CharBytes maps vocabulary spellings back to bytes. Its constructors
+//     type-assert the JSON without checking, so sugarCall turns their panics into errors naming
+//     the section, and the ids are checked here (distinct, in range, an added token never
+//     reusing another token's id; FuzzLoadTokenizer holds Load to that).
+//   - its encoding pipeline cannot produce Llama-3 ids (tokcheck sugarme compares it with HF),
+//     so the encoder is ours. The split: pretrained.FromFile panics on the pattern's lookahead
+//     (?!\S), which Go's regexp lacks; splitLlama3 matches the pattern by hand. The byte-level
+//     step: sugarme re-splits every piece with the GPT-2 regex although the file says
+//     use_regex: false ("### Response:\n" becomes [14711 6075 25 198] instead of
+//     [14711 6075 512]); ours does not split, and the byte-level mapping is implicit (see
+//     appendPiece). BPE: sugarme breaks ties between equal-rank merges differently from HF and
+//     ignores ignore_merges; appendPiece follows HF. Special tokens written in the text: sugarme
+//     drops them; ours are matched in the raw text (leftmost, longest, through specialTrie)
+//     before pre-tokenisation, as HF's AddedVocabulary does. Speed: sugarme recompiles its
+//     regexes per call; an Encoder allocates nothing per call.
 func fromConfig(cfg *sugar.Config) (*Tokenizer, error) {
 	if err := checkConfig(cfg); err != nil {
 		return nil, err

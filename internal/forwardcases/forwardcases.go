@@ -1,6 +1,3 @@
-// Package forwardcases reads the golden forward cases of testdata/forward (cases.json and the
-// PyTorch reference's golden.json.gz, written by tools/reference/llamaref.py) for the tests of
-// several packages.
 package forwardcases
 
 import (

@@ -1,7 +1,3 @@
-// Package opterr is the error a library of the project returns for one of its options that it
-// cannot use: a field of its Options, named with its package and type (train.Options.LR), so
-// that a library user reads the field to change and the command line, which alone knows the
-// flag spellings, can name the flag instead.
 package opterr
 
 import (

@@ -593,7 +593,7 @@ func (g *Graph) Range(start, limit, delta Value) Value {
 	return g.op("Range", sameType("Range", start, limit, delta), Shape{n}, []Value{start, limit, delta})
 }
 
-// ConstantOfShape is a tensor of the given shape filled with zeros of dtype dt.
+// Zeros is a tensor of the given shape filled with zeros of dtype dt (ConstantOfShape).
 func (g *Graph) Zeros(dt DType, shape Value, static Shape) Value {
 	return g.op("ConstantOfShape", dt, static, []Value{shape}, attrTensor("value", scalarProto(dt, 0)))
 }

@@ -121,7 +121,7 @@ func (d Dim) Eval(syms map[string]int64) (int64, error) {
 // Shape is a static shape (its rank is always known).
 type Shape []Dim
 
-// EvalShape computes concrete sizes.
+// Eval computes the concrete sizes, the symbolic dimensions given by syms.
 func (s Shape) Eval(syms map[string]int64) ([]int64, error) {
 	out := make([]int64, len(s))
 	for i, d := range s {

@@ -8,6 +8,22 @@ import (
 	"github.com/bearrec/bear/onnx/hf"
 )
 
+// Why the masks are made inside the graph: PEFT applies dropout to the input of each LoRA
+// branch only, B(A(dropout(x)))·scaling, with a fresh Bernoulli(1-p) mask per module and step
+// over x [batch·seq, in]. A mask fed from Go would have to exist in memory for the whole step,
+// for every module (at the Llama-3.2-1B shape with LoRA on q_proj and v_proj, 32 modules of
+// in = 2048: 64 KiB of bools per token), and cross to the device each step. Hashed from the
+// step's seed, it needs no memory outside ONNX Runtime and nothing crosses the host boundary
+// but one int64; the forward and backward graphs of a step see the same mask when given the
+// same seed, and distinct modules (q and v of one layer, other layers) get independent masks.
+//
+// The mask is an integer subgraph, so autodiff never differentiates it. Under the Recompute
+// policy the backward graph recomputes it from dropout_seed (an input of both graphs). Under
+// Stash the backward graph keeps the bool mask (1 byte per element) rather than rerunning the
+// hash (about 8 int64 operations per element), and recomputes x·keep/(1-p) from the normed
+// hidden state that Stash keeps anyway (apply marks the dropped input rematerializable), so no
+// float copy of x per module is kept. BenchmarkLoRADropout (runtime/ortrun) measures the cost.
+
 // LoRA dropout masks are a counter-based hash of (seed, module index, row, column), computed
 // inside the forward graph with int64 Mul, Div, Mod, Add and Less only, and reproduced bit for
 // bit by DropoutMask. Every intermediate is a non-negative integer below 2^63, so int64

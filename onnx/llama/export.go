@@ -266,6 +266,21 @@ type attention struct {
 	batch, seq builder.Value // int64 [1]
 }
 
+// build emits the forward graph. Its conventions:
+//   - hidden states stay 2-D, [batch·seq, hidden], so every projection is one Gemm with
+//     transB=1 on the HF weight as stored ([out, in]): no transposed copies of weights, and
+//     ONNX Runtime pre-packs them when they are initializers;
+//   - attention is computed as [batch, kv_heads, group, seq, head_dim] (layer): the query heads
+//     that share a key/value head form the group axis, so keys and values are broadcast, never
+//     repeated;
+//   - masked scores are replaced (Where) by the dtype's lowest finite value, as transformers
+//     does, so a fully masked row (a padding query) gives a uniform softmax instead of NaN;
+//   - LogitsCandidates reduces the logits after the full-vocabulary Gemm (the decoder needs
+//     that Gemm for its log-sum-exp anyway); LogitsSubset gathers the head's rows first (tied
+//     embedding or lm_head alike). For training the subset is the union of the tokens the loss
+//     can see in a batch (the trie's allowed tokens and the targets: a few thousand of the
+//     vocabulary), so the logits, their cotangent and the head's gradient shrink alike; under
+//     full training the head's gradient is the [u, hidden] one scattered back.
 func (e *exporter) build() {
 	g := e.g
 	ids := e.input(InputIDs, builder.Int64, "batch", "seq")

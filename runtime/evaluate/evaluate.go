@@ -23,6 +23,9 @@ import (
 	"github.com/bearrec/bear/tokenize"
 )
 
+// The item trie of a dataset is the beam search's constraint.
+var _ decode.Trie = (*tokenize.Trie)(nil)
+
 // Shard selects the users of one shard: the selected rows i with i % Count == Index (strided,
 // so every shard gets a similar mix of history lengths). The zero value is the whole split.
 type Shard struct{ Index, Count int }

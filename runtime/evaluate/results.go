@@ -56,7 +56,10 @@ func runConfig(o Options, d *Data, ck *hf.Checkpoint) (results.Config, error) {
 }
 
 // compute derives the metrics of records (item identity and official string match, and the
-// pruning summary where the records carry it).
+// pruning summary where the records carry it), as the official evaluate script does
+// (decode.RankMetrics). Every cut-off of decode.Ks is written whatever the beam count: ranks
+// stay below the beams, so with B < 10 beams each @K with K >= B equals @B (the official script
+// would omit them).
 func compute(recs []results.Record, cfg results.Config, official bool) *results.Metrics {
 	item := make([]int, len(recs))
 	off := make([]int, len(recs))

@@ -105,7 +105,7 @@ type TokenBatch struct {
 	Lengths        []int
 }
 
-// NewBatch left-pads sequences to the longest. Position ids count real tokens from 0 and are 1
+// NewTokenBatch left-pads sequences to the longest. Position ids count real tokens from 0 and are 1
 // on padding, as transformers' generate computes them from the attention mask.
 func NewTokenBatch[I int | int64](seqs [][]I) TokenBatch {
 	b := TokenBatch{B: len(seqs)}

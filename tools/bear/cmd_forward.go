@@ -98,11 +98,8 @@ func forwardMain(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := hf.ReadConfig(*model)
+	cfg, err := modelConfigFor(*model, ids)
 	if err != nil {
-		return err
-	}
-	if err := checkIDs("--ids", ids, cfg.VocabSize); err != nil {
 		return err
 	}
 	ck, err := hf.OpenWith(*model, cfg)
@@ -162,6 +159,16 @@ func forwardIDs(model, idsFlag, text, tokenizer string) ([]int64, error) {
 		return encodeText(model, text, tokenizer)
 	}
 	return nil, fmt.Errorf("give --ids or --text")
+}
+
+// modelConfigFor reads the model's configuration and checks the --ids against its vocabulary,
+// before any weight is read.
+func modelConfigFor(model string, ids []int64) (hf.Config, error) {
+	cfg, err := hf.ReadConfig(model)
+	if err != nil {
+		return cfg, err
+	}
+	return cfg, checkIDs("--ids", ids, cfg.VocabSize)
 }
 
 // checkIDs refuses token ids outside the model's vocabulary, which ONNX Runtime would otherwise

@@ -48,11 +48,8 @@ func gradMain(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := hf.ReadConfig(*model)
+	cfg, err := modelConfigFor(*model, ids)
 	if err != nil {
-		return err
-	}
-	if err := checkIDs("--ids", ids, cfg.VocabSize); err != nil {
 		return err
 	}
 	ad, err := peft.ReadAdapter(*adapter, cfg)

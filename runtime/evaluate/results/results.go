@@ -1,8 +1,3 @@
-// Package results is the schema of an evaluation folder: metrics.json (the metrics, the
-// configuration that identifies the evaluation, the pruning summary, the timing) and
-// predictions.json (one record per user, the official fields first), with their reading and
-// writing. It imports nothing of the project but the atomic writer, so that readers of results
-// (bear report) need neither ONNX Runtime nor the tokenizer.
 package results
 
 import (

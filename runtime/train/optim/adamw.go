@@ -158,6 +158,19 @@ func (o *AdamW) updateSpan(k stepScalars, sp span) {
 	updateTensor(k, value, p.Grad[sp.lo:sp.hi], o.expAvg[sp.param][sp.lo:sp.hi], o.expAvgSq[sp.param][sp.lo:sp.hi])
 }
 
+// Why fma32: measured on 1M random values with Debian's torch, emulating the FMA reproduces
+// torch's moments exactly, while rounding the product separately (what gonum's Saxpy does)
+// agrees on only 81% of first moments and 98% of second moments; and `sqrt(v) /
+// bias_correction2_sqrt` is a true float32 division (100%), not a multiplication by the
+// reciprocal (85%). Differences from torch that change no value: the step count is one int
+// for the optimizer instead of a float32 tensor per parameter (torch's float32 count would
+// stop at 2^24 steps); a weight-decay factor of exactly 1 is skipped. Newer torch releases
+// choose the foreach path by default when every parameter is on CUDA
+// (torch/optim/optimizer.py, _default_to_fused_or_foreach), so a GPU run of the official
+// code most likely used it. The Trainer decays only parameters outside LayerNorm modules whose
+// names do not contain "bias" (Trainer.get_decay_parameter_names): LoRA matrices are all
+// decayed under that rule, and so is every Param here.
+
 // updateTensor is the element-wise part of torch 1.13's _single_tensor_adamw with the
 // rounding of its CPU kernels: `exp_avg.mul_(b1).add_(g, alpha=1-b1)` and
 // `exp_avg_sq.mul_(b2).addcmul_(g, g, value=1-b2)` are one float32 multiply followed by a

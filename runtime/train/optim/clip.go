@@ -39,6 +39,13 @@ func ClipGradNorm(params []Param, maxNorm float64) (totalNorm float64) {
 	return totalNorm
 }
 
+// Norm accuracy: torch 1.13's CPU kernel reduces each tensor's norm in float32; measured
+// against float64, it is off by up to 1e-7 relative at 4 096 values, 1e-6 at 100 000 and
+// 1.5e-5 at 1 048 576, where this package is exact to about 1e-16. The returned norm can
+// therefore differ from torch's in the last float32 bits, and where the two round to
+// neighbouring float32 values the factor differs by one float32 unit (2 of the 8 golden
+// steps).
+
 // clipCoef is torch's `clamp(max_norm / (total_norm + 1e-6), max=1.0)` on a float32
 // total_norm tensor: the addition is float32, and `float / tensor` is
 // Tensor.__rdiv__ = reciprocal() * float, two float32 roundings. NaN passes the clamp.

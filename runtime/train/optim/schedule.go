@@ -5,6 +5,16 @@ import (
 	"math"
 )
 
+// The Trainer's step (Trainer._inner_training_loop, src/transformers/trainer.py): clip through
+// accelerate's Accelerator.clip_grad_norm_ (single device or DDP, no fp16 scaler: that is
+// torch.nn.utils.clip_grad_norm_), optimizer.step(), read the learning rate it logs, then
+// lr_scheduler.step() and model.zero_grad(); so the logged rate is the one the step used. It
+// skips lr_scheduler.step() only when accelerate reports a skipped optimizer step (fp16
+// overflow), which cannot happen here. LambdaLR's constructor (_LRScheduler.__init__ ->
+// _initial_step -> step()) already steps once, from last_epoch -1 to 0, hence Factor(k) =
+// lambda(k); the last step of a run (index Total-1) runs with 1/(Total-Warmup). The official
+// runs use warm-up 20 and Total = the Trainer's max_steps.
+
 // LinearWarmup is transformers' get_linear_schedule_with_warmup: the learning-rate factor
 // rises linearly from 0 over Warmup optimizer steps, then falls linearly to 0 at step Total
 // and stays there.

@@ -101,6 +101,14 @@ func (b *Batcher) Step(epoch, step int) (*Step, error) {
 	b.recycle()
 	st := &b.step
 	st.Epoch, st.Index, st.Rows, st.Tokens, st.Positions = epoch, step, rows, 0, 0
+	// Groups are consecutive runs of the step's rows, as in the official run (train_bear.py:
+	// micro_batch_size = batch_size // WORLD_SIZE = 128 // 8, no gradient accumulation, the 8
+	// processes of cmd/run.sh launched by accelerate in cmd/run.py; each device normalises its
+	// loss over its 16 and DDP averages the gradients). accelerate's BatchSamplerShard (without
+	// split_batches) deals the sampler's batches of 16 round-robin to the devices, so a step is
+	// 128 consecutive indices of the order and device i holds the i-th 16. With even_batches
+	// (its default) a short last round is completed from the start of the order
+	// (Options.FillLast); one device (HF's DataLoader, drop_last false) keeps the short batch.
 	size := b.set.opts.NormGroup
 	for g := 0; g*size < len(rows); g++ {
 		first := len(st.Micro)

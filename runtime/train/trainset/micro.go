@@ -18,8 +18,9 @@ func (b *Batcher) fill(mb *MicroBatch, group int, rows []int) {
 		b.writeRow(mb, r, ex.IDs)
 		mb.Lengths = append(mb.Lengths, len(ex.IDs))
 		mb.Tokens += len(ex.IDs)
-		// Label t is predicted by the logit of token t-1 (the official shift: logits[:-1]
-		// against labels[1:]); LabelStart >= 1 since BOS is never supervised.
+		// Label t is predicted by the logit of token t-1 (the official shift, compute_loss:
+		// logits[:, -C-1:][..., :-1] against labels[:, -C-1:][..., 1:], C the padded response
+		// length); LabelStart >= 1 since BOS is never supervised.
 		rowStart := r*mb.T + mb.T - len(ex.IDs)
 		for j, target := range ex.Targets() {
 			mb.Index = append(mb.Index, int64(rowStart+ex.LabelStart+j-1))
@@ -32,6 +33,15 @@ func (b *Batcher) fill(mb *MicroBatch, group int, rows []int) {
 }
 
 // writeRow left-pads ids into row r: as ortrun.NewTokenBatch lays sequences out.
+//
+// The official padding (train_bear.py): tokenizer.padding_side = "left", "<pad>" added as id
+// 128256, DataCollatorForSeq2Seq with pad_to_multiple_of=8 (labels padded with -100) and
+// constrain_mask left-padded with True where the label is -100. Padding is masked, so neither
+// the pad id nor the padded length changes a loss: we pad to Options.Bucket instead of 8 and
+// write tokenize.PadID. The collator passes no position_ids, so transformers numbers the slots
+// 0..T-1, padding included; RoPE makes attention depend on differences of positions only, so
+// counting real tokens from 0 (as the inference path does) gives the same results in exact
+// arithmetic.
 func (b *Batcher) writeRow(mb *MicroBatch, r int, ids []int) {
 	row := r * mb.T
 	pad := mb.T - len(ids)

@@ -14,6 +14,12 @@ import (
 // The shuffle is our own Fisher-Yates over math/rand/v2's PCG source, whose output sequence
 // is fixed by its algorithm (PCG-DXSM), and not rand.Shuffle, whose use of the source is not
 // promised to stay the same across Go releases: a checkpoint must resume to the same order.
+//
+// The official order: transformers' TrainingArguments seed = data_seed = 42, and its
+// AcceleratorConfig turns on use_seedable_sampler, whose SeedableRandomSampler reseeds with
+// seed + epoch. Ours has the same property with another permutation (it is not
+// torch.randperm). train_lml.py also shuffles its dataset once with the seed before the
+// sampler does, which changes nothing of the kind.
 func order(n int, seed uint64, epoch int) []int {
 	src := rand.NewPCG(seed, uint64(epoch))
 	p := make([]int, n)
@@ -40,7 +46,8 @@ func uniform(src *rand.PCG, n uint64) uint64 {
 	return hi
 }
 
-// order is the epoch's permutation of the set's examples (see the package function order).
+// Order is the epoch's permutation of the set's examples: a function of (Options.Seed, epoch)
+// alone.
 func (s *Set) Order(epoch int) []int { return order(len(s.Examples), s.opts.Seed, epoch) }
 
 // Locate maps a global step count (steps done since the start of training) to the epoch and

@@ -111,6 +111,25 @@ func Build(tok *tokenize.Tokenizer, prompt tokenize.Prompt, items *tokenize.Item
 	return s, nil
 }
 
+// buildExample tokenises and constrains row i as the official scripts do (their
+// environment.yaml pins transformers 4.49.0 and accelerate 1.8.1):
+//
+//   - text and tokens (train_bear.py: generate_list_from_csv, tokenize,
+//     generate_and_tokenize_prompt; train_msl.py and train_lml.py alike): tokenizer(prompt)
+//     adds BOS, EOS is appended unless the ids end with it, and no cutoff is passed, so nothing
+//     is truncated. With train_on_inputs 0 (the default) the labels are -100 over
+//     user_prompt_len = len(tokenize(prompt with output "")) and the ids after it;
+//   - the trie (train_bear.py, train_msl.py; train_lml.py has none): built from
+//     tokenizer.encode('"TITLE"', add_special_tokens=False) + [eos] of every catalogue title;
+//     response_idx_end is searched backwards for the ids of "### Response:\n", and the allowed
+//     sets are trie.valid_tokens(input_ids[response_idx_end:])[:-1], asserted to number
+//     len(input_ids) - user_prompt_len (Supervision.Start accepts a row only where both rules
+//     agree). A missing separator prints "Response not found" and leaves a None in the dataset
+//     (its filter tests the raw row, not the result);
+//   - valid_tokens (Trie.py): the root's children, then the children after each token; a token
+//     off the trie gives an empty list and the walk stays where it was. An empty set masks
+//     every logit to -inf (a NaN loss in compute_loss), so such rows are refused here; on a
+//     path in the trie no supervised set is empty (the last holds EOS).
 func buildExample(ex *Example, enc *tokenize.Encoder, prompt tokenize.Prompt, items *tokenize.ItemSet, trie *tokenize.Trie, rows []tokenize.Row, i int) error {
 	row := &rows[i]
 	if !slices.Contains(items.Items(row.Target), row.TargetID) {

@@ -1,52 +1,41 @@
 // Package report is `bear report`: it reads finished `bear train` runs and their `bear eval`
-// results, groups them into settings with seeds, and writes report.md with PNG plots: the
-// ranking metrics and the incorrect-pruning rate as means over seeds with Student's t
-// confidence intervals, training speed and curves, a paired comparison of every setting with
-// a baseline (default MSL), and for every run the commands and flags that made it.
+// results, groups them into settings with seeds, and writes report.md with PNG plots. It reads
+// files only (package results and package trainlog): no ONNX Runtime, no tokenizer.
 //
 // # Inputs
 //
-// A run folder is the --out of bear train: train.jsonl (package trainlog: its step records
-// give the curves, tokens/s and wall time; its "run" records carry the run's flags), final/
-// (its presence says the run finished), and the run's evaluation in the subfolder eval/
-// (Options.EvalSubdir): metrics.json as bear eval --out RUN/eval writes it, read through
-// results.Metrics so that the schema has one definition. Logs written before run records
-// carried flags fall back to the identity in checkpoint.safetensors' metadata (every flag
-// that decides the numbers, without the paths). A folder without train.jsonl but with
-// metrics.json is a plain evaluation: it forms its own setting, labelled by the adapter (or
-// model) it evaluated, with no seed and no training figures.
+// Read takes run folders: the output folder of bear train, with train.jsonl (the curves,
+// tokens/s, wall time and the run's settings), final/ (the run finished) and its evaluation's
+// metrics.json in the subfolder Options.EvalSubdir. A folder with metrics.json but no
+// train.jsonl is a plain evaluation: a setting of its own, labelled by the adapter or model it
+// evaluated, with no seed and no training figures.
+//
+// # What it computes
+//
+//   - Settings: a setting is a loss plus the settings whose values differ between the runs of
+//     that loss ("bear (xi 2.75, lambda 0.25)"); seeds, paths and machine settings do not
+//     count.
+//   - Per setting, over its seeds: the mean of NDCG and HR at 1, 5 and 10 with the half-width
+//     of its 95% Student's t interval (none for one run); the incorrect-pruning rate
+//     (incorrectly pruned targets over targets in the exact top-B), the same count over users,
+//     and the lost-hit rate; training tokens/s (the median over a run's steps) and wall time.
+//   - Per setting, a paired comparison with the baseline (Options.Baseline, default MSL) over
+//     the seeds both ran: the mean difference of NDCG@10, HR@10 and the rates with its paired
+//     t interval, and whether that interval contains 0; per run, the commands that made it.
 //
 // # Checks
 //
-// Every run must have been evaluated on the same users in the same way: dataset, split file
-// and its sha256, catalogue and tokenizer sha256, limit, users, beams, returned sequences,
-// constraint, length penalty, stop rule, max_new_tokens and the headline match (and with
-// Options.Pruning the exact length penalty and frontier cap); the first difference is an
-// error naming both metrics.json files. With Options.Pruning (bear report --pruning, the
-// default) an evaluation without --pruning is an error. Two folders of one setting and seed
-// are refused (one seed would count twice).
-//
-// # Settings, intervals, pairs
-//
-// A setting is a loss plus the flags whose values differ between the runs of that loss
-// ("bear (xi 2.75, lambda 0.25)"; seeds, paths and machine settings do not count). Its value
-// of a metric is the mean over its runs, with the half-width t(0.975, n-1) * s / sqrt(n) of
-// the 95% interval (s the sample standard deviation; gonum's stat and distuv); one run has no
-// interval, and the report says so. The incorrect-pruning rate of a run is
-// incorrectly_pruned / target_in_exact_top_b of its pruning summary (targets among the exact
-// top-B items by full-sequence score that beam search pruned); pruned / users is shown too, and
-// the lost-hit rate lost_hits / (target_returned_by_beam + lost_hits): of the targets whose
-// own final score beats the last returned hypothesis, the share beam search did not return.
-// Tokens/s is the median over a run's steps; wall time sums, over the processes of a run
-// (a resume restarts elapsed_s), the elapsed_s of their last step. The paired comparison takes,
-// for each seed run by both a setting and the baseline, the difference setting - baseline of
-// NDCG@10, HR@10 and the pruning rate, and gives the mean with its paired t interval, saying
-// whether the interval contains 0.
+// Every run must have been evaluated on the same users in the same way (dataset, split and its
+// hash, catalogue, tokenizer, limit, users, beams, constraint, length penalty, stop rule,
+// max_new_tokens, headline match, and with Options.Pruning the exact search's settings); only
+// the model and adapter may differ, and paths and machine settings. The first difference
+// is an error naming both metrics.json files. With Options.Pruning an evaluation without the
+// pruning analysis is an error. Two folders of one setting and seed are refused.
 //
 // # Output
 //
-// report.md, ndcg10.png (a bar per setting with its interval) and curves.png (per training
-// setting, loss and pruned share per step: a thin line per seed, the mean in bold). report.md
-// depends only on the inputs (sorted, fixed number formats, no clock), so rerunning the
-// report gives the same file. Files are written through internal/atomicfs.
+// Report.WriteFiles writes report.md, ndcg10.png (NDCG@10 per setting with its interval) and
+// curves.png (loss and pruned share per step of each training setting), atomically. report.md
+// depends only on the inputs (sorted, fixed number formats, no clock): rerunning the report
+// gives the same bytes.
 package report
