@@ -29,7 +29,7 @@ deps:
 build: deps
 	$(GO) build -ldflags '$(BEAR_LDFLAGS)' -o $(BEAR) ./tools/bear
 
-test: deps deps-mpi
+test: deps deps-mpi deps-tfevents
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
 	$(MAKE) --no-print-directory test-mpi
