@@ -121,13 +121,14 @@ func invalidUTF8Offset(data []byte) int {
 	return len(data)
 }
 
-// maxHistory is the longest history the data files hold (11 ids per row: 10 + the target).
-const maxHistory = 10
+// MaxHistory is the longest history the data files hold (11 ids per row: 10 + the target):
+// a row's (and a recommendation's) history keeps its latest MaxHistory items.
+const MaxHistory = 10
 
 // Row is one line of a split file turned into an example.
 type Row struct {
 	UserID int
-	// HistoryIDs and History are the items before the target, oldest first, at most maxHistory.
+	// HistoryIDs and History are the items before the target, oldest first, at most MaxHistory.
 	HistoryIDs []int
 	History    []string
 	// TargetID and Target are the last item of the row.
@@ -154,7 +155,7 @@ func DroppedIDs(rows []Row) int {
 // does, the ids of item_ids (a Python-style list) that are missing from the catalogue are
 // dropped first; then the last remaining id is the target and the ones before it the history.
 // The official code keeps all of them (the files hold at most 11 ids); we keep the last
-// maxHistory, which is the same on these files. Rows left with no item, a bad user id, id list
+// MaxHistory, which is the same on these files. Rows left with no item, a bad user id, id list
 // or timestamp, a record with more or fewer fields than the header and a header naming a
 // column twice are errors naming the file and line.
 func ReadSplit(path string, cat *Catalogue) ([]Row, error) {
@@ -245,8 +246,8 @@ func (c splitColumns) row(rec []string, cat *Catalogue) (Row, error) {
 	row := Row{UserID: user, TargetID: kept[len(kept)-1], DroppedIDs: len(ids) - len(kept)}
 	row.Target = cat.Titles[row.TargetID]
 	hist := kept[:len(kept)-1]
-	if len(hist) > maxHistory {
-		hist = hist[len(hist)-maxHistory:]
+	if len(hist) > MaxHistory {
+		hist = hist[len(hist)-MaxHistory:]
 	}
 	row.HistoryIDs = hist
 	for _, id := range hist {
@@ -291,9 +292,9 @@ type Dataset struct {
 	Catalogue *Catalogue
 }
 
-// openDataset reads dir/id2name4Rec.json (which must list items) with the prompt of the dataset
+// OpenDataset reads dir/id2name4Rec.json (which must list items) with the prompt of the dataset
 // called name (see DatasetPrompt); an empty name is inferred from the folder's name.
-func openDataset(dir, name string) (*Dataset, error) {
+func OpenDataset(dir, name string) (*Dataset, error) {
 	if name == "" {
 		var err error
 		if name, err = inferDataset(dir); err != nil {

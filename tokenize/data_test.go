@@ -61,7 +61,7 @@ func TestReadSplit(t *testing.T) {
 }
 
 func TestOpenDataset(t *testing.T) {
-	d, err := openDataset(mini, "Office")
+	d, err := OpenDataset(mini, "Office")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,14 +79,14 @@ func TestOpenDataset(t *testing.T) {
 	if _, _, err := d.ReadSplit("valid"); err == nil || !strings.Contains(err.Error(), "valid") {
 		t.Errorf("missing split: %v", err)
 	}
-	if _, err := openDataset(mini, "Unknown"); err == nil {
+	if _, err := OpenDataset(mini, "Unknown"); err == nil {
 		t.Error("unknown dataset accepted")
 	}
-	if _, err := openDataset(t.TempDir(), "Toy"); err == nil {
+	if _, err := OpenDataset(t.TempDir(), "Toy"); err == nil {
 		t.Error("folder without a catalogue accepted")
 	}
 	var de *DatasetError
-	if _, err := openDataset(mini, ""); !errors.As(err, &de) || de.Folder != "mini" || !strings.Contains(err.Error(), "name the dataset") {
+	if _, err := OpenDataset(mini, ""); !errors.As(err, &de) || de.Folder != "mini" || !strings.Contains(err.Error(), "name the dataset") {
 		t.Errorf("dataset name not inferable from %q: %v", mini, err)
 	}
 }

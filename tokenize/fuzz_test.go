@@ -269,7 +269,7 @@ func FuzzReadCatalogue(f *testing.F) {
 }
 
 // FuzzReadSplit: an error naming the file, or rows whose targets and histories are catalogue
-// items with their titles, at most maxHistory long.
+// items with their titles, at most MaxHistory long.
 func FuzzReadSplit(f *testing.F) {
 	for _, name := range []string{"train_10000.csv", "test_5000.csv"} {
 		real, err := os.ReadFile(filepath.Join(mini, name))
@@ -296,7 +296,7 @@ func FuzzReadSplit(f *testing.F) {
 			return
 		}
 		for _, r := range rows {
-			if r.Target != cat.Titles[r.TargetID] || len(r.HistoryIDs) > maxHistory || len(r.History) != len(r.HistoryIDs) || r.DroppedIDs < 0 {
+			if r.Target != cat.Titles[r.TargetID] || len(r.HistoryIDs) > MaxHistory || len(r.History) != len(r.HistoryIDs) || r.DroppedIDs < 0 {
 				t.Fatalf("row %+v", r)
 			}
 			for i, id := range r.HistoryIDs {

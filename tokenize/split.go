@@ -16,10 +16,10 @@ type Split struct {
 	Items  *ItemSet
 }
 
-// LoadSplit opens the dataset folder dir (see openDataset), reads the split (see SplitPath; an
+// LoadSplit opens the dataset folder dir (see OpenDataset), reads the split (see SplitPath; an
 // empty split is an error), loads tokenizer.json and tokenises the catalogue's titles.
 func LoadSplit(dir, dataset, split, tokenizer string) (*Split, error) {
-	ds, err := openDataset(dir, dataset)
+	ds, err := OpenDataset(dir, dataset)
 	if err != nil {
 		return nil, err
 	}

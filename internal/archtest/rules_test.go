@@ -27,15 +27,16 @@ var rules = []rule{
 	{"runtime/evaluate/results", []string{"internal/atomicfs"}},
 	{"runtime/evaluate", []string{"runtime/ortrun", "runtime/evaluate/results", "onnx/...", "decode", "tokenize", "internal/atomicfs", "internal/opterr"}},
 
-	// The training job and its parts: the optimizer, the training set and its batches, the log,
-	// the data-parallel communicator (the MPI binding; its test helper re-executes test
+	// The training job and its parts: the optimizer, the training set and its batches, the log
+	// and its TensorBoard copy, the data-parallel communicator (the MPI binding; its test helper re-executes test
 	// binaries under mpirun).
 	{"runtime/train/optim", nil},
 	{"runtime/train/trainset", []string{"tokenize", "internal/opterr"}},
 	{"runtime/train/trainlog", []string{"internal/atomicfs"}},
+	{"runtime/train/tfevents", []string{"internal/atomicfs"}},
 	{"runtime/train/comm", []string{"internal/mpirun"}},
 	{"runtime/train", []string{"runtime/ortrun", "runtime/evaluate", "runtime/evaluate/results", "runtime/train/optim", "runtime/train/trainset",
-		"runtime/train/trainlog", "runtime/train/comm", "onnx/...", "lossgrad", "tokenize", "decode", "internal/atomicfs", "internal/opterr"}},
+		"runtime/train/trainlog", "runtime/train/tfevents", "runtime/train/comm", "onnx/...", "lossgrad", "tokenize", "decode", "internal/atomicfs", "internal/opterr"}},
 
 	// The shared bottom layer: crash-safe writes and output folders, the libraries' option
 	// errors, the process's CPU time and RSS, the mpirun test helper.
@@ -50,7 +51,7 @@ var rules = []rule{
 	{"internal/archtest", []string{"..."}},
 
 	// bear report reads results and logs only: no ONNX Runtime, no tokenizer.
-	{"tools/bear/report", []string{"runtime/evaluate/results", "runtime/train/trainlog", "onnx/hf", "internal/atomicfs"}},
+	{"tools/bear/report", []string{"runtime/evaluate/results", "runtime/train/trainlog", "onnx/hf", "onnx/peft", "internal/atomicfs"}},
 
 	// The command line, its measurement code and the generators: anything.
 	{"tools/...", []string{"..."}},

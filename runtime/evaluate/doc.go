@@ -1,7 +1,8 @@
 // Package evaluate is the job behind `bear eval`: it reads an Amazon split, builds the official
 // inference prompts, decodes the users with trie-constrained beam search over an ortrun.Scorer,
 // maps the beams back to item ids and writes the results; it also runs the pruning analysis
-// and merges shards.
+// and merges shards. Recommend decodes given histories (no split, no targets) with the same
+// prompt, search and scorer: `bear recommend`.
 //
 // # Run
 //

@@ -156,12 +156,12 @@ type Data struct {
 // loadData reads the tokenizer, catalogue and split of o and selects the shard's rows.
 func loadData(o Options) (*Data, error) {
 	o.defaults()
+	if err := checkDataset(o); err != nil {
+		return nil, err
+	}
 	sp, err := tokenize.LoadSplit(o.Data, o.Dataset, o.Split, o.Tokenizer)
 	if err != nil {
-		if de := (*tokenize.DatasetError)(nil); errors.As(err, &de) {
-			return nil, opterr.Wrap("evaluate.Options.Dataset", nil, err)
-		}
-		return nil, err
+		return nil, datasetError(err)
 	}
 	rows, splitPath := sp.Rows, sp.Path
 	if o.Limit > 0 && o.Limit < len(rows) {
@@ -181,6 +181,25 @@ func loadData(o Options) (*Data, error) {
 		return nil, fmt.Errorf("split %s: shard %s of %d rows has no users", splitPath, o.Shard, len(rows))
 	}
 	return d, nil
+}
+
+// checkDataset refuses a dataset name with no prompt strings, naming the option.
+func checkDataset(o Options) error {
+	if o.Dataset == "" {
+		return nil
+	}
+	if _, err := tokenize.DatasetPrompt(o.Dataset); err != nil {
+		return opterr.Wrap("evaluate.Options.Dataset", o.Dataset, err)
+	}
+	return nil
+}
+
+// datasetError names the option to set when the dataset cannot be told from the folder's name.
+func datasetError(err error) error {
+	if de := (*tokenize.DatasetError)(nil); errors.As(err, &de) {
+		return opterr.Wrap("evaluate.Options.Dataset", nil, err)
+	}
+	return err
 }
 
 // CheckBeams refuses more beams than the trie has distinct item sequences: beam search cannot
@@ -255,26 +274,7 @@ func (t timedScorer) cancelled() error {
 // Decode searches the rows' users at once and ranks each target (rowIndex gives their positions
 // in the split file).
 func (e *batchDecoder) Decode(rows []tokenize.Row, rowIndex []int) ([]results.Record, error) {
-	sc := timedScorer{e.Scorer, &e.ScorerTime, e.ctx}
-	prompts := make([][]int, len(rows))
-	targets := make([]int, len(rows))
-	for i, r := range rows {
-		prompts[i] = e.Data.Tok.InferenceIDs(e.Data.Prompt, r.History)
-		targets[i] = r.TargetID
-	}
-	var res []decode.Result
-	var cases []decode.PruneCase
-	var err error
-	if e.Prune != nil {
-		pc := *e.Prune
-		pc.Beam = e.Search
-		cases, res, err = decode.AnalysePruning(sc, e.Data.Index, prompts, targets, pc)
-		if err != nil {
-			err = e.budget.explain(err, userIDs(rows))
-		}
-	} else {
-		res, err = decode.Search(sc, e.Data.Index.Trie, prompts, e.Search)
-	}
+	res, cases, err := e.search(rows)
 	if err != nil {
 		return nil, err
 	}
@@ -282,23 +282,10 @@ func (e *batchDecoder) Decode(rows []tokenize.Row, rowIndex []int) ([]results.Re
 	for i, r := range rows {
 		rec := results.Record{
 			Instruction: e.Data.Prompt.Instruction, Input: e.Data.Prompt.Input(r.History), Output: tokenize.Quote(r.Target),
-			Predict: []string{}, Scores: []float64{}, PredictItems: [][]int{},
 			Row: rowIndex[i], UserID: r.UserID, TargetItem: r.TargetID,
 		}
-		for _, h := range res[i].Hyps {
-			s, err := officialDecode(e.Data.Tok, h.Tokens)
-			if err != nil {
-				return nil, fmt.Errorf("user %d: %w", r.UserID, err)
-			}
-			rec.Predict = append(rec.Predict, s)
-			rec.Scores = append(rec.Scores, h.Score)
-			rec.PredictItems = append(rec.PredictItems, slices.Clone(h.Items))
-		}
-		for j := range rec.PredictItems { // hypotheses finalised without EOS (MaxNewTokens) have no items
-
-			if rec.PredictItems[j] == nil {
-				rec.PredictItems[j] = []int{}
-			}
+		if rec.Predict, rec.Scores, rec.PredictItems, err = e.predictions(res[i].Hyps); err != nil {
+			return nil, fmt.Errorf("user %d: %w", r.UserID, err)
 		}
 		rec.Rank = decode.Rank(res[i].Hyps, r.TargetID)
 		rec.OfficialRank = decode.RankOfTitles(rec.Predict, rec.Output)
@@ -313,6 +300,48 @@ func (e *batchDecoder) Decode(rows []tokenize.Row, rowIndex []int) ([]results.Re
 		out[i] = rec
 	}
 	return out, nil
+}
+
+// search decodes the rows' histories at once: the beam search, or with Prune the pruning
+// analysis (cases nil without it). Only the pruning analysis reads the rows' targets.
+func (e *batchDecoder) search(rows []tokenize.Row) ([]decode.Result, []decode.PruneCase, error) {
+	sc := timedScorer{e.Scorer, &e.ScorerTime, e.ctx}
+	prompts := make([][]int, len(rows))
+	for i, r := range rows {
+		prompts[i] = e.Data.Tok.InferenceIDs(e.Data.Prompt, r.History)
+	}
+	if e.Prune == nil {
+		res, err := decode.Search(sc, e.Data.Index.Trie, prompts, e.Search)
+		return res, nil, err
+	}
+	targets := make([]int, len(rows))
+	for i, r := range rows {
+		targets[i] = r.TargetID
+	}
+	pc := *e.Prune
+	pc.Beam = e.Search
+	cases, res, err := decode.AnalysePruning(sc, e.Data.Index, prompts, targets, pc)
+	if err != nil {
+		return nil, nil, e.budget.explain(err, userIDs(rows))
+	}
+	return res, cases, nil
+}
+
+// predictions are one user's hypotheses as predictions.json holds them: the official decoded
+// string, the score and the item ids of each (empty, never nil, for a hypothesis finalised
+// without EOS by MaxNewTokens, which has none).
+func (e *batchDecoder) predictions(hyps []decode.Hypothesis) (predict []string, scores []float64, items [][]int, err error) {
+	predict, scores, items = []string{}, []float64{}, [][]int{}
+	for _, h := range hyps {
+		s, err := officialDecode(e.Data.Tok, h.Tokens)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		predict = append(predict, s)
+		scores = append(scores, h.Score)
+		items = append(items, append([]int{}, h.Items...))
+	}
+	return predict, scores, items, nil
 }
 
 func userIDs(rows []tokenize.Row) []int {
@@ -382,6 +411,22 @@ func decodePending(ctx context.Context, o Options, ev *batchDecoder, d *Data, pe
 	return nil
 }
 
+// openForSearch checks that the beam search can run on d's rows (the beams against the
+// catalogue, the prompts against the model's vocabulary) and opens the model, before anything
+// is built or written. longest is the longest prompt, in tokens.
+func openForSearch(o Options, d *Data) (ck *hf.Checkpoint, longest int, err error) {
+	if err := CheckBeams(o.Beams, d.Index, d.Catalogue.Path, len(d.Catalogue.IDs)); err != nil {
+		return nil, 0, opterr.Wrap("evaluate.Options.Beams", o.Beams, err)
+	}
+	if ck, err = hf.Open(o.Model); err != nil {
+		return nil, 0, err
+	}
+	if longest, err = checkPrompts(o, d, ck.Config.VocabSize); err != nil {
+		return nil, 0, err
+	}
+	return ck, longest, nil
+}
+
 // Run evaluates the shard of o and writes Out/predictions.json and Out/metrics.json. Finished
 // batches go to Out/journal.jsonl first, so an interrupted run resumes where it stopped (unless
 // Fresh); the journal is removed once both files are written. Out is locked for the run (a
@@ -397,14 +442,7 @@ func Run(ctx context.Context, o Options) (*results.Metrics, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := CheckBeams(o.Beams, d.Index, d.Catalogue.Path, len(d.Catalogue.IDs)); err != nil {
-		return nil, opterr.Wrap("evaluate.Options.Beams", o.Beams, err)
-	}
-	ck, err := hf.Open(o.Model)
-	if err != nil {
-		return nil, err
-	}
-	longest, err := checkPrompts(o, d, ck.Config.VocabSize)
+	ck, longest, err := openForSearch(o, d)
 	if err != nil {
 		return nil, err
 	}

@@ -78,6 +78,9 @@ func identity(o *Options, d *data, ck *hf.Checkpoint) (map[string]string, error)
 		id["lora_r"], id["lora_alpha"] = strconv.Itoa(o.LoRA.Rank), fmtF(o.LoRA.Alpha)
 		id["lora_targets"] = strings.Join(o.LoRA.Targets, ",")
 	}
+	if o.Valid > 0 { // the held-out rows are not trained on
+		id["valid"] = strconv.Itoa(o.Valid)
+	}
 	return id, nil
 }
 
@@ -90,6 +93,7 @@ func runSettings(o *Options, id map[string]string) map[string]string {
 		"eval_users": strconv.Itoa(o.EvalUsers), "checkpoint_every": strconv.Itoa(o.CheckpointEvery),
 		"policy": o.Policy.String(), "device": string(o.Runtime.Device),
 		"threads": strconv.Itoa(o.Runtime.Threads), "lora_targets": "none",
+		"valid": strconv.Itoa(o.Valid), "valid_file": o.ValidFile, "early_stop": strconv.Itoa(o.EarlyStop),
 	}
 	for k, v := range id {
 		f[k] = v

@@ -19,8 +19,16 @@
 //     identity (the content hashes of its inputs and every setting that decides the numbers);
 //   - train.jsonl (LogFile; package trainlog): a run record when the run starts or resumes,
 //     then one record per step and one per evaluation;
+//   - events.out.tfevents.bear (TensorBoardFile; package tfevents): train.jsonl's values for
+//     TensorBoard, as float32;
+//   - with Options.Valid (the latest rows of the split, held out from training into
+//     valid.csv) or Options.ValidFile, the evaluation of each epoch's model on them
+//     (valid-epoch-N/) and best/, the model of the epoch with the highest validation NDCG@10
+//     (ties: the earlier), with its selection record; Options.EarlyStop ends the run after that
+//     many epochs without improvement (every rank takes rank 0's decision). The test split
+//     never selects;
 //   - with Options.EvalUsers, the evaluation of each epoch's model on the first test users
-//     (eval-epoch-N/, with bear eval's defaults).
+//     (eval-epoch-N/, with bear eval's defaults), for watching only.
 //
 // # Resume and interrupts
 //

@@ -109,6 +109,38 @@ func TestDataParallelMatchesOneProcess(t *testing.T) {
 	}
 }
 
+// TestDataParallelEarlyStop: with a validation set and early stopping, 2 ranks stop after the
+// same epoch as one process (rank 0 decides; the other follows it, or the job would hang), and
+// keep the same best epoch.
+func TestDataParallelEarlyStop(t *testing.T) {
+	model, tok := tinyModel(t), tokenizer(t)
+	root := t.TempDir()
+	opts := func(out string) Options {
+		o := parallelRun(model, tok, filepath.Join(root, out), lossgrad.BEAR)
+		o.Epochs, o.Valid, o.EarlyStop = 3, 8, 1
+		return o
+	}
+	one := opts("one")
+	sum, err := Run(context.Background(), one)
+	if err != nil {
+		t.Fatal(err)
+	}
+	par := opts("two")
+	runRanks(t, 2, par, mpirun.Default)
+	steps, _, err := trainlog.Read(filepath.Join(par.Out, LogFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(steps) != sum.Steps {
+		t.Errorf("2 ranks ran %d steps, one process %d (stopped early: %q)", len(steps), sum.Steps, sum.StoppedEarly)
+	}
+	a, err1 := trainlog.ReadSelection(filepath.Join(one.Out, BestDir))
+	b, err2 := trainlog.ReadSelection(filepath.Join(par.Out, BestDir))
+	if err1 != nil || err2 != nil || a.Epoch != b.Epoch {
+		t.Errorf("best epoch: one process %+v (%v), 2 ranks %+v (%v)", a, err1, b, err2)
+	}
+}
+
 // closeRuns compares two runs' adapters tensor by tensor (relative L2 difference) and their
 // logged losses and gradient norms (relative), fails beyond tol, and returns the largest
 // difference seen.

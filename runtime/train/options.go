@@ -38,10 +38,21 @@ type Options struct {
 	Policy      autodiff.Policy
 	Runtime     ortrun.ModelOptions // device, threads, weight cache
 
-	Resume          string // the folder of an interrupted run to continue (Out itself)
-	EvalUsers       int    // evaluate the first EvalUsers test users after each epoch (0: none)
-	CheckpointEvery int    // optimizer steps between checkpoints (0: epoch ends only)
-	MaxSteps        int    // stop after this many optimizer steps of the run (0: all)
+	Resume string // the folder of an interrupted run to continue (Out itself)
+	// Valid holds out the Valid latest rows of the split (by timestamp) from training; after
+	// each epoch they are evaluated, and the adapter of the best epoch is kept (0: none).
+	Valid int
+	// ValidFile is a split file evaluated after each epoch instead (its rows are not removed
+	// from the training split: it should hold none of them).
+	ValidFile string
+	// EarlyStop ends the run after EarlyStop epochs without a better validation NDCG@10 (0:
+	// never). It needs Valid or ValidFile.
+	EarlyStop       int
+	EvalUsers       int // evaluate the first EvalUsers test users after each epoch (0: none)
+	CheckpointEvery int // optimizer steps between checkpoints (0: epoch ends only)
+	MaxSteps        int // stop after this many optimizer steps of the run (0: all)
+	// RunFile is the file the settings were read from, if any: the run record notes it.
+	RunFile string
 
 	// Comm is the data-parallel communicator when several processes train together (mpirun;
 	// package comm); nil is the one-process run.
@@ -49,9 +60,10 @@ type Options struct {
 
 	// Progress, when set, is called after every optimizer step.
 	Progress func(p Progress) `json:"-"`
-	// EvalProgress, when set, is called after every batch of users of the evaluation after
-	// epoch e with the users done and the total.
-	EvalProgress func(e, done, total int) `json:"-"`
+	// EvalProgress, when set, is called after every batch of users of an evaluation after
+	// epoch e, on split "valid" (the validation rows) or "test", with the users done and the
+	// total.
+	EvalProgress func(split string, e, done, total int) `json:"-"`
 	// Log, when set, receives one-line notes (resume, evaluation, checkpoints).
 	Log func(format string, args ...any) `json:"-"`
 }
@@ -102,6 +114,14 @@ func (o *Options) Validate() error {
 		return opterr.New(opt("LoRA"), nil, "nothing to train: give LoRA targets or set %s", opt("Full"))
 	case o.LoRA == nil && o.LoRADropout > 0:
 		return opterr.New(opt("LoRADropout"), o.LoRADropout, "without LoRA targets")
+	case o.Valid < 0:
+		return opterr.New(opt("Valid"), o.Valid, "want 0 (no validation) or a positive count of rows")
+	case o.Valid > 0 && o.ValidFile != "":
+		return opterr.New(opt("ValidFile"), o.ValidFile, "and %s %d: give one validation set", opt("Valid"), o.Valid)
+	case o.EarlyStop < 0:
+		return opterr.New(opt("EarlyStop"), o.EarlyStop, "want 0 (never) or a positive count of epochs")
+	case o.EarlyStop > 0 && !o.validates():
+		return opterr.New(opt("EarlyStop"), o.EarlyStop, "needs a validation set (%s or %s): the test split never selects", opt("Valid"), opt("ValidFile"))
 	case o.EvalUsers < 0:
 		return opterr.New(opt("EvalUsers"), o.EvalUsers, "must not be negative")
 	case o.CheckpointEvery < 0:
@@ -128,6 +148,9 @@ func (o *Options) Validate() error {
 	}
 	return nil
 }
+
+// validates reports whether the run evaluates a validation set after each epoch.
+func (o *Options) validates() bool { return o.Valid > 0 || o.ValidFile != "" }
 
 // validateLoRA checks the LoRA spec, with its targets sorted.
 func (o *Options) validateLoRA() error {

@@ -90,6 +90,21 @@ func agreeStop(c comm.Comm, local bool) (bool, error) {
 	return flag[0] > 0, nil
 }
 
+// shareDecision gives every rank rank 0's decision (rank 0 alone reads the log it is made on).
+func shareDecision(c comm.Comm, mine bool) (bool, error) {
+	if c.Size() == 1 {
+		return mine, nil
+	}
+	flag := []float64{0}
+	if mine {
+		flag[0] = 1
+	}
+	if err := c.Broadcast64(flag, 0); err != nil {
+		return false, fmt.Errorf("sharing the early-stopping decision: %w", err)
+	}
+	return flag[0] == 1, nil
+}
+
 // sameOnAllRanks compares a digest with rank 0's on every rank and reports whether every rank
 // matched (the same answer on all ranks).
 func sameOnAllRanks(c comm.Comm, d [sha256.Size]byte) (bool, error) {

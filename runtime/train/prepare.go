@@ -18,8 +18,9 @@ import (
 // data is the tokenised training split.
 type data struct {
 	*tokenize.Split
-	rows []tokenize.Row // the rows trained on: Split.Rows cut to --samples
-	set  *trainset.Set
+	rows  []tokenize.Row // the rows trained on: Split.Rows less the held-out ones, cut to Samples
+	set   *trainset.Set
+	valid *validation // nil: no validation set
 }
 
 // loadData reads the dataset folder, tokenises the training split and builds its examples.
@@ -31,10 +32,13 @@ func loadData(o *Options) (*data, error) {
 		}
 		return nil, err
 	}
-	rows := sp.Rows
+	valid, rows, err := loadValidation(o, sp)
+	if err != nil {
+		return nil, err
+	}
 	if o.Samples > 0 {
 		if o.Samples > len(rows) {
-			return nil, opterr.New(opt("Samples"), o.Samples, "%s has only %d rows (0 uses them all)", sp.Path, len(rows))
+			return nil, opterr.New(opt("Samples"), o.Samples, "%s has only %d rows%s (0 uses them all)", sp.Path, len(rows), heldOutNote(valid))
 		}
 		rows = rows[:o.Samples]
 	}
@@ -42,7 +46,15 @@ func loadData(o *Options) (*data, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", sp.Path, err)
 	}
-	return &data{Split: sp, rows: rows, set: set}, nil
+	return &data{Split: sp, rows: rows, set: set, valid: valid}, nil
+}
+
+// heldOutNote says how many rows validation took from the split, if any.
+func heldOutNote(v *validation) string {
+	if v == nil || v.csv == nil {
+		return ""
+	}
+	return fmt.Sprintf(" once the %d validation rows are held out", v.rows)
 }
 
 // newTrainer builds the training graphs of the run and their sessions.

@@ -187,7 +187,7 @@ func TestEvaluationInterruptedAndResumed(t *testing.T) {
 	o.Out = filepath.Join(root, "interrupted")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	o.EvalProgress = func(e, done, total int) {
+	o.EvalProgress = func(_ string, e, done, total int) {
 		if done == 8 {
 			cancel()
 		}

@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/bearrec/bear/decode"
@@ -15,6 +16,7 @@ import (
 	"github.com/bearrec/bear/onnx/hf"
 	"github.com/bearrec/bear/runtime/evaluate"
 	"github.com/bearrec/bear/runtime/ortrun"
+	"github.com/bearrec/bear/runtime/train/tfevents"
 	"github.com/bearrec/bear/runtime/train/trainlog"
 	"github.com/bearrec/bear/runtime/train/trainset"
 	"github.com/bearrec/bear/tokenize"
@@ -24,7 +26,7 @@ import (
 // checkpoint of the last finished step is saved and the run can be resumed.
 var ErrInterrupted = errors.New("interrupted")
 
-// evalSplit is the split --eval-users evaluates on.
+// evalSplit is the split file EvalUsers evaluates on.
 const evalSplit = "test"
 
 // Summary describes a finished (or interrupted) run.
@@ -36,6 +38,11 @@ type Summary struct {
 	FirstStep           int
 	FirstLoss, LastLoss float64
 	Evals               []trainlog.Eval
+	// StoppedEarly says why the run ended before Total steps ("": it did not): its validation
+	// NDCG@10 stopped improving (Options.EarlyStop).
+	StoppedEarly string
+	// Best is best/'s selection (nil without a validation set).
+	Best *trainlog.Selection
 }
 
 // job is a prepared run.
@@ -53,7 +60,11 @@ type job struct {
 	// pendingEval is the epoch whose evaluation an interruption stopped (0: none): it runs
 	// before the next step. evalStopped is the epoch whose evaluation this run's interrupt stopped.
 	pendingEval, evalStopped int
-	start                    time.Time
+	// evals are the log's evaluations (rank 0), the resumed run's included: best/ and early
+	// stopping are decided on them.
+	evals []trainlog.Eval
+	tb    *tfevents.Writer // rank 0's TensorBoard event file
+	start time.Time
 }
 
 // Run trains as o says, writing into o.Out: an adapter per epoch (epoch-N) and at the end
@@ -67,7 +78,11 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		return nil, err
 	}
 	defer j.close()
-	return j.loop(ctx)
+	sum, err := j.loop(ctx)
+	if s, serr := trainlog.ReadSelection(filepath.Join(o.Out, BestDir)); serr == nil && o.validates() && o.writer() {
+		sum.Best = &s
+	}
+	return sum, err
 }
 
 // newJob validates the options, reads the data, builds the graphs and restores or initialises
@@ -107,6 +122,9 @@ func (j *job) setUp(ck *hf.Checkpoint) error {
 		if j.lock, err = claimOut(o, d); err != nil {
 			return err
 		}
+		if err := d.valid.write(); err != nil {
+			return err
+		}
 	}
 	if j.id, err = identity(o, d, ck); err != nil {
 		return err
@@ -137,8 +155,19 @@ func (j *job) setUp(ck *hf.Checkpoint) error {
 	if err := j.logRun(done); err != nil {
 		return err
 	}
-	j.pendingEval, err = j.unfinishedEvaluation(done)
-	return err
+	steps, evals, err := trainlog.Read(filepath.Join(o.Out, LogFile))
+	if err != nil {
+		return err
+	}
+	j.evals = evals
+	if err := j.openTensorBoard(done, steps); err != nil {
+		return err
+	}
+	if err := j.syncBest(j.evals); err != nil {
+		return err
+	}
+	j.pendingEval = j.unfinishedEvaluation(done)
+	return nil
 }
 
 // checkVocab refuses, before any graph is built, a tokenizer whose ids for the training examples
@@ -157,18 +186,27 @@ func checkVocab(o *Options, d *data, vocab int) error {
 	return nil
 }
 
-// checkEvaluation makes sure, before any training, that --eval-users can run: the test split
-// exists and the catalogue has enough distinct titles for the evaluation's beams.
+// checkEvaluation makes sure, before any training, that the evaluations after each epoch can
+// run: the test split exists (EvalUsers) and the catalogue has enough distinct titles for the
+// evaluation's beams.
 func checkEvaluation(o *Options, d *data) error {
-	if o.EvalUsers == 0 {
+	field, value := opt("EvalUsers"), any(o.EvalUsers)
+	switch {
+	case o.Valid > 0:
+		field, value = opt("Valid"), o.Valid
+	case o.ValidFile != "":
+		field, value = opt("ValidFile"), o.ValidFile
+	case o.EvalUsers == 0:
 		return nil
 	}
-	if _, err := tokenize.SplitPath(o.Data, evalSplit); err != nil {
-		return opterr.Wrap(opt("EvalUsers"), o.EvalUsers, err)
+	if o.EvalUsers > 0 {
+		if _, err := tokenize.SplitPath(o.Data, evalSplit); err != nil {
+			return opterr.Wrap(opt("EvalUsers"), o.EvalUsers, err)
+		}
 	}
 	ix := decode.NewIndex(d.Items.Trie())
 	if err := evaluate.CheckBeams(evaluate.DefaultBeams, ix, d.Catalogue.Path, len(d.Catalogue.IDs)); err != nil {
-		return opterr.Wrap(opt("EvalUsers"), o.EvalUsers, fmt.Errorf("the evaluation's beam search: %w", err))
+		return opterr.Wrap(field, value, fmt.Errorf("the evaluation's beam search: %w", err))
 	}
 	return nil
 }
@@ -180,7 +218,18 @@ func (j *job) logRun(done int) error {
 	dropped := tokenize.DroppedIDs(rows)
 	j.o.log("training on %d rows of %s; %d item ids of them are missing from the catalogue and were dropped, as the official code drops them",
 		len(rows), j.d.Path, dropped)
-	return j.log.WriteRun(trainlog.Run{Step: done, Split: j.d.Path, Rows: len(rows), DroppedIDs: dropped, Settings: runSettings(j.o, j.id)})
+	rec := trainlog.Run{Step: done, Split: j.d.Path, Rows: len(rows), DroppedIDs: dropped, Settings: runSettings(j.o, j.id)}
+	if v := j.d.valid; v != nil {
+		rec.ValidSplit, rec.ValidRows = v.path, v.rows
+		j.o.log("validating after each epoch on the %d rows of %s; %s keeps the best epoch's model", v.rows, v.path, filepath.Join(j.o.Out, BestDir))
+	}
+	if j.o.RunFile != "" {
+		rec.RunFile = j.o.RunFile
+		if sum, err := hf.FileSHA256(j.o.RunFile); err == nil {
+			rec.RunFileSHA256 = sum
+		}
+	}
+	return j.log.WriteRun(rec)
 }
 
 // restore loads the checkpoint of a resumed run, or initialises the LoRA matrices of a new one
@@ -227,23 +276,29 @@ func (j *job) restoreLastStep(done int, rec *trainlog.Step) error {
 	return j.log.WriteStep(*rec)
 }
 
-// unfinishedEvaluation returns the epoch whose evaluation an interruption stopped (0: none):
-// the run stands at that epoch's end and train.jsonl has no evaluation of it.
-func (j *job) unfinishedEvaluation(done int) (int, error) {
+// unfinishedEvaluation returns the epoch whose evaluations an interruption stopped (0: none):
+// the run stands at that epoch's end and train.jsonl lacks one of them.
+func (j *job) unfinishedEvaluation(done int) int {
 	spe := j.d.set.StepsPerEpoch()
-	if j.o.EvalUsers == 0 || done == 0 || done%spe != 0 {
-		return 0, nil
+	if done == 0 || done%spe != 0 || len(j.missingEvaluations(done/spe)) == 0 {
+		return 0
 	}
-	_, evals, err := trainlog.Read(filepath.Join(j.o.Out, LogFile))
-	if err != nil {
-		return 0, err
+	return done / spe
+}
+
+// missingEvaluations lists the splits to evaluate after epoch e that the log has no record of:
+// the validation set first (it decides best/), then the test users.
+func (j *job) missingEvaluations(e int) []string {
+	var want []string
+	if j.o.validates() {
+		want = append(want, splitValid)
 	}
-	for _, e := range evals {
-		if e.Epoch == done/spe {
-			return 0, nil
-		}
+	if j.o.EvalUsers > 0 {
+		want = append(want, splitTest)
 	}
-	return done / spe, nil
+	return slices.DeleteFunc(want, func(split string) bool {
+		return slices.ContainsFunc(j.evals, func(ev trainlog.Eval) bool { return ev.Epoch == e && ev.Split == split })
+	})
 }
 
 func (j *job) close() {
@@ -253,13 +308,17 @@ func (j *job) close() {
 	if j.log != nil {
 		j.log.Close()
 	}
+	if j.tb != nil {
+		j.tb.Close()
+	}
 	if j.tr != nil {
 		j.tr.Close()
 	}
 	j.lock.Unlock()
 }
 
-// loop runs the evaluation an interruption left unfinished, then the remaining optimizer steps.
+// loop runs the evaluation an interruption left unfinished, then the remaining optimizer steps,
+// until the last or until early stopping ends the run.
 func (j *job) loop(ctx context.Context) (*Summary, error) {
 	sum := &Summary{Steps: j.st.opt.Steps(), Total: j.total, Final: filepath.Join(j.o.Out, finalDir)}
 	spe := j.d.set.StepsPerEpoch()
@@ -268,6 +327,9 @@ func (j *job) loop(ctx context.Context) (*Summary, error) {
 		if err := j.evaluateEpoch(ctx, e, sum.Steps, sum, false); err != nil {
 			return sum, err
 		}
+	}
+	if stop, err := j.stopEarly(sum, sum.Steps/spe); stop || err != nil { // a run that had stopped early
+		return sum, err
 	}
 	for global := sum.Steps; global < j.total; global++ {
 		stop, err := agreeStop(j.o.comm(), ctx.Err() != nil)
@@ -297,11 +359,41 @@ func (j *job) loop(ctx context.Context) (*Summary, error) {
 		if err := j.afterStep(ctx, stats.Step, spe, sum); err != nil {
 			return sum, err
 		}
+		if stats.Step%spe == 0 && stats.Step < j.total {
+			if stop, err := j.stopEarly(sum, stats.Step/spe); stop || err != nil {
+				return sum, err
+			}
+		}
 	}
 	if j.evalStopped > 0 { // the last epoch's evaluation: no step left to stop before
 		return sum, j.interrupted(sum.Steps)
 	}
 	return sum, nil
+}
+
+// stopEarly decides, after the evaluations of epoch e, whether early stopping ends the run
+// (every rank takes rank 0's decision), and then writes the final model.
+func (j *job) stopEarly(sum *Summary, e int) (bool, error) {
+	if j.o.EarlyStop == 0 {
+		return false, nil
+	}
+	why := ""
+	if b := best(j.evals); j.o.writer() && b != nil && j.evalStopped == 0 && stale(j.evals, b, e) >= j.o.EarlyStop {
+		why = fmt.Sprintf("no better validation NDCG@10 in the %s after epoch %d (%.4f)", epochs(stale(j.evals, b, e)), b.Epoch, metric(b, selectMetric))
+	}
+	stop, err := shareDecision(j.o.comm(), why != "")
+	if err != nil || !stop {
+		return false, err
+	}
+	sum.StoppedEarly = why
+	if !j.o.writer() {
+		return true, nil
+	}
+	j.o.log("stopping early at step %d of %d: %s", sum.Steps, j.total, why)
+	if _, err := os.Stat(sum.Final); err == nil && sum.FirstStep == 0 {
+		return true, nil // written when the run stopped, before this resume
+	}
+	return true, writeModel(sum.Final, j.o, j.tr)
 }
 
 // interrupted is the error of a run stopped by its context before step global+1.
@@ -341,26 +433,46 @@ func (j *job) afterStep(ctx context.Context, done, spe int, sum *Summary) error 
 			return err
 		}
 	}
-	if epochEnd && j.o.EvalUsers > 0 { // after the checkpoint: a failed evaluation loses no training
+	if epochEnd { // after the checkpoint: a failed evaluation loses no training
 		return j.evaluateEpoch(ctx, done/spe, done, sum, true)
 	}
 	return nil
 }
 
-// evaluateEpoch runs the evaluation after epoch e (at step): a fresh one, or one that continues
-// the journal of an interrupted one. An interrupt stops it at once (its journal keeps the
+func epochs(n int) string {
+	if n == 1 {
+		return "epoch"
+	}
+	return fmt.Sprintf("%d epochs", n)
+}
+
+// evaluateEpoch runs the evaluations after epoch e (at step) that the log lacks: the validation
+// set (then best/ follows it) and the test users. fresh discards the journal of an interrupted
+// evaluation rather than continuing it. An interrupt stops it at once (its journal keeps the
 // finished batches) and is not an error here: the loop's agreement on stopping, which every
 // rank takes part in, ends the run.
 func (j *job) evaluateEpoch(ctx context.Context, e, step int, sum *Summary, fresh bool) error {
-	ev, err := j.evaluate(ctx, epochDir(j.o.Out, e), e, step, fresh)
-	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
-		j.evalStopped = e
-		return nil
+	for _, split := range j.missingEvaluations(e) {
+		ev, err := j.evaluate(ctx, epochDir(j.o.Out, e), split, e, step, fresh)
+		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+			j.evalStopped = e
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		j.evals = append(j.evals, ev)
+		sum.Evals = append(sum.Evals, ev)
+		if split != splitValid {
+			continue
+		}
+		if err := j.syncBest(j.evals); err != nil {
+			return err
+		}
+		b := best(j.evals)
+		j.o.log("epoch %d: validation NDCG@10 %.4f, HR@10 %.4f on %d rows; best: epoch %d (%.4f)",
+			e, metric(&ev, selectMetric), metric(&ev, "hr@10"), ev.Users, b.Epoch, metric(b, selectMetric))
 	}
-	if err != nil {
-		return err
-	}
-	sum.Evals = append(sum.Evals, ev)
 	return nil
 }
 
@@ -389,6 +501,9 @@ func (j *job) logStep(s StepStats, spe int) error {
 	if err := j.log.WriteStep(rec); err != nil {
 		return err
 	}
+	if err := j.stepEvent(rec); err != nil {
+		return err
+	}
 	j.lastRec = &rec
 	if j.o.Progress != nil {
 		j.o.Progress(Progress{Step: s.Step, Total: j.total, Loss: s.Loss, TokensPerS: rec.TokensPerS})
@@ -396,15 +511,19 @@ func (j *job) logStep(s StepStats, spe int) error {
 	return nil
 }
 
-// evaluate runs `bear eval` on the first EvalUsers test users with the model written after
-// epoch e, with the constraint the official inference uses for the run's loss, and logs NDCG
-// and HR. fresh discards the journal of an earlier, interrupted evaluation of the same epoch.
-func (j *job) evaluate(ctx context.Context, model string, e, step int, fresh bool) (trainlog.Eval, error) {
+// evaluate runs `bear eval` with the model written after epoch e on the validation set or the
+// first EvalUsers test users, with the constraint the official inference uses for the run's
+// loss, and logs NDCG and HR. fresh discards the journal of an earlier, interrupted evaluation
+// of the same epoch.
+func (j *job) evaluate(ctx context.Context, model, split string, e, step int, fresh bool) (trainlog.Eval, error) {
 	eo := evaluate.Options{
 		Model: j.o.Model, Adapter: model, Tokenizer: j.o.Tokenizer, Data: j.o.Data, Dataset: j.d.Name,
 		Split: evalSplit, Limit: j.o.EvalUsers, KVCache: true, Runtime: j.o.Runtime,
 		Out: filepath.Join(j.o.Out, fmt.Sprintf("eval-epoch-%d", e)), Fresh: fresh,
 		Mode: evaluate.OfficialMode(j.o.Loss.Kind.String()), Log: j.o.Log,
+	}
+	if split == splitValid {
+		eo.Split, eo.Limit, eo.Out = j.d.valid.path, 0, filepath.Join(j.o.Out, fmt.Sprintf("valid-epoch-%d", e))
 	}
 	if j.o.Full {
 		eo.Model = model
@@ -413,16 +532,21 @@ func (j *job) evaluate(ctx context.Context, model string, e, step int, fresh boo
 		}
 	}
 	if j.o.EvalProgress != nil {
-		eo.Progress = func(done, total int) { j.o.EvalProgress(e, done, total) }
+		eo.Progress = func(done, total int) { j.o.EvalProgress(split, e, done, total) }
 	}
 	t0 := time.Now()
 	m, err := evaluate.Run(ctx, eo)
 	if err != nil {
-		return trainlog.Eval{}, fmt.Errorf("evaluation after epoch %d: %w", e, err)
+		return trainlog.Eval{}, fmt.Errorf("evaluation (%s) after epoch %d: %w", split, e, err)
 	}
-	ev := trainlog.Eval{Step: step, Epoch: e, Users: m.Users, Metrics: m.Headline(), ElapsedS: time.Since(t0).Seconds()}
-	j.o.log("epoch %d: NDCG@10 %.4f, HR@10 %.4f on %d test users", e, m.Headline()["NDCG@10"], m.Headline()["HR@10"], m.Users)
-	return ev, j.log.WriteEval(ev)
+	ev := trainlog.Eval{Step: step, Epoch: e, Split: split, Users: m.Users, Metrics: m.Headline(), ElapsedS: time.Since(t0).Seconds()}
+	if split == splitTest {
+		j.o.log("epoch %d: NDCG@10 %.4f, HR@10 %.4f on %d test users", e, m.Headline()["NDCG@10"], m.Headline()["HR@10"], m.Users)
+	}
+	if err := j.log.WriteEval(ev); err != nil {
+		return ev, err
+	}
+	return ev, j.evalEvent(ev)
 }
 
 // Prepared is a prepared run that performs optimizer steps on demand, with no outputs beyond the

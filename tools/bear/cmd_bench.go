@@ -188,7 +188,7 @@ run has (--out, --resume, --epochs, --max-steps, --eval-users, --checkpoint-ever
 flags:`
 
 // benchTrainRefused are the flags of `bear train` that describe a whole run, not a step.
-var benchTrainRefused = []string{"out", "resume", "epochs", "max-steps", "eval-users", "checkpoint-every", "no-progress"}
+var benchTrainRefused = []string{"out", "resume", "epochs", "max-steps", "eval-users", "checkpoint-every", "no-progress", "valid-file", "early-stop"}
 
 // benchTrain times optimizer steps of a training run (see benchTrainUsage). With --threads N the
 // Go side (loss workers, GOMAXPROCS) gets N threads too, so that "one thread" means one core for

@@ -82,9 +82,40 @@ func evalMain(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("eval", evalUsage)
 	fs.SetOutput(stderr)
 	f := defineEvalFlags(fs)
+	rf := addRunFileFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if err := rf.apply(fs); err != nil {
+		return err
+	}
+	if *rf.print {
+		return rf.wrap(printEvalConfig(fs, f, rf, stdout))
+	}
+	return rf.wrap(runEval(fs, f, stdout, stderr))
+}
+
+// printEvalConfig checks the settings as an evaluation would before its work starts, then
+// prints them.
+func printEvalConfig(fs *flag.FlagSet, f *evalFlags, rf *runFileFlags, stdout io.Writer) error {
+	if *f.merge {
+		return fmt.Errorf("--print-config: --merge takes no settings beyond --out")
+	}
+	o, err := f.options()
+	if err != nil {
+		return err
+	}
+	if err := f.ort.check(); err != nil {
+		return err
+	}
+	if err := setChosenConstraint(fs, o); err != nil {
+		return err
+	}
+	return rf.printConfig(stdout, fs, "merge")
+}
+
+// runEval evaluates (or merges shards) as the parsed flags say.
+func runEval(fs *flag.FlagSet, f *evalFlags, stdout, stderr io.Writer) error {
 	if *f.out == "" {
 		return fmt.Errorf("--out is required")
 	}
@@ -110,13 +141,12 @@ func evalMain(args []string, stdout, stderr io.Writer) error {
 	if err := chooseConstraint(&o, isFlagSet(fs, "constrain")); err != nil {
 		return err
 	}
-	users, finish := evalProgress(stderr, useBar(stderr, *f.noProgress), "eval", time.Now)
-	o.Progress = users
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	m, err := evaluate.Run(ctx, o)
-	finish()
-	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+	var m *results.Metrics
+	interrupted, err := decodeWithProgress(stderr, &o, "eval", *f.noProgress, func(ctx context.Context) (err error) {
+		m, err = evaluate.Run(ctx, o)
+		return err
+	})
+	if interrupted {
 		return fmt.Errorf("interrupted: the finished batches are in %s; rerun the same command to continue", filepath.Join(o.Out, "journal.jsonl"))
 	}
 	if err != nil {
@@ -124,6 +154,19 @@ func evalMain(args []string, stdout, stderr io.Writer) error {
 	}
 	printMetrics(stdout, m, *f.out)
 	return nil
+}
+
+// decodeWithProgress runs one decoding job of bear eval or bear recommend: its users' progress
+// on stderr under label, and SIGINT or SIGTERM cancelling the context decode gets. interrupted
+// says that a signal stopped it before it finished.
+func decodeWithProgress(stderr io.Writer, o *evaluate.Options, label string, noProgress bool, decode func(context.Context) error) (interrupted bool, err error) {
+	users, finish := evalProgress(stderr, useBar(stderr, noProgress), label, time.Now)
+	o.Progress = users
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err = decode(ctx)
+	finish()
+	return ctx.Err() != nil && errors.Is(err, ctx.Err()), err
 }
 
 // chooseConstraint sets the constraint mode the user did not give: the official inference's for
@@ -150,6 +193,16 @@ func chooseConstraint(o *evaluate.Options, given bool) error {
 	o.Log("--constrain %s: what the official inference uses for a model trained with %s, as %s says (pass --constrain to choose)",
 		constrainFlag(o.Mode), strings.ToUpper(rec.Loss), filepath.Join(dir, evaluate.TrainingRecordName))
 	return nil
+}
+
+// setChosenConstraint sets --constrain to the constraint chooseConstraint picks for o (what
+// the model's training record says, unless the flag was given), for printing the settings.
+func setChosenConstraint(fs *flag.FlagSet, o evaluate.Options) error {
+	o.Log = func(string, ...any) {}
+	if err := chooseConstraint(&o, isFlagSet(fs, "constrain")); err != nil {
+		return err
+	}
+	return fs.Set("constrain", constrainFlag(o.Mode))
 }
 
 func constrainFlag(m decode.Mode) string {

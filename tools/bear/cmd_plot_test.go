@@ -27,7 +27,7 @@ func writeTrainLog(t *testing.T, path string, n int) {
 			t.Fatal(err)
 		}
 	}
-	if err := w.WriteEval(trainlog.Eval{Step: n, Epoch: 1, Users: 10, Metrics: map[string]float64{"ndcg@10": 0.1}}); err != nil {
+	if err := w.WriteEval(trainlog.Eval{Step: n, Epoch: 1, Split: "test", Users: 10, Metrics: map[string]float64{"ndcg@10": 0.1}}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -22,8 +22,11 @@ func init() {
 const reportUsage = `RUN_DIR... --out DIR [--baseline msl] [--eval-subdir eval] [--pruning=false] [--notes FILE] [--force]
 
 Each RUN_DIR is the --out of a finished bear train run, evaluated with
-  bear eval --model BASE --adapter RUN_DIR/final --data DATA --constrain before --pruning --out RUN_DIR/eval
-(BASE: the model the run trained from; every run alike), or a bear eval folder. With the
+  bear eval --model BASE --adapter RUN_DIR/best --data DATA --constrain before --pruning --out RUN_DIR/eval
+(BASE: the model the run trained from; every run alike; RUN_DIR/best is the epoch the run's
+--valid rows chose, RUN_DIR/final the last one, for runs without validation), or a bear eval
+folder. The report says which model each evaluation used and why; the test split never
+selects. With the
 constraint before the softmax the exact search behind the pruning rate prunes well and stays
 within its default memory bound (bear eval --exact-memory): 30 Office users took 26 s and 1.6 GB
 on a trained tiny model, 56 s and 2.8 GB on a random small one. With --constrain after it

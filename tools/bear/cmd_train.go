@@ -33,21 +33,28 @@ Fine-tunes a Llama checkpoint on an Amazon training split (train_*.csv) as the o
 train_lml.py / train_msl.py / train_bear.py do, with LoRA (PEFT's layout) or --train full.
 Writes DIR/epoch-N and DIR/final (adapter_config.json + adapter_model.safetensors, or a whole
 checkpoint with --train full), DIR/checkpoint.safetensors (every --checkpoint-every steps and
-at each epoch's end; Ctrl-C saves one after the step in progress) and DIR/train.jsonl (one
-line per optimizer step; bear plot draws it). --resume DIR --out DIR continues exactly.
+at each epoch's end; Ctrl-C saves one after the step in progress), DIR/train.jsonl (one line
+per optimizer step and evaluation; bear plot draws it) and DIR/events.out.tfevents.bear (the
+same values for TensorBoard). --resume DIR --out DIR continues exactly. With --valid N the N
+latest rows of the split are held out (DIR/valid.csv), evaluated after each epoch, and
+DIR/best keeps the model of the best epoch; --early-stop P ends the run after P epochs
+without improvement. --config FILE.yaml reads the flags from a run file (recipes/ has the
+official runs'); flags given here override it; --print-config prints the result.
 
 flags:`
 
 // runFlags are the flags of `bear train`.
 type runFlags struct {
 	model, data, dataset, split, tokenizer, out, loss, targets, trainMode, policy, resume *string
+	validFile                                                                             *string
 	samples, epochs, batch, normGroup, micro, bucket, warmup, k, rank, evalUsers, every   *int
-	maxSteps                                                                              *int
+	maxSteps, valid, earlyStop                                                            *int
 	lr, tau, xi, lambda, alpha, dropout                                                   *float64
 	seed                                                                                  *uint64
 	noProgress                                                                            *bool
 	fs                                                                                    *flag.FlagSet
 	ort                                                                                   ortFlags
+	runFile                                                                               string // --config, when given
 }
 
 func defineRunFlags(fs *flag.FlagSet) *runFlags {
@@ -80,7 +87,10 @@ func defineRunFlags(fs *flag.FlagSet) *runFlags {
 		seed:       fs.Uint64("seed", d.Seed, "seed of the LoRA initialisation, the data order and the dropout masks"),
 		policy:     fs.String("policy", d.Policy.String(), "residual policy of the backward graph: stash or recompute"),
 		resume:     fs.String("resume", "", "continue the interrupted run in this folder (give the same --out and flags)"),
-		evalUsers:  fs.Int("eval-users", 0, "after each epoch, evaluate on the first N test users and log NDCG/HR@1,5,10 (0: none)"),
+		evalUsers:  fs.Int("eval-users", 0, "after each epoch, evaluate on the first N test users and log NDCG/HR@1,5,10 (0: none); for watching only: the test split never selects the model"),
+		valid:      fs.Int("valid", 0, "hold out the N latest rows of the split (by timestamp) from training; after each epoch, evaluate them as bear eval does, log NDCG/HR@1,5,10 and keep the best epoch's model in OUT/best (0: none)"),
+		validFile:  fs.String("valid-file", "", "validation split `FILE` (the split format) evaluated after each epoch instead of held-out rows; it should share no rows with the training split"),
+		earlyStop:  fs.Int("early-stop", 0, "stop after N epochs without a better validation NDCG@10 (0: never; needs --valid or --valid-file)"),
 		every:      fs.Int("checkpoint-every", d.CheckpointEvery, "optimizer steps between checkpoints (0: only at epoch ends)"),
 		maxSteps:   fs.Int("max-steps", 0, "stop after N optimizer steps, which also sets the schedule's length, as HF's max_steps (0: --epochs)"),
 		noProgress: fs.Bool("no-progress", false, "no progress bar: plain progress lines instead (at the start, once a minute, at the end), as when stderr is not a terminal"),
@@ -93,14 +103,34 @@ func trainMain(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("train", trainUsage)
 	fs.SetOutput(stderr)
 	f := defineRunFlags(fs)
-	if err := parseFlags(fs, args); err != nil {
+	rf := addRunFileFlags(fs, "lora-targets")
+	if err := rf.parse(fs, args); err != nil {
 		return err
+	}
+	f.runFile = *rf.path
+	if *rf.print {
+		return rf.wrap(printTrainConfig(f, rf, stdout))
 	}
 	world, err := comm.Init()
 	if err != nil {
 		return err
 	}
-	return finishRanks("train", world, trainRanks(f, world, stdout, stderr))
+	return finishRanks("train", world, rf.wrap(trainRanks(f, world, stdout, stderr)))
+}
+
+// printTrainConfig checks the settings as a run would before its work starts, then prints them.
+func printTrainConfig(f *runFlags, rf *runFileFlags, stdout io.Writer) error {
+	o, err := f.options()
+	if err != nil {
+		return err
+	}
+	if err := o.Validate(); err != nil {
+		return err
+	}
+	if err := f.ort.check(); err != nil {
+		return err
+	}
+	return rf.printConfig(stdout, f.fs)
 }
 
 // trainRanks runs the training of this process, one rank of world's job (of one or more).
@@ -140,13 +170,29 @@ func trainRanks(f *runFlags, world comm.Comm, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if sum.FirstStep == 0 {
-		fmt.Fprintf(stdout, "nothing to do: the run in %s has done its %d steps\n", o.Out, sum.Total)
-		return nil
-	}
-	fmt.Fprintf(stdout, "trained %d steps (loss %.4f at step %d, %.4f at step %d); model in %s, log %s\n",
-		sum.Steps, sum.FirstLoss, sum.FirstStep, sum.LastLoss, sum.Steps, sum.Final, filepath.Join(o.Out, train.LogFile))
+	printSummary(stdout, o, sum)
 	return nil
+}
+
+// printSummary says what the run did: its steps and losses, where it stopped and why, and
+// which model validation chose.
+func printSummary(w io.Writer, o train.Options, sum *train.Summary) {
+	switch {
+	case sum.FirstStep == 0 && sum.StoppedEarly != "":
+		fmt.Fprintf(w, "nothing to do: the run in %s stopped early at step %d of %d: %s\n", o.Out, sum.Steps, sum.Total, sum.StoppedEarly)
+	case sum.FirstStep == 0:
+		fmt.Fprintf(w, "nothing to do: the run in %s has done its %d steps\n", o.Out, sum.Total)
+	default:
+		fmt.Fprintf(w, "trained %d steps (loss %.4f at step %d, %.4f at step %d); model in %s, log %s (bear plot), %s (tensorboard --logdir %s)\n",
+			sum.Steps, sum.FirstLoss, sum.FirstStep, sum.LastLoss, sum.Steps, sum.Final, filepath.Join(o.Out, train.LogFile),
+			filepath.Join(o.Out, train.TensorBoardFile), filepath.Dir(filepath.Clean(o.Out)))
+		if sum.StoppedEarly != "" {
+			fmt.Fprintf(w, "stopped early at step %d of %d: %s\n", sum.Steps, sum.Total, sum.StoppedEarly)
+		}
+	}
+	if b := sum.Best; b != nil {
+		fmt.Fprintf(w, "best epoch on validation: %d (NDCG@10 %.4f on %d rows): %s\n", b.Epoch, b.Value, b.Rows, filepath.Join(o.Out, train.BestDir))
+	}
 }
 
 // finishRanks ends this process's part in a job of several ranks. An error other than an
@@ -158,7 +204,7 @@ func finishRanks(cmd string, world comm.Comm, err error) error {
 	}
 	if err != nil && !errors.Is(err, train.ErrInterrupted) {
 		fmt.Fprintf(os.Stderr, "bear %s: rank %d of %d: %s\nbear %s: ending every rank of the job\n", cmd, world.Rank(), world.Size(),
-			flagNames(err.Error(), joinOptions(trainOptions, ortOptions)), cmd)
+			describe(err, joinOptions(trainOptions, ortOptions)), cmd)
 		world.Abort(1)
 	}
 	if ferr := world.Finalize(); err == nil {
@@ -179,6 +225,7 @@ func (f *runFlags) options() (train.Options, error) {
 	o.Loss = lossgrad.Config{Kind: kind, Tau: *f.tau, Xi: *f.xi, Lambda: *f.lambda, K: *f.k}
 	o.Batch.Batch, o.Batch.NormGroup, o.Batch.Micro, o.Batch.Bucket = *f.batch, *f.normGroup, *f.micro, *f.bucket
 	o.LoRADropout, o.EvalUsers, o.CheckpointEvery, o.MaxSteps = *f.dropout, *f.evalUsers, *f.every, *f.maxSteps
+	o.Valid, o.ValidFile, o.EarlyStop, o.RunFile = *f.valid, *f.validFile, *f.earlyStop, f.runFile
 	switch *f.trainMode {
 	case "lora":
 	case "full":

@@ -95,7 +95,7 @@ func runMain(args []string, stderr io.Writer) int {
 		}
 		return 1
 	}
-	fmt.Fprintf(stderr, "bear %s: %s\n", c.name, flagNames(err.Error(), c.options))
+	fmt.Fprintf(stderr, "bear %s: %s\n", c.name, describe(err, c.options))
 	return 1
 }
 

@@ -146,11 +146,11 @@ func TestORTFlagHelp(t *testing.T) {
 	}
 }
 
-// shown is err as bear prints it: the option names of the libraries as the command's flags
-// (runMain does this; the tests that call a command's Main directly use it).
+// shown is err as bear prints it (describe: runMain does this; the tests that call a
+// command's Main directly use it).
 func shown(cmd string, err error) error {
 	if err == nil {
 		return nil
 	}
-	return fmt.Errorf("%s", flagNames(err.Error(), commands[cmd].options))
+	return fmt.Errorf("%s", describe(err, commands[cmd].options))
 }

@@ -153,6 +153,7 @@ type runProgress struct {
 	steps    func(step, total int, loss, tokensPerS float64)
 	users    func(done, total int)
 	epoch    int
+	split    string
 	finishFn func()
 }
 
@@ -164,11 +165,15 @@ func (r *runProgress) step(p train.Progress) {
 	r.steps(p.Step, p.Total, p.Loss, p.TokensPerS)
 }
 
-func (r *runProgress) eval(e, done, total int) {
-	if r.users == nil || r.epoch != e {
+func (r *runProgress) eval(split string, e, done, total int) {
+	if r.users == nil || r.epoch != e || r.split != split {
 		r.finish()
-		r.users, r.finishFn = evalProgress(r.w, r.bar, fmt.Sprintf("evaluation after epoch %d", e), r.now)
-		r.epoch = e
+		label := fmt.Sprintf("evaluation after epoch %d", e)
+		if split == "valid" {
+			label = fmt.Sprintf("validation after epoch %d", e)
+		}
+		r.users, r.finishFn = evalProgress(r.w, r.bar, label, r.now)
+		r.epoch, r.split = e, split
 	}
 	r.users(done, total)
 }

@@ -14,11 +14,13 @@
 //	                                   clipping), tokens, tokens_per_s, step_ms, pruned_share
 //	                                   (targets outside the top-K allowed tokens), mean_weight
 //	                                   (raw BEAR weight; 1 for LML and MSL), elapsed_s
-//	eval  after an epoch's evaluation  step, epoch (1-based), users, metrics (lower-case
-//	                                   names: "ndcg@10", "hr@1", ...), elapsed_s
+//	eval  after an epoch's evaluation  step, epoch (1-based), split ("valid": held-out rows;
+//	                                   "test"; older logs: none, read as test), users, metrics
+//	                                   (lower-case names: "ndcg@10", "hr@1", ...), elapsed_s
 //	run   when a run starts or resumes step (0: a fresh run), split, rows, dropped_item_ids,
 //	                                   settings (Settings names to string values; older logs
-//	                                   hold flags instead, which ReadRuns reads as settings)
+//	                                   hold flags instead, which ReadRuns reads as settings),
+//	                                   valid_split and valid_rows, run_file and its sha256
 //
 // elapsed_s counts from the start of the process that wrote the record (a resume restarts it).
 // The types Step, Eval and Run are the records, field for field.
@@ -32,4 +34,5 @@
 // lines byte for byte (the file is replaced by rename, so no crash loses them). Read and
 // ReadRuns skip a torn final line; any other bad line is an error naming the file and line.
 // Plot draws the steps and evaluations as one PNG (loss, pruned share, NDCG@10 by epoch).
+// SelectionFile is the record, in a run's best/ folder, of the validated epoch it holds.
 package trainlog

@@ -29,6 +29,7 @@ var (
 	lossMeanColor = color.RGBA{R: 20, G: 50, B: 150, A: 255}   // its running mean, dark
 	prunedColor   = color.RGBA{R: 200, G: 30, B: 30, A: 255}
 	ndcgColor     = color.RGBA{R: 20, G: 140, B: 50, A: 255}
+	validColor    = color.RGBA{R: 120, G: 60, B: 180, A: 255}
 )
 
 // ndcgKey is the metric of the evaluation panel.
@@ -89,22 +90,40 @@ func prunedPanel(steps []Step) *plot.Plot {
 	return p
 }
 
-// ndcgPanel plots NDCG@10 per evaluation, or returns nil when no evaluation has it.
+// ndcgPanel plots NDCG@10 per evaluation, a line per split (validation, test), or returns nil
+// when no evaluation has it.
 func ndcgPanel(evals []Eval) *plot.Plot {
-	var xys plotter.XYs
+	bySplit := map[string]plotter.XYs{}
 	for _, e := range evals {
 		if v, ok := e.Metric(ndcgKey); ok && isFinite(v) {
-			xys = append(xys, plotter.XY{X: float64(e.Epoch), Y: v})
+			split := e.Split
+			if split == "" {
+				split = "test"
+			}
+			bySplit[split] = append(bySplit[split], plotter.XY{X: float64(e.Epoch), Y: v})
 		}
 	}
-	if len(xys) == 0 {
+	if len(bySplit) == 0 {
 		return nil
 	}
 	p := newPanel("NDCG@10")
-	addLine(p, xys, ndcgColor, 2, "")
-	if pts, err := plotter.NewScatter(xys); err == nil {
-		pts.GlyphStyle.Color, pts.GlyphStyle.Shape, pts.GlyphStyle.Radius = ndcgColor, draw.CircleGlyph{}, vg.Points(3)
-		p.Add(pts)
+	for _, split := range []string{"valid", "test"} {
+		xys := bySplit[split]
+		if len(xys) == 0 {
+			continue
+		}
+		c, legend := ndcgColor, ""
+		if split == "valid" {
+			c = validColor
+		}
+		if len(bySplit) > 1 {
+			legend = map[string]string{"valid": "validation", "test": "test"}[split]
+		}
+		addLine(p, xys, c, 2, legend)
+		if pts, err := plotter.NewScatter(xys); err == nil {
+			pts.GlyphStyle.Color, pts.GlyphStyle.Shape, pts.GlyphStyle.Radius = c, draw.CircleGlyph{}, vg.Points(3)
+			p.Add(pts)
+		}
 	}
 	return p
 }

@@ -117,6 +117,9 @@ func decodeRecord(line []byte) (record, error) {
 		err = json.Unmarshal(line, &r.stepRec)
 	case kindEval:
 		err = json.Unmarshal(line, &r.evalRec)
+		if r.evalRec.Split == "" {
+			r.evalRec.Split = "test" // logs written before validation sets evaluated only test users
+		}
 	case kindRun:
 		err = json.Unmarshal(line, &r.runRec)
 	default:

@@ -27,6 +27,12 @@ type Run struct {
 	// flags of bear train ("--lr", "--model (content sha256)"). Read only; ReadRuns moves them
 	// into Settings.
 	Flags map[string]string `json:"flags,omitempty"`
+	// ValidSplit and ValidRows are the validation set evaluated after each epoch, if any.
+	ValidSplit string `json:"valid_split,omitempty"`
+	ValidRows  int    `json:"valid_rows,omitempty"`
+	// RunFile and RunFileSHA256 name the run file the settings were read from, if any.
+	RunFile       string `json:"run_file,omitempty"`
+	RunFileSHA256 string `json:"run_file_sha256,omitempty"`
 }
 
 // Settings are the names of a run's settings in the run record (and in the identity of a
@@ -36,7 +42,7 @@ var Settings = []string{
 	"model_sha256", "split_sha256", "tokenizer_sha256", "dataset", "samples", "loss", "tau", "xi", "lambda", "k",
 	"epochs", "max_steps", "batch", "norm_group", "micro_batch", "bucket", "lr", "warmup", "seed", "lora_dropout",
 	"train", "lora_r", "lora_alpha", "lora_targets", "model", "data", "split", "tokenizer", "out", "eval_users",
-	"checkpoint_every", "policy", "device", "threads",
+	"checkpoint_every", "policy", "device", "threads", "valid", "valid_file", "early_stop",
 }
 
 // legacyHashKeys are the keys the content hashes had before Settings.
@@ -81,6 +87,7 @@ type Eval struct {
 	Kind     string             `json:"kind"`      // "eval"; WriteEval sets it
 	Step     int                `json:"step"`      // optimizer steps done when the evaluation ran
 	Epoch    int                `json:"epoch"`     // epochs done, 1-based
+	Split    string             `json:"split"`     // "valid" (held-out rows) or "test"; older logs: "" (test)
 	Users    int                `json:"users"`     // users evaluated
 	Metrics  map[string]float64 `json:"metrics"`   // lower-case keys: "ndcg@10", "hr@1", ...
 	ElapsedS float64            `json:"elapsed_s"` // wall time since the run started, when the evaluation ended

@@ -20,7 +20,7 @@ func testStep(n int) Step {
 }
 
 func testEval(step, epoch int) Eval {
-	return Eval{Kind: kindEval, Step: step, Epoch: epoch, Users: 20,
+	return Eval{Kind: kindEval, Step: step, Epoch: epoch, Split: "test", Users: 20,
 		Metrics: map[string]float64{"ndcg@10": 0.01 * float64(epoch), "hr@1": 0.125}, ElapsedS: float64(step)}
 }
 

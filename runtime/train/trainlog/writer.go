@@ -115,6 +115,9 @@ func (w *Writer) WriteEval(e Eval) error {
 	if math.IsNaN(e.ElapsedS) || math.IsInf(e.ElapsedS, 0) {
 		return fmt.Errorf("trainlog: evaluation at step %d: elapsed_s %v", e.Step, e.ElapsedS)
 	}
+	if e.Split != "valid" && e.Split != "test" {
+		return fmt.Errorf("trainlog: evaluation at step %d: split %q, want valid or test", e.Step, e.Split)
+	}
 	metrics := make(map[string]float64, len(e.Metrics))
 	for k, v := range e.Metrics {
 		lower := strings.ToLower(k)

@@ -8,7 +8,9 @@
 // tokens/s, wall time and the run's settings), final/ (the run finished) and its evaluation's
 // metrics.json in the subfolder Options.EvalSubdir. A folder with metrics.json but no
 // train.jsonl is a plain evaluation: a setting of its own, labelled by the adapter or model it
-// evaluated, with no seed and no training figures.
+// evaluated, with no seed and no training figures. Each training run's row says which of its
+// models the evaluation used and why: best/ (the epoch its held-out validation rows chose),
+// final/ (the last step), or an epoch folder chosen by hand. The test split never selects.
 //
 // # What it computes
 //

@@ -76,13 +76,13 @@ func (r *Report) writeProvenance(b *bytes.Buffer) {
 	}
 	tableRow(b, "pruning analysis", strconv.FormatBool(m.Pruning != nil))
 	b.WriteString("\n### Runs\n\n")
-	tableHead(b, "folder", "setting", "loss", "seed", "steps", "evaluation")
+	tableHead(b, "folder", "setting", "loss", "seed", "steps", "evaluation", "model evaluated (selection)")
 	for _, run := range r.Runs {
 		steps := "—"
 		if n := len(run.Steps); n > 0 {
 			steps = fmt.Sprint(run.Steps[n-1].Step)
 		}
-		tableRow(b, "`"+run.Dir+"`", run.Setting, orDash(run.Loss), orDash(run.Seed), steps, "`"+run.EvalDir+"`")
+		tableRow(b, "`"+run.Dir+"`", run.Setting, orDash(run.Loss), orDash(run.Seed), steps, "`"+run.EvalDir+"`", orDash(run.ModelUsed))
 	}
 	b.WriteString("\n")
 	for _, run := range r.Runs {

@@ -41,6 +41,8 @@ type Run struct {
 	Steps               []trainlog.Step
 	Metrics             *results.Metrics
 	Setting             string // the setting label, set by build
+	// ModelUsed says which of a training run's models its evaluation evaluated, and why.
+	ModelUsed string
 }
 
 // IsTraining reports whether the run is a bear train run (not a plain evaluation folder).
@@ -74,7 +76,7 @@ func readRun(dir, evalSubdir string) (*Run, error) {
 // readTraining reads a bear train run folder and its evaluation.
 func readTraining(dir, evalSubdir string) (*Run, error) {
 	logPath := filepath.Join(dir, logFile)
-	steps, _, err := trainlog.Read(logPath)
+	steps, evals, err := trainlog.Read(logPath)
 	if err != nil {
 		return nil, err
 	}
@@ -95,12 +97,19 @@ func readTraining(dir, evalSubdir string) (*Run, error) {
 		return nil, fmt.Errorf("%s: the recorded flags lack --loss or --seed", dir)
 	}
 	if !exists(filepath.Join(r.EvalDir, results.MetricsName)) {
+		model := finalDir // what the run chose: best/ when it validated
+		if exists(filepath.Join(dir, bestDir)) {
+			model = bestDir
+		}
 		return nil, fmt.Errorf("%s: missing: evaluate the run with bear eval --model %s --adapter %s --data %s --constrain before --pruning --out %s "+
 			"(or name its evaluation subfolder with --eval-subdir)",
-			filepath.Join(r.EvalDir, results.MetricsName), orPlaceholder(flags["--model"], "BASE"), filepath.Join(dir, finalDir),
+			filepath.Join(r.EvalDir, results.MetricsName), orPlaceholder(flags["--model"], "BASE"), filepath.Join(dir, model),
 			orPlaceholder(flags["--data"], "DATA"), r.EvalDir)
 	}
 	if r.Metrics, err = readMetrics(r.EvalDir); err != nil {
+		return nil, err
+	}
+	if r.ModelUsed, err = modelUsed(r, evals); err != nil {
 		return nil, err
 	}
 	return r, nil
