@@ -29,9 +29,11 @@ deps:
 build: deps
 	$(GO) build -ldflags '$(BEAR_LDFLAGS)' -o $(BEAR) ./tools/bear
 
-test: deps deps-mpi deps-tfevents
+test: deps deps-mpi deps-tfevents deps-cuda
 	$(GO) vet ./...
+	$(GO) vet -tags gpucheck ./tools/gpucheck/
 	$(GO) test -count=1 -timeout 20m ./...
+	$(MAKE) --no-print-directory gpu-check-selftest
 	$(MAKE) --no-print-directory test-mpi
 	$(MAKE) --no-print-directory test-deploy
 

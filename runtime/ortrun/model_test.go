@@ -174,11 +174,11 @@ func TestCUDAUnavailableIsClear(t *testing.T) {
 }
 
 func TestFindLibraryErrors(t *testing.T) {
-	if _, err := findLibrary("/nonexistent/libonnxruntime.so"); err == nil || !strings.Contains(err.Error(), libraryOption) {
+	if _, err := findLibrary("/nonexistent/libonnxruntime.so", CPU); err == nil || !strings.Contains(err.Error(), libraryOption) {
 		t.Errorf("explicit path: %v", err)
 	}
 	t.Setenv(LibraryEnv, "/nonexistent/lib.so")
-	if _, err := findLibrary(""); err == nil || !strings.Contains(err.Error(), LibraryEnv) {
+	if _, err := findLibrary("", CPU); err == nil || !strings.Contains(err.Error(), LibraryEnv) {
 		t.Errorf("env path: %v", err)
 	}
 }

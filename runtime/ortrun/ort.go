@@ -22,10 +22,11 @@ const LibraryEnv = "ONNXRUNTIME_SHARED_LIBRARY_PATH"
 // cachedLibrary is where `make deps` puts the library, relative to the repository root.
 const cachedLibrary = ".cache/onnxruntime/libonnxruntime.so.1"
 
-// findLibrary resolves the ONNX Runtime library: the explicit path (a --ort-lib flag) first,
-// then $ONNXRUNTIME_SHARED_LIBRARY_PATH, then .cache/ in the working directory or any parent
-// of it or of the executable. A missing library gives one error that says how to get it.
-func findLibrary(explicit string) (string, error) {
+// findLibrary resolves the ONNX Runtime library for dev: the explicit path (a --ort-lib flag)
+// first, then $ONNXRUNTIME_SHARED_LIBRARY_PATH, then .cache/ in the working directory or any
+// parent of it or of the executable (for CUDA, the build `make deps-cuda` fetches). A missing
+// library gives one error that says how to get it.
+func findLibrary(explicit string, dev Device) (string, error) {
 	check := func(p, from string) (string, error) {
 		if _, err := os.Stat(p); err != nil {
 			return "", fmt.Errorf("ONNX Runtime library %s (from %s): %w", p, from, err)
@@ -37,6 +38,9 @@ func findLibrary(explicit string) (string, error) {
 	}
 	if p := os.Getenv(LibraryEnv); p != "" {
 		return check(p, "$"+LibraryEnv)
+	}
+	if dev == CUDA {
+		return findCUDALibrary()
 	}
 	p, _, err := FindCached(cachedLibrary)
 	if err != nil || p != "" {
@@ -93,10 +97,15 @@ const telemetryEnv = "ORT_DISABLE_TELEMETRY"
 // only fatal ones are let through.
 const logEnv = "BEAR_ORT_LOG"
 
-// Init loads the ONNX Runtime library once per process, with telemetry off. Later calls must
-// name the same library (or none).
-func Init(explicit string) error {
-	lib, err := findLibrary(explicit)
+// Init loads the ONNX Runtime library for the CPU once per process, with telemetry off. Later
+// calls must name the same library (or none).
+func Init(explicit string) error { return InitDevice(explicit, CPU) }
+
+// InitDevice loads the ONNX Runtime library for sessions on dev, as Init does: without an
+// explicit path or $ONNXRUNTIME_SHARED_LIBRARY_PATH, CUDA uses the build `make deps-cuda`
+// fetches.
+func InitDevice(explicit string, dev Device) error {
+	lib, err := findLibrary(explicit, dev)
 	if err != nil {
 		return err
 	}

@@ -31,6 +31,9 @@ type SessionOptions struct {
 	Device     Device
 	Threads    int // intra-op threads on CPU; 0 means one per core
 	CUDADevice int
+	// NoTF32 keeps the CUDA provider's float32 matrix products in float32 (ONNX Runtime uses
+	// TF32 on GPUs that have it by default: faster, about 1e-3 relative error).
+	NoTF32 bool
 	// ProfilePrefix, when set, makes ONNX Runtime write a JSON trace of every run
 	// (chrome://tracing format) to a file starting with this prefix.
 	ProfilePrefix string
@@ -93,31 +96,20 @@ func NewSession(model []byte, externalDir string, inputs, outputs []string, o Se
 	switch o.Device {
 	case CPU, "":
 	case CUDA:
-		if err := appendCUDA(opts, o.CUDADevice); err != nil {
-			return nil, fmt.Errorf("CUDA execution provider unavailable: %w (the library `make deps` fetches is CPU-only: "+
-				"point "+libraryOption+" at a CUDA build of ONNX Runtime 1.30 with libonnxruntime_providers_cuda.so and "+
-				"libonnxruntime_providers_shared.so beside it, and CUDA 12 + cuDNN 9 installed)", wrapORT(err))
+		if err := appendCUDA(opts, o); err != nil {
+			return nil, err
 		}
 	default:
 		return nil, fmt.Errorf("device %q: want cpu or cuda", o.Device)
 	}
 	s, err := ort.NewDynamicAdvancedSessionWithONNXData(model, inputs, outputs, opts)
+	if ce := diagnoseCUDA(err); err != nil && o.Device == CUDA && ce != nil {
+		return nil, ce // the provider starts its device and its libraries with the session
+	}
 	if err != nil {
 		return nil, fmt.Errorf("create session: %w", wrapORT(err))
 	}
 	return &Session{s: s, Inputs: inputs, Outputs: outputs}, nil
-}
-
-func appendCUDA(opts *ort.SessionOptions, device int) error {
-	cuda, err := ort.NewCUDAProviderOptions()
-	if err != nil {
-		return err
-	}
-	defer cuda.Destroy()
-	if err := cuda.Update(map[string]string{"device_id": fmt.Sprint(device)}); err != nil {
-		return err
-	}
-	return opts.AppendExecutionProviderCUDA(cuda)
 }
 
 // ortNanos accumulates the wall time spent inside ONNX Runtime's Run, over all sessions, so
