@@ -17,7 +17,15 @@ import (
 // builder that no make target produces, the two variables pointing at files the image lacks,
 // and stages on different Debian releases (bear-mpi links the builder's libmpi).
 
-var dockerfile = filepath.Join(repoRoot, "deploy", "Dockerfile")
+// dockerfiles are the images: the CPU one, and the CUDA one (whose ONNX Runtime library must
+// have the CUDA provider's files beside it).
+var dockerfiles = []struct {
+	path string
+	cuda bool
+}{
+	{filepath.Join(repoRoot, "deploy", "Dockerfile"), false},
+	{filepath.Join(repoRoot, "deploy", "Dockerfile.cuda"), true},
+}
 
 // instruction is one Dockerfile instruction, continuation lines joined.
 type instruction struct {
@@ -72,11 +80,17 @@ func copyArgs(args []string) (flags map[string]string, srcs []string, dst string
 var lnTarget = regexp.MustCompile(`\bln\s+-s\S*\s+\S+\s+(/\S+)`)
 
 func TestDockerfile(t *testing.T) {
+	for _, d := range dockerfiles {
+		t.Run(filepath.Base(d.path), func(t *testing.T) { checkDockerfile(t, d.path, d.cuda) })
+	}
+}
+
+func checkDockerfile(t *testing.T, dockerfile string, cuda bool) {
 	b, err := os.ReadFile(dockerfile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ignore := dockerIgnore(t)
+	ignore := dockerIgnore(t, dockerfile)
 	outputs := buildOutputs(t)
 	var stages []*stage
 	for _, in := range parseDockerfile(string(b)) {
@@ -125,6 +139,25 @@ func TestDockerfile(t *testing.T) {
 		}
 	}
 	checkRuntimeStage(t, stages)
+	if cuda {
+		checkCUDAProvider(t, stages[len(stages)-1])
+	}
+}
+
+// checkCUDAProvider: the CUDA image's ONNX Runtime library has the provider's two files beside
+// it (bear looks for them there), and the library path names where the CUDA packages put
+// their libraries.
+func checkCUDAProvider(t *testing.T, last *stage) {
+	t.Helper()
+	dir := path.Dir(last.env["ONNXRUNTIME_SHARED_LIBRARY_PATH"])
+	for _, f := range []string{"libonnxruntime_providers_cuda.so", "libonnxruntime_providers_shared.so"} {
+		if !last.copied[path.Join(dir, f)] {
+			t.Errorf("the runtime stage has no %s beside its ONNX Runtime library (%s)", f, dir)
+		}
+	}
+	if !strings.Contains(last.env["LD_LIBRARY_PATH"], "/usr/local/cuda-13") {
+		t.Errorf("LD_LIBRARY_PATH=%q does not name the CUDA 13 libraries' folder", last.env["LD_LIBRARY_PATH"])
+	}
 }
 
 // checkContextSource: a COPY from the build context needs the path in the repository and not
@@ -231,8 +264,8 @@ func buildOutputs(t *testing.T) makeInfo {
 	return info
 }
 
-// dockerIgnore reads deploy/Dockerfile.dockerignore, which BuildKit applies to this Dockerfile.
-func dockerIgnore(t *testing.T) []string {
+// dockerIgnore reads the Dockerfile's .dockerignore, which BuildKit applies to it.
+func dockerIgnore(t *testing.T, dockerfile string) []string {
 	t.Helper()
 	b, err := os.ReadFile(dockerfile + ".dockerignore")
 	if err != nil {

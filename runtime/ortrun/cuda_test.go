@@ -4,6 +4,10 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/bearrec/bear/onnx/hf"
+	"github.com/bearrec/bear/onnx/llama"
+	ort "github.com/yalue/onnxruntime_go"
 )
 
 // TestDiagnoseCUDA: ONNX Runtime's texts for a provider that cannot start name what is missing;
@@ -33,5 +37,34 @@ func TestDiagnoseCUDA(t *testing.T) {
 	}
 	if diagnoseCUDA(nil) != nil {
 		t.Error("nil diagnosed")
+	}
+}
+
+// TestIOBytes: a run counts the bytes of the tensors bound to it, inputs and outputs, which on
+// CUDA cross between host and device.
+func TestIOBytes(t *testing.T) {
+	f, err := ort.NewTensor(ort.NewShape(2, 3), make([]float32, 6))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Destroy()
+	i, err := ort.NewTensor(ort.NewShape(5), make([]int64, 5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer i.Destroy()
+	if got := []int64{valueBytes(f), valueBytes(i), valueBytes(nil)}; got[0] != 24 || got[1] != 40 || got[2] != 0 {
+		t.Errorf("tensor sizes %v, want [24 40 0]", got)
+	}
+	c := firstCase(t, "untied_mha_plain_rope")
+	m := loadCase(t, c, writeCase(t, c, ""), hf.F32, llama.LogitsFullVocab)
+	b := NewTokenBatch([][]int64{{1, 2, 3}, {4, 5, 6}})
+	before := IOBytes()
+	if _, err := m.Logits(b, []int64{b.Index(0, 2), b.Index(1, 2)}, nil, 0); err != nil {
+		t.Fatal(err)
+	}
+	logits := int64(2 * m.Config.VocabSize * 4)
+	if d := IOBytes() - before; d < logits+6*8 || d > logits+4096 {
+		t.Errorf("one run counted %d bytes, want the logits (%d) and the small inputs", d, logits)
 	}
 }

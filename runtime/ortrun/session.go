@@ -2,6 +2,7 @@ package ortrun
 
 import (
 	"fmt"
+	"reflect"
 	goruntime "runtime"
 	"sync/atomic"
 	"time"
@@ -119,10 +120,39 @@ var ortNanos atomic.Int64
 // ORTTime is the total time spent inside ONNX Runtime runs so far, in this process.
 func ORTTime() time.Duration { return time.Duration(ortNanos.Load()) }
 
+// ioBytes accumulates the bytes of the Go-owned tensors bound as inputs and outputs of every
+// run: on the CPU provider ONNX Runtime reads and writes them in place, on CUDA each crosses
+// between host and device memory once per run.
+var ioBytes atomic.Int64
+
+// IOBytes is the total size of the tensors bound to ONNX Runtime runs so far, in this process.
+func IOBytes() int64 { return ioBytes.Load() }
+
+// valueBytes is the size of a tensor's Go buffer (0 for a value without one).
+func valueBytes(v ort.Value) int64 {
+	if v == nil {
+		return 0
+	}
+	get := reflect.ValueOf(v).MethodByName("GetData")
+	if !get.IsValid() || get.Type().NumIn() != 0 || get.Type().NumOut() != 1 || get.Type().Out(0).Kind() != reflect.Slice {
+		return 0
+	}
+	data := get.Call(nil)[0]
+	return int64(data.Len()) * int64(data.Type().Elem().Size())
+}
+
 // Run executes the graph; inputs and outputs are in the order of Inputs and Outputs, and
 // outputs must be preallocated (ONNX Runtime writes into their Go buffers). Its errors are
 // ONNX Runtime's, cleaned of terminal escape sequences.
 func (s *Session) Run(inputs, outputs []ort.Value) error {
+	var n int64
+	for _, v := range inputs {
+		n += valueBytes(v)
+	}
+	for _, v := range outputs {
+		n += valueBytes(v)
+	}
+	ioBytes.Add(n)
 	t0 := time.Now()
 	err := s.s.Run(inputs, outputs)
 	ortNanos.Add(int64(time.Since(t0)))

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/bearrec/bear/onnx/autodiff"
 	"github.com/bearrec/bear/runtime/ortrun"
 )
 
@@ -61,5 +62,27 @@ func TestDeviceCUDA(t *testing.T) {
 	code, stderr = bearChild(t, "forward", "--model", model, "--ids", "128000,791", "--device", "cuda", "--ort-lib", cpuLib)
 	if code != 1 || !strings.Contains(stderr, "libonnxruntime_providers_shared.so is not beside the ONNX Runtime library") || !strings.Contains(stderr, "make deps-cuda") {
 		t.Errorf("the CPU build for --device cuda: exit %d\n%s", code, stderr)
+	}
+}
+
+// TestPolicyFor: without --policy, stash on the CPU and recompute on CUDA; a given policy is
+// kept on either device.
+func TestPolicyFor(t *testing.T) {
+	cases := []struct {
+		given, device string
+		want          autodiff.Policy
+	}{
+		{"", "cpu", autodiff.Stash},
+		{"", "cuda", autodiff.Recompute},
+		{"stash", "cuda", autodiff.Stash},
+		{"recompute", "cpu", autodiff.Recompute},
+	}
+	for _, c := range cases {
+		if got, err := policyFor(c.given, c.device); err != nil || got != c.want {
+			t.Errorf("policyFor(%q, %q) = %v, %v; want %v", c.given, c.device, got, err, c.want)
+		}
+	}
+	if _, err := policyFor("keep", "cpu"); err == nil {
+		t.Error("policy keep accepted")
 	}
 }

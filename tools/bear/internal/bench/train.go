@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/bearrec/bear/internal/procstat"
+	"github.com/bearrec/bear/runtime/ortrun"
 	"github.com/bearrec/bear/runtime/train"
 )
 
@@ -44,7 +45,11 @@ type TrainBenchmark struct {
 	CommShare float64 `json:"comm_share"`
 	// GradientMB is what one rank contributes to each step's all-reduce (float32 gradients).
 	GradientMB float64 `json:"gradient_mb"`
-	PrepareS   float64 `json:"prepare_s"` // data, graphs and sessions, before the first step
+	// IOMB is the median over steps of the tensors bound to ONNX Runtime's runs (inputs and
+	// outputs, MiB): read and written in place on the CPU, what crosses between host and device
+	// memory on CUDA.
+	IOMB     float64 `json:"ort_io_mb"`
+	PrepareS float64 `json:"prepare_s"` // data, graphs and sessions, before the first step
 	// RSSAfterPrepareMB is the peak RSS before the first step; PeakRSSMB the peak at the end.
 	RSSAfterPrepareMB float64 `json:"rss_after_prepare_mb"`
 	PeakRSSMB         float64 `json:"peak_rss_mb"`
@@ -73,6 +78,7 @@ type stepSample struct {
 	loss              float64
 	wall, ort, cpu    time.Duration
 	comm              time.Duration
+	io                int64 // bytes bound to ONNX Runtime's runs
 }
 
 // BenchmarkTrain prepares a training run as `bear train` does (o.Out empty: a temporary folder,
@@ -143,12 +149,12 @@ func timeSteps(st *train.Prepared, r TrainRun) ([]stepSample, error) {
 			}
 			defer stop()
 		}
-		c0 := procstat.CPUTime()
+		c0, io0 := procstat.CPUTime(), ortrun.IOBytes()
 		s, err := st.Step(global)
 		if err != nil {
 			return nil, fmt.Errorf("benchmark step %d: %w", global, err)
 		}
-		samples = append(samples, stepSample{tokens: s.Tokens, positions: s.Positions, loss: s.Loss, wall: s.Wall, ort: s.ORT, cpu: procstat.CPUTime() - c0, comm: s.Comm})
+		samples = append(samples, stepSample{tokens: s.Tokens, positions: s.Positions, loss: s.Loss, wall: s.Wall, ort: s.ORT, cpu: procstat.CPUTime() - c0, comm: s.Comm, io: ortrun.IOBytes() - io0})
 	}
 	return samples, nil
 }
@@ -179,6 +185,7 @@ func (b *TrainBenchmark) summarise(all []stepSample) {
 	b.CPUMS = median(timed, func(s stepSample) float64 { return ms(s.cpu) })
 	b.CommMS = median(timed, func(s stepSample) float64 { return ms(s.comm) })
 	b.CommShare = median(timed, func(s stepSample) float64 { return float64(s.comm) / float64(s.wall) })
+	b.IOMB = median(timed, func(s stepSample) float64 { return float64(s.io) / (1 << 20) })
 }
 
 // median is the median of f over xs (the mean of the middle two for an even count).
