@@ -28,10 +28,10 @@ bench-train: build refdeps
 	done
 	/usr/bin/python3 tools/reference/bench_train.py --table $(BENCH_TRAIN_DIR)/results.jsonl
 
-# The real shapes on this machine (issue: real shapes): peak RSS, prepare and step time and the
-# bytes bound to ONNX Runtime per step of bear bench train at the small, 1B (and, with the
-# memory, 3B) shapes under both policies, and bear eval at 1B; a Markdown table
-# (tools/bench-shapes.sh). About 10 minutes on this machine.
+# The real shapes on this machine (issue: real shapes): peak PSS and RSS, prepare and step time
+# and the bytes bound to ONNX Runtime per step of bear bench train at the small, 1B and 3B
+# shapes under both policies (SHAPES_3B=0 leaves 3B out), and bear eval at 1B; a Markdown table
+# (tools/bench-shapes.sh).
 .PHONY: bench-shapes
 bench-shapes: build
 	tools/bench-shapes.sh

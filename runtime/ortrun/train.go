@@ -88,6 +88,7 @@ func newTrainer[T ComputeFloat](tg *traingraph.Graphs, so SessionOptions) (*Trai
 	if err != nil {
 		return nil, err
 	}
+	so.NoPrepack = true // the two sessions share the mapped weights instead of packing a copy each
 	fs, err := NewSession(tg.Forward, m.ExternalDataDir, traingraph.Names(m.ForwardInputs), traingraph.Names(m.ForwardOutputs), so)
 	if err != nil {
 		return nil, fmt.Errorf("forward: %w", err)

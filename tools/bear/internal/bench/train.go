@@ -53,6 +53,10 @@ type TrainBenchmark struct {
 	// RSSAfterPrepareMB is the peak RSS before the first step; PeakRSSMB the peak at the end.
 	RSSAfterPrepareMB float64 `json:"rss_after_prepare_mb"`
 	PeakRSSMB         float64 `json:"peak_rss_mb"`
+	// PeakPSSMB is the largest proportional set size sampled every 50 ms from the start of the
+	// preparation to the last step: RSS counts the weight file ONNX Runtime maps into both the
+	// forward and the backward session twice, PSS once (the memory the process holds).
+	PeakPSSMB float64 `json:"peak_pss_mb"`
 	// FirstStepLoss is the loss of the warm-up step: with PEFT's initialisation (B = 0) it is
 	// the base model's, whatever the LoRA seed, so a replay of the dump must give it too.
 	FirstStepLoss float64 `json:"first_step_loss"`
@@ -97,6 +101,8 @@ func BenchmarkTrain(o train.Options, r TrainRun) (*TrainBenchmark, error) {
 		o.Out = tmp
 	}
 	o.MaxSteps = warmupSteps + r.Steps
+	pss := procstat.SamplePSS(50 * time.Millisecond)
+	defer pss.Stop()
 	t0 := time.Now()
 	st, err := train.Prepare(o)
 	if err != nil {
@@ -110,7 +116,7 @@ func BenchmarkTrain(o train.Options, r TrainRun) (*TrainBenchmark, error) {
 	if err != nil {
 		return nil, err
 	}
-	res.PeakRSSMB = procstat.PeakRSSMiB()
+	res.PeakRSSMB, res.PeakPSSMB = procstat.PeakRSSMiB(), pss.Stop()
 	res.summarise(samples)
 	if r.Dump != "" {
 		if err := writeTrainDump(r.Dump, o, st.Set(), samples); err != nil {
