@@ -44,6 +44,23 @@ func checkAgainstRecords(t *testing.T, d *Data, what string, got [][]Prediction,
 	}
 }
 
+// evaluated runs o's evaluation and returns its data and the records Run wrote.
+func evaluated(t *testing.T, o Options) (*Data, []results.Record) {
+	t.Helper()
+	if _, err := Run(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	_, recs, err := results.Read(o.Out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := loadData(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d, recs
+}
+
 // histories returns the rows' histories given as item ids and as titles.
 func histories(rows []tokenize.Row) (byIDs, byTitles []History) {
 	for _, r := range rows {
@@ -57,17 +74,7 @@ func histories(rows []tokenize.Row) (byIDs, byTitles []History) {
 // titles, get exactly Run's predictions; progress counts the histories.
 func TestRecommendMatchesRun(t *testing.T) {
 	o := tinyOptions(t, filepath.Join(t.TempDir(), "eval"), 12)
-	if _, err := Run(context.Background(), o); err != nil {
-		t.Fatal(err)
-	}
-	_, recs, err := results.Read(o.Out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := loadData(o)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d, recs := evaluated(t, o)
 	byIDs, byTitles := histories(d.Rows)
 	for _, c := range []struct {
 		what string
@@ -91,17 +98,7 @@ func TestRecommendMatchesRun(t *testing.T) {
 func TestRecommendSmallCatalogue(t *testing.T) {
 	data := writeSmallDataset(t)
 	o := smallOptions(t, data, filepath.Join(t.TempDir(), "eval"))
-	if _, err := Run(context.Background(), o); err != nil {
-		t.Fatal(err)
-	}
-	_, recs, err := results.Read(o.Out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := loadData(o)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d, recs := evaluated(t, o)
 	byIDs, _ := histories(d.Rows)
 	got, err := Recommend(context.Background(), o, byIDs)
 	if err != nil {

@@ -87,13 +87,18 @@ var (
 // and cuDNN, which it opens at run time).
 var cudaLibraries = []struct{ prefix, hint string }{
 	{"libcuda.so", "the NVIDIA driver's library: install the driver (nvidia-smi must work), or add its folder to LD_LIBRARY_PATH"},
-	{"libcublasLt.so", "cuBLAS of CUDA 13: the CUDA 13 toolkit's lib64, or pip's nvidia-cublas, on LD_LIBRARY_PATH"},
-	{"libcublas.so", "cuBLAS of CUDA 13: the CUDA 13 toolkit's lib64, or pip's nvidia-cublas, on LD_LIBRARY_PATH"},
-	{"libcudart.so", "the CUDA 13 runtime: the CUDA 13 toolkit's lib64, or pip's nvidia-cuda-runtime, on LD_LIBRARY_PATH"},
-	{"libcurand.so", "cuRAND of CUDA 13: the CUDA 13 toolkit's lib64, or pip's nvidia-curand, on LD_LIBRARY_PATH"},
+	{"libcublasLt.so", inToolkit("cuBLAS of CUDA 13", "nvidia-cublas")},
+	{"libcublas.so", inToolkit("cuBLAS of CUDA 13", "nvidia-cublas")},
+	{"libcudart.so", inToolkit("the CUDA 13 runtime", "nvidia-cuda-runtime")},
+	{"libcurand.so", inToolkit("cuRAND of CUDA 13", "nvidia-curand")},
 	{"libcudnn", "cuDNN 9 for CUDA 13: pip's nvidia-cudnn-cu13, or NVIDIA's cuDNN 9 packages, on LD_LIBRARY_PATH"},
-	{"libcufft.so", "cuFFT of CUDA 13: the CUDA 13 toolkit's lib64, or pip's nvidia-cufft, on LD_LIBRARY_PATH"},
-	{"libnvrtc.so", "NVRTC of CUDA 13: the CUDA 13 toolkit's lib64, or pip's nvidia-cuda-nvrtc, on LD_LIBRARY_PATH"},
+	{"libcufft.so", inToolkit("cuFFT of CUDA 13", "nvidia-cufft")},
+	{"libnvrtc.so", inToolkit("NVRTC of CUDA 13", "nvidia-cuda-nvrtc")},
+}
+
+// inToolkit is the hint for a library of the CUDA 13 toolkit that pip's package also provides.
+func inToolkit(what, pip string) string {
+	return what + ": the CUDA 13 toolkit's lib64, or pip's " + pip + ", on LD_LIBRARY_PATH"
 }
 
 // cudaError turns an error of the CUDA provider's start into a *cudaUnavailableError, which

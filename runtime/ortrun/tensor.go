@@ -86,28 +86,26 @@ func (s *Session) RunNamed(inputs, outputs map[string]Tensor) error {
 			v.Destroy()
 		}
 	}()
-	for _, name := range s.Inputs {
-		t, ok := inputs[name]
-		if !ok {
-			return fmt.Errorf("graph input %s has no value", name)
+	bind := func(names []string, tensors map[string]Tensor, what, missing string) error {
+		for _, name := range names {
+			t, ok := tensors[name]
+			if !ok {
+				return fmt.Errorf("graph %s %s has no %s", what, name, missing)
+			}
+			v, err := t.value()
+			if err != nil {
+				return fmt.Errorf("%s %s: %w", what, name, err)
+			}
+			vals = append(vals, v)
 		}
-		v, err := t.value()
-		if err != nil {
-			return fmt.Errorf("input %s: %w", name, err)
-		}
-		vals = append(vals, v)
+		return nil
+	}
+	if err := bind(s.Inputs, inputs, "input", "value"); err != nil {
+		return err
 	}
 	nIn := len(vals)
-	for _, name := range s.Outputs {
-		t, ok := outputs[name]
-		if !ok {
-			return fmt.Errorf("graph output %s has no buffer", name)
-		}
-		v, err := t.value()
-		if err != nil {
-			return fmt.Errorf("output %s: %w", name, err)
-		}
-		vals = append(vals, v)
+	if err := bind(s.Outputs, outputs, "output", "buffer"); err != nil {
+		return err
 	}
 	return s.Run(vals[:nIn], vals[nIn:])
 }

@@ -378,8 +378,10 @@ func (j *job) stopEarly(sum *Summary, e int) (bool, error) {
 		return false, nil
 	}
 	why := ""
-	if b := best(j.evals); j.o.writer() && b != nil && j.evalStopped == 0 && stale(j.evals, b, e) >= j.o.EarlyStop {
-		why = fmt.Sprintf("no better validation NDCG@10 in the %s after epoch %d (%.4f)", epochs(stale(j.evals, b, e)), b.Epoch, metric(b, selectMetric))
+	if b := best(j.evals); j.o.writer() && b != nil && j.evalStopped == 0 {
+		if n := stale(j.evals, b, e); n >= j.o.EarlyStop {
+			why = fmt.Sprintf("no better validation NDCG@10 in the %s after epoch %d (%.4f)", epochs(n), b.Epoch, metric(b, selectMetric))
+		}
 	}
 	stop, err := shareDecision(j.o.comm(), why != "")
 	if err != nil || !stop {

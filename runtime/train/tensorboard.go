@@ -1,9 +1,10 @@
 package train
 
 import (
+	"maps"
 	"math"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -60,11 +61,7 @@ func (j *job) stepEvent(s trainlog.Step) error {
 // evalEvent writes the metrics of an evaluation record as SPLIT/METRIC ("valid/ndcg@10", the
 // log's lower-case names), at the step after which it ran.
 func (j *job) evalEvent(e trainlog.Eval) error {
-	names := make([]string, 0, len(e.Metrics))
-	for k := range e.Metrics {
-		names = append(names, k)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(e.Metrics))
 	values := make([]tfevents.Scalar, len(names))
 	for i, k := range names {
 		values[i] = tfevents.Scalar{Tag: e.Split + "/" + strings.ToLower(k), Value: tbValue(e.Metrics[k])}

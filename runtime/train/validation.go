@@ -2,9 +2,9 @@ package train
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/sha256"
 	"encoding/csv"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -49,7 +49,7 @@ func holdOut(rows []tokenize.Row, n int, path string) (train, valid []tokenize.R
 	for i := range order {
 		order[i] = i
 	}
-	slices.SortStableFunc(order, func(a, b int) int { return cmpInt64(rows[a].Timestamp, rows[b].Timestamp) })
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(rows[a].Timestamp, rows[b].Timestamp) })
 	held := make([]bool, len(rows))
 	for _, i := range order[len(rows)-n:] {
 		held[i] = true
@@ -62,21 +62,6 @@ func holdOut(rows []tokenize.Row, n int, path string) (train, valid []tokenize.R
 		}
 	}
 	return train, valid, nil
-}
-
-func sha256Hex(data []byte) string {
-	sum := sha256.Sum256(data)
-	return hex.EncodeToString(sum[:])
-}
-
-func cmpInt64(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // splitCSV writes rows in the split format (user_id,item_ids,timestamp), with the item ids the
@@ -116,7 +101,7 @@ func loadValidation(o *Options, d *tokenize.Split) (*validation, []tokenize.Row,
 			return nil, nil, err
 		}
 		data := splitCSV(held)
-		return &validation{path: filepath.Join(o.Out, validFile), rows: len(held), sha256: sha256Hex(data), csv: data}, train, nil
+		return &validation{path: filepath.Join(o.Out, validFile), rows: len(held), sha256: fmt.Sprintf("%x", sha256.Sum256(data)), csv: data}, train, nil
 	case o.ValidFile != "":
 		path, held, err := d.ReadSplit(o.ValidFile)
 		if err != nil {

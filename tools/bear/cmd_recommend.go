@@ -8,9 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"unicode/utf8"
@@ -257,32 +255,7 @@ func (f *recommendFlags) checkFiles() error {
 			inputs = append(inputs, p)
 		}
 	}
-	if err := atomicfs.CheckDisjoint("--out", *f.out, inputs...); err != nil {
-		return err
-	}
-	if err := checkOutFile(*f.out, *f.force); err != nil {
-		return err
-	}
-	if st, err := os.Stat(filepath.Dir(*f.out)); err != nil || !st.IsDir() {
-		return fmt.Errorf("--out %s: the folder %s does not exist", *f.out, filepath.Dir(*f.out))
-	}
-	return nil
-}
-
-// checkOutFile refuses an --out that is a folder, or an existing file without force.
-func checkOutFile(out string, force bool) error {
-	st, err := os.Stat(out)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return nil
-	case err != nil:
-		return fmt.Errorf("--out %s: %w", out, err)
-	case st.IsDir():
-		return fmt.Errorf("--out %s is a folder, want a file", out)
-	case !force:
-		return fmt.Errorf("--out %s exists: pass --force to replace it, or choose another file", out)
-	}
-	return nil
+	return checkOutFile(*f.out, *f.force, inputs...)
 }
 
 // inputLine is one history of --input: its line number and its user, echoed back.

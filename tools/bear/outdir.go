@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 
 	"github.com/bearrec/bear/internal/atomicfs"
 )
@@ -32,6 +33,28 @@ func checkOutDir(out string, force bool, inputs ...string) error {
 	}
 	if len(entries) > 0 && !force {
 		return notEmptyError(out)
+	}
+	return nil
+}
+
+// checkOutFile validates a command's --out file as checkOutDir does a folder: not one of the
+// inputs nor inside one, not a folder, new unless force, in a folder that exists.
+func checkOutFile(out string, force bool, inputs ...string) error {
+	if err := atomicfs.CheckDisjoint("--out", out, inputs...); err != nil {
+		return err
+	}
+	st, err := os.Stat(out)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return fmt.Errorf("--out %s: %w", out, err)
+	case st.IsDir():
+		return fmt.Errorf("--out %s is a folder, want a file", out)
+	case !force:
+		return fmt.Errorf("--out %s exists: pass --force to replace it, or choose another file", out)
+	}
+	if st, err := os.Stat(filepath.Dir(out)); err != nil || !st.IsDir() {
+		return fmt.Errorf("--out %s: the folder %s does not exist", out, filepath.Dir(out))
 	}
 	return nil
 }
