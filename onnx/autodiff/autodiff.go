@@ -6,6 +6,7 @@ import (
 
 	"github.com/bearrec/bear/onnx/builder"
 	"github.com/bearrec/bear/onnx/onnxpb"
+	"google.golang.org/protobuf/proto"
 )
 
 // Policy says how the backward graph obtains forward intermediates.
@@ -282,58 +283,58 @@ func (d *diff) fwdShape(name string) builder.Value {
 	return r
 }
 
-// rematerialize (Stash) recomputes, instead of stashing, the residuals the forward graph marked
-// rematerializable: their producers are copied into the backward graph in forward order, and
-// read their own inputs as residuals, through marked values recursively. It returns the copied
-// nodes and the names they produce.
-func (d *diff) rematerialize() ([]*onnxpb.NodeProto, map[string]bool) {
+// rematerialize recomputes, instead of stashing or keeping alive, the residuals the forward
+// graph marked rematerializable (casts of weights, gathered rows, dropout masks): each gets a
+// copy of its producer, read through marked values recursively, under its own name, placed
+// before the backward's own nodes. ONNX Runtime's default order runs such a low-numbered node
+// just before its first consumer (builder.Graph.HoistRematerializable), so the value lives from
+// its first backward use to its last (a float32 cast of one weight matrix at a time), and under
+// Recompute the forward recomputation's copy dies with its forward uses. Unmarked inputs of the
+// copies become residuals like any other.
+func (d *diff) rematerialize() {
 	marked := func(name string) bool {
 		_, produced := d.producer[name]
 		return produced && d.fwd.Rematerializable(name)
 	}
-	need := map[int]bool{}
-	var visit func(name string)
-	visit = func(name string) {
-		i := d.producer[name]
-		if need[i] {
-			return
+	pb := d.bg.Proto()
+	var remat []*onnxpb.NodeProto
+	copies := map[string]string{} // marked forward value → its backward copy
+	var emit func(name string) string
+	emit = func(name string) string {
+		if c, ok := copies[name]; ok {
+			return c
 		}
-		need[i] = true
-		for _, in := range d.nodes[i].Input {
+		n := proto.Clone(d.nodes[d.producer[name]]).(*onnxpb.NodeProto)
+		for j, in := range n.Input {
 			switch {
 			case in == "":
 			case marked(in):
-				visit(in)
+				n.Input[j] = emit(in)
 			default:
 				d.fwdValue(in)
 			}
 		}
+		for j, o := range n.Output {
+			v := d.value(o)
+			v.Name = o + "/remat"
+			d.bg.Declare(v)
+			copies[o], n.Output[j] = v.Name, v.Name
+		}
+		n.Name = proto.String(n.GetName() + "/remat")
+		remat = append(remat, n)
+		return copies[name]
 	}
-	names := make([]string, 0, len(d.residual))
-	for name := range d.residual {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		if marked(name) {
-			visit(name)
+	for _, n := range pb.Node {
+		for j, in := range n.Input {
+			if marked(in) {
+				n.Input[j] = emit(in)
+			}
 		}
 	}
-	idx := make([]int, 0, len(need))
-	for i := range need {
-		idx = append(idx, i)
+	for name := range copies {
+		delete(d.residual, name)
 	}
-	sort.Ints(idx)
-	var nodes []*onnxpb.NodeProto
-	produced := map[string]bool{}
-	for _, i := range idx {
-		nodes = append(nodes, d.nodes[i])
-		for _, o := range d.nodes[i].Output {
-			d.bg.Declare(d.value(o))
-			produced[o] = true
-		}
-	}
-	return nodes, produced
+	pb.Node = append(remat, pb.Node...)
 }
 
 // recompute (Recompute) returns the forward nodes that produce the intermediates, in forward
@@ -397,14 +398,10 @@ func (d *diff) recompute(res *Result, fromInputs, intermediates []string) []*onn
 // finish wires the residuals: as forward outputs and backward inputs (Stash), or by copying the
 // forward nodes that compute them into the backward graph (Recompute).
 func (d *diff) finish(res *Result, cot builder.Value) {
-	var remat []*onnxpb.NodeProto
-	produced := map[string]bool{}
-	if d.policy == Stash {
-		remat, produced = d.rematerialize()
-	}
+	d.rematerialize()
 	names := make([]string, 0, len(d.residual))
 	for name := range d.residual {
-		if d.inits[name] == nil && !produced[name] {
+		if d.inits[name] == nil {
 			names = append(names, name)
 		}
 	}
@@ -428,7 +425,6 @@ func (d *diff) finish(res *Result, cot builder.Value) {
 			res.Residuals = append(res.Residuals, v)
 			res.Inputs = append(res.Inputs, d.bg.InputShaped(name, v.DType, v.Shape))
 		}
-		pb.Node = append(remat, pb.Node...)
 	} else {
 		pb.Node = append(d.recompute(res, fromInputs, intermediates), pb.Node...)
 	}

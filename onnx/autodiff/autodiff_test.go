@@ -82,8 +82,8 @@ func TestResidualPolicies(t *testing.T) {
 	}
 }
 
-// TestRematerialize: values the forward graph marks rematerializable are recomputed by a Stash
-// backward graph from what it keeps (here the frozen input h and a bool mask) instead of being
+// TestRematerialize: values the forward graph marks rematerializable are recomputed by the
+// backward graph, under names of their own, from what it keeps (here the frozen input h and a bool mask) instead of being
 // stashed; a mask computed from an int64 seed is constant (no gradient) and, under Recompute,
 // is recomputed from the seed, which becomes a backward input.
 func TestRematerialize(t *testing.T) {
@@ -115,14 +115,20 @@ func TestRematerialize(t *testing.T) {
 		if fmt.Sprint(residuals) != fmt.Sprint(wantResiduals) || fmt.Sprint(inputs) != fmt.Sprint(wantInputs) {
 			t.Errorf("%s: residuals %v, backward inputs %v; want %v, %v", p, residuals, inputs, wantResiduals, wantInputs)
 		}
-		produced := map[string]bool{}
+		produced, read := map[string]bool{}, map[string]bool{}
 		for _, n := range res.Backward.Proto().Node {
 			for _, o := range n.Output {
 				produced[o] = true
 			}
+			for _, in := range n.Input {
+				read[in] = true
+			}
 		}
-		if !produced[dropped.Name] || !produced[scaled.Name] {
+		if !produced[dropped.Name+"/remat"] || !produced[scaled.Name+"/remat"] {
 			t.Errorf("%s: the backward graph does not recompute the dropped input", p)
+		}
+		if read[dropped.Name] || read[scaled.Name] {
+			t.Errorf("%s: the backward graph reads the forward's own copy of a rematerialized value", p)
 		}
 	}
 }

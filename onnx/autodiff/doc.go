@@ -23,8 +23,9 @@
 //     Where a rule needs only a value's runtime shape, the residual is Shape(value), a tiny
 //     int64 tensor, not the value. Values the forward graph marks rematerializable
 //     (builder.Graph.MarkRematerializable: a dropout mask applied to an input that is kept
-//     anyway, the LM head's rows of a vocabulary subset) are recomputed by a Stash backward
-//     graph from their producers' inputs instead of being stashed.
+//     anyway, the LM head's rows of a vocabulary subset, a weight cast from its stored
+//     precision) are recomputed by the backward graph from their producers' inputs, under
+//     names of their own, instead of being stashed or shared with the forward recomputation.
 //   - Integer and bool values (index arithmetic, masks hashed from a seed) never carry a
 //     cotangent: they are constants of the differentiation, recomputed or stashed like any
 //     residual.

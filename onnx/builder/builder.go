@@ -17,15 +17,15 @@ type DType = onnxpb.TensorProto_DataType
 const (
 	Float32  = onnxpb.TensorProto_FLOAT
 	Float64  = onnxpb.TensorProto_DOUBLE
-	float16  = onnxpb.TensorProto_FLOAT16
-	bFloat16 = onnxpb.TensorProto_BFLOAT16
+	Float16  = onnxpb.TensorProto_FLOAT16
+	BFloat16 = onnxpb.TensorProto_BFLOAT16
 	Int64    = onnxpb.TensorProto_INT64
 	Bool     = onnxpb.TensorProto_BOOL
 )
 
 // IsFloat reports whether dt is a floating-point type (one that carries gradients).
 func IsFloat(dt DType) bool {
-	return dt == Float32 || dt == Float64 || dt == float16 || dt == bFloat16
+	return dt == Float32 || dt == Float64 || dt == Float16 || dt == BFloat16
 }
 
 // opset is the ONNX operator set the builder emits: ReduceMean takes axes as an attribute,
@@ -74,6 +74,41 @@ func (g *Graph) MarkRematerializable(v Value) Value {
 
 // Rematerializable reports whether the value called name was marked by MarkRematerializable.
 func (g *Graph) Rematerializable(name string) bool { return g.remat[name] }
+
+// HoistRematerializable moves to the front of the graph, keeping their order, the nodes that
+// compute marked values from graph inputs and initializers alone (casts of weights, rows
+// gathered from them). ONNX Runtime's default execution order is a depth-first walk back from
+// the outputs that visits a node's lower-numbered producers last, so it then runs each such node
+// just before its first consumer: a weight cast to float32 lives around its use, not from the
+// start of the run to its use.
+func (g *Graph) HoistRematerializable() {
+	ready := map[string]bool{"": true}
+	for _, in := range g.pb.Input {
+		ready[in.GetName()] = true
+	}
+	for _, t := range g.pb.Initializer {
+		ready[t.GetName()] = true
+	}
+	var front, rest []*onnxpb.NodeProto
+	for _, n := range g.pb.Node {
+		hoist := len(n.Output) > 0
+		for _, in := range n.Input {
+			hoist = hoist && ready[in]
+		}
+		for _, o := range n.Output {
+			hoist = hoist && g.remat[o]
+		}
+		if !hoist {
+			rest = append(rest, n)
+			continue
+		}
+		front = append(front, n)
+		for _, o := range n.Output {
+			ready[o] = true
+		}
+	}
+	g.pb.Node = append(front, rest...)
+}
 
 // SetPrefix names the nodes created from now on "<prefix>/<op>_<n>", to keep graphs readable.
 func (g *Graph) SetPrefix(p string) { g.prefix = p }

@@ -92,6 +92,10 @@ func (ck *Checkpoint) hashWeights() (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
+// FilesState describes the current state of the checkpoint's weight files (path, size,
+// modification and change times, inode): equal states mean, in practice, equal bytes.
+func (ck *Checkpoint) FilesState() (string, error) { return fileStates(ck.Files) }
+
 // fileStates describes the current state of files: any write, replacement or touch changes it
 // (the change time cannot be set back by cp -p or touch).
 func fileStates(files []string) (string, error) {

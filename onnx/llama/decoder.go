@@ -97,6 +97,7 @@ func ExportDecoder(ck *hf.Checkpoint, b *WeightBinding, opt Options) (d *Decoder
 			outputs = append(outputs, name)
 		}
 	}
+	g.HoistRematerializable()
 	data, err := proto.Marshal(g.Model("bear"))
 	if err != nil {
 		return nil, err

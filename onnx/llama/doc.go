@@ -29,8 +29,10 @@
 // inside the graph from the seed; DropoutMask reproduces any mask bit for bit in Go, and equal
 // seeds give the forward and backward graphs the same masks.
 //
-// Base weights are initializers stored as external data (BindWeights): in place in the
-// checkpoint's safetensors files when they are stored in the compute dtype, otherwise converted
-// once into a content-addressed cache entry that later runs reuse; with
-// Options.WeightsAsInputs they are graph inputs under their HF names instead (full training).
+// Base weights are graph inputs under their HF names in their stored dtype, cast where they are
+// used (Options.StoredWeightInputs: a runtime binds them from one mapping of the checkpoint),
+// or in the compute dtype (Options.WeightsAsInputs: full training), or initializers stored as
+// external data (BindStored in place in the checkpoint's safetensors files, cast at use;
+// BindWeights in the compute dtype, converted once into a content-addressed cache entry when
+// the checkpoint stores another).
 package llama

@@ -17,12 +17,13 @@ import (
 
 // ExternalRef locates one initializer's bytes for ONNX external data.
 type ExternalRef struct {
-	Location string `json:"location"` // relative to the external-data folder
-	Offset   int64  `json:"offset"`
-	Length   int64  `json:"length"`
+	Location string   `json:"location"` // relative to the external-data folder
+	Offset   int64    `json:"offset"`
+	Length   int64    `json:"length"`
+	DType    hf.DType `json:"dtype"` // the bytes' element type; the graph casts it to the compute dtype at use
 }
 
-// WeightBinding says where ONNX Runtime finds every base weight in the compute dtype.
+// WeightBinding says where ONNX Runtime finds every base weight.
 type WeightBinding struct {
 	Dir       string // the folder locations are relative to
 	Refs      map[string]ExternalRef
@@ -35,8 +36,10 @@ type WeightBinding struct {
 // cacheDir (see convertWeights) that later calls reuse. Conversion streams tensor by tensor and
 // keeps no copy in memory.
 func BindWeights(ck *hf.Checkpoint, dt hf.DType, cacheDir string) (*WeightBinding, error) {
-	if b, ok := bindInPlace(ck, dt); ok {
-		return b, nil
+	if ck.StorageDType() == dt {
+		if b, ok := BindStored(ck); ok {
+			return b, nil
+		}
 	}
 	if cacheDir == "" {
 		return nil, fmt.Errorf("%s: weights are stored as %s and need converting to %s, but no cache folder was given", ck.Dir, storedAs(ck), dt)
@@ -44,10 +47,10 @@ func BindWeights(ck *hf.Checkpoint, dt hf.DType, cacheDir string) (*WeightBindin
 	return convertWeights(ck, dt, cacheDir)
 }
 
-func bindInPlace(ck *hf.Checkpoint, dt hf.DType) (*WeightBinding, bool) {
-	if ck.StorageDType() != dt {
-		return nil, false
-	}
+// BindStored references every weight in place, in its stored dtype (the graph casts it at
+// use), when all the checkpoint's files live in one real folder (symlinks resolved, as in the HF
+// cache): ONNX Runtime resolves external data inside one folder only.
+func BindStored(ck *hf.Checkpoint) (*WeightBinding, bool) {
 	real := map[string]string{}
 	dir := ""
 	for _, f := range ck.Files {
@@ -64,7 +67,7 @@ func bindInPlace(ck *hf.Checkpoint, dt hf.DType) (*WeightBinding, bool) {
 	}
 	b := &WeightBinding{Dir: dir, Refs: map[string]ExternalRef{}}
 	for name, t := range ck.Weights {
-		b.Refs[name] = ExternalRef{Location: real[t.File], Offset: t.Offset, Length: t.Size}
+		b.Refs[name] = ExternalRef{Location: real[t.File], Offset: t.Offset, Length: t.Size, DType: t.DType}
 	}
 	return b, true
 }
@@ -128,7 +131,7 @@ func conversionLayout(ck *hf.Checkpoint, dt hf.DType, location string) (refs map
 	for _, spec := range ck.Config.ExpectedWeights() {
 		off += (conversionAlign - off%conversionAlign) % conversionAlign
 		n := ck.Weights[spec.Name].NumElements() * int64(dt.Size())
-		refs[spec.Name] = ExternalRef{Location: location, Offset: off, Length: n}
+		refs[spec.Name] = ExternalRef{Location: location, Offset: off, Length: n, DType: dt}
 		order = append(order, spec.Name)
 		off += n
 	}

@@ -31,6 +31,11 @@ type Options struct {
 	Full bool
 	// LoRADropout is PEFT's lora_dropout: the forward graph then takes a dropout seed per run.
 	LoRADropout float64
+	// FrozenInputs makes the frozen base weights graph inputs in their stored dtype
+	// (llama.Options.StoredWeightInputs), or in FrozenDType when set, instead of initializers
+	// bound by b; b is then nil.
+	FrozenInputs bool
+	FrozenDType  hf.DType
 }
 
 // Build exports the forward graph of ck and differentiates it with respect to the LoRA
@@ -43,7 +48,11 @@ func Build(ck *hf.Checkpoint, b *llama.WeightBinding, o Options) (*Graphs, error
 	if o.LoRA == nil && !o.Full {
 		return nil, fmt.Errorf("nothing to train: give a LoRA spec or train the full model")
 	}
-	bt, err := llama.BuildForward(ck, b, llama.Options{DType: o.DType, LoRA: o.LoRA, Logits: o.Logits, WeightsAsInputs: o.Full, LoRADropout: o.LoRADropout})
+	if o.Full && o.FrozenInputs {
+		return nil, fmt.Errorf("full training trains the base weights: they cannot be frozen inputs")
+	}
+	bt, err := llama.BuildForward(ck, b, llama.Options{DType: o.DType, LoRA: o.LoRA, Logits: o.Logits,
+		WeightsAsInputs: o.Full, StoredWeightInputs: o.FrozenInputs, FrozenDType: o.FrozenDType, LoRADropout: o.LoRADropout})
 	if err != nil {
 		return nil, err
 	}
@@ -73,6 +82,9 @@ func Build(ck *hf.Checkpoint, b *llama.WeightBinding, o Options) (*Graphs, error
 		Format: ManifestFormat, Checkpoint: abs, DType: string(o.DType), Policy: o.Policy.String(),
 		Train: LoRA, Logits: o.Logits, LoRA: o.LoRA, LoRADropout: o.LoRADropout, LoRAInputs: bt.LoRAInputs, Trainable: wrt,
 	}
+	if o.FrozenInputs {
+		m.FrozenDType = o.FrozenDType
+	}
 	if o.Full {
 		m.Train = Full
 	}
@@ -84,6 +96,9 @@ func Build(ck *hf.Checkpoint, b *llama.WeightBinding, o Options) (*Graphs, error
 	for _, name := range bt.Inputs {
 		v, _ := bt.Graph.Lookup(name)
 		m.ForwardInputs = append(m.ForwardInputs, ioSpec(v))
+		if _, ok := ck.Weights[name]; ok && o.FrozenInputs {
+			m.FrozenInputs = append(m.FrozenInputs, name)
+		}
 	}
 	lv, _ := bt.Graph.Lookup(llama.Logits)
 	m.ForwardOutputs = []IOSpec{ioSpec(lv)}
@@ -122,7 +137,7 @@ func ioSpec(v builder.Value) IOSpec {
 // ElemType is the spec's element type.
 func (s IOSpec) ElemType() builder.DType { return builder.DType(onnxDTypes[s.DType]) }
 
-var onnxDTypes = map[string]int32{"FLOAT": 1, "DOUBLE": 11, "INT64": 7, "BOOL": 9}
+var onnxDTypes = map[string]int32{"FLOAT": 1, "DOUBLE": 11, "INT64": 7, "BOOL": 9, "FLOAT16": 10, "BFLOAT16": 16}
 
 // Eval is the spec's shape with its symbolic axes given by syms.
 func (s IOSpec) Eval(syms map[string]int64) ([]int64, error) {
@@ -150,7 +165,7 @@ func Names(specs []IOSpec) []string {
 type Mode string
 
 const (
-	LoRA Mode = "lora" // the LoRA matrices only; base weights stay inside ONNX Runtime
+	LoRA Mode = "lora" // the LoRA matrices only; the base weights are frozen
 	Full Mode = "full" // every base weight (held in Go), and the LoRA matrices if any
 )
 
@@ -167,12 +182,18 @@ type Manifest struct {
 	LoRAInputs       []llama.LoRAInputInfo `json:"lora_inputs,omitempty"`
 	LoRADropout      float64               `json:"lora_dropout,omitempty"`
 	Trainable        []string              `json:"trainable"`
-	ExternalDataDir  string                `json:"external_data_dir"` // folder of the weights' external data
-	ForwardInputs    []IOSpec              `json:"forward_inputs"`
-	ForwardOutputs   []IOSpec              `json:"forward_outputs"` // logits, then residuals (stash)
-	Residuals        []string              `json:"residuals"`
-	BackwardInputs   []IOSpec              `json:"backward_inputs"`
-	BackwardOutputs  []IOSpec              `json:"backward_outputs"`
+	// FrozenInputs are the base weights the graphs take as inputs in their stored dtype: the
+	// checkpoint's tensors of those names, bound as they are and never changed.
+	FrozenInputs []string `json:"frozen_inputs,omitempty"`
+	// FrozenDType is the dtype of the frozen inputs when it is not the checkpoint's (float32
+	// copies widened in memory).
+	FrozenDType     hf.DType `json:"frozen_dtype,omitempty"`
+	ExternalDataDir string   `json:"external_data_dir"` // folder of the weights' external data
+	ForwardInputs   []IOSpec `json:"forward_inputs"`
+	ForwardOutputs  []IOSpec `json:"forward_outputs"` // logits, then residuals (stash)
+	Residuals       []string `json:"residuals"`
+	BackwardInputs  []IOSpec `json:"backward_inputs"`
+	BackwardOutputs []IOSpec `json:"backward_outputs"`
 }
 
 // Artifact file names inside an artifact folder.

@@ -31,5 +31,5 @@ func loadArtifacts[T ComputeFloat](dir string, so SessionOptions) (*Trainer[T], 
 			return nil, err
 		}
 	}
-	return newTrainer[T](tg, so)
+	return newTrainer[T](tg, nil, so)
 }

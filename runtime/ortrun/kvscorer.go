@@ -14,6 +14,7 @@ import (
 // between Go and ONNX Runtime; the cache lives in Go buffers between steps.
 type kvScorer struct {
 	sess    *Session
+	weights *weightPlan
 	cfg     hf.Config
 	inputs  []string
 	lora    map[string]Tensor
@@ -33,19 +34,22 @@ func newKVScorer(ck *hf.Checkpoint, mo ModelOptions, o ScorerOptions) (Scorer, e
 	if mo.DType != "" && mo.DType != hf.F32 {
 		return nil, fmt.Errorf("KV-cache decoding computes in float32, not %s", mo.DType)
 	}
-	b, err := bindWeights(ck, hf.F32, mo.CacheDir)
+	w, err := planWeights(ck, mo, hf.F32, true)
 	if err != nil {
 		return nil, err
 	}
-	d, err := llama.ExportDecoder(ck, b, llama.Options{DType: hf.F32, LoRA: mo.LoRA})
+	d, err := llama.ExportDecoder(ck, w.binding, w.exportOptions(llama.Options{DType: hf.F32, LoRA: mo.LoRA}))
 	if err != nil {
+		w.release()
 		return nil, err
 	}
-	sess, err := NewSession(d.Model, b.Dir, d.Inputs, d.Outputs, mo.SessionOptions)
+	sess, err := NewSession(d.Model, w.externalDir(), d.Inputs, d.Outputs, w.sessionOptions(mo.SessionOptions, hf.F32))
 	if err != nil {
+		w.release()
 		return nil, fmt.Errorf("%s: decoder: %w", ck.Dir, err)
 	}
-	s := &kvScorer{sess: sess, cfg: ck.Config, inputs: d.Inputs, lora: map[string]Tensor{}}
+	w.bind(sess)
+	s := &kvScorer{sess: sess, weights: w, cfg: ck.Config, inputs: d.Inputs, lora: map[string]Tensor{}}
 	for _, in := range d.LoRAInputs {
 		w := make([]float32, in.Rows*in.Cols)
 		if o.Adapter != nil {
@@ -56,7 +60,11 @@ func newKVScorer(ck *hf.Checkpoint, mo ModelOptions, o ScorerOptions) (Scorer, e
 	return s, nil
 }
 
-func (s *kvScorer) Close() error { return s.sess.Close() }
+func (s *kvScorer) Close() error {
+	err := s.sess.Close()
+	s.weights.release()
+	return err
+}
 
 func (s *kvScorer) Start(prompts [][]int, cands [][]int) ([]decode.Scores, error) {
 	b := NewTokenBatch(prompts)

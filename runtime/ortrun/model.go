@@ -20,13 +20,18 @@ type ModelOptions struct {
 	DType          hf.DType        // compute dtype: F32 (default) or F64 (gradient checks)
 	LoRA           *llama.LoRASpec // LoRA inputs of the graph; nil for the base model alone
 	Logits         llama.LogitsMode
-	// CacheDir receives weights converted to the compute dtype (bf16 checkpoints on CPU).
+	// Weights says where the graphs read the frozen base weights from (WeightsAuto: mapped on
+	// the CPU, in place on CUDA).
+	Weights WeightSource
+	// CacheDir receives weights converted to the compute dtype (WeightsConverted, or in place
+	// when the checkpoint's files lie in several folders).
 	// Empty: the user cache folder, bear/weights/<hash of the checkpoint path>.
 	CacheDir string
 }
 
 // Model is a forward graph of a checkpoint loaded into an ONNX Runtime session. The base weights
-// live only inside ONNX Runtime; Go holds the LoRA matrices, which it may change between runs.
+// are the process's mapping of the checkpoint (or ONNX Runtime's initializers, ModelOptions.Weights);
+// Go holds the LoRA matrices, which it may change between runs.
 type Model struct {
 	Config  hf.Config
 	Dir     string
@@ -36,6 +41,7 @@ type Model struct {
 	lora32  map[string][]float32
 	lora64  map[string][]float64
 	sess    *Session
+	weights *weightPlan
 }
 
 // Load exports the checkpoint's forward graph and creates the session.
@@ -43,19 +49,22 @@ func Load(ck *hf.Checkpoint, o ModelOptions) (*Model, error) {
 	if o.DType == "" {
 		o.DType = hf.F32
 	}
-	b, err := bindWeights(ck, o.DType, o.CacheDir)
+	w, err := planWeights(ck, o, o.DType, false)
 	if err != nil {
 		return nil, err
 	}
-	f, err := llama.ExportForward(ck, b, llama.Options{DType: o.DType, LoRA: o.LoRA, Logits: o.Logits})
+	f, err := llama.ExportForward(ck, w.binding, w.exportOptions(llama.Options{DType: o.DType, LoRA: o.LoRA, Logits: o.Logits}))
 	if err != nil {
+		w.release()
 		return nil, err
 	}
-	sess, err := NewSession(f.Model, b.Dir, f.Inputs, f.Outputs, o.SessionOptions)
+	sess, err := NewSession(f.Model, w.externalDir(), f.Inputs, f.Outputs, w.sessionOptions(o.SessionOptions, o.DType))
 	if err != nil {
+		w.release()
 		return nil, fmt.Errorf("%s: %w", ck.Dir, err)
 	}
-	m := &Model{Config: ck.Config, Dir: ck.Dir, Options: o, inputs: f.Inputs, lora: f.LoRAInputs, sess: sess}
+	w.bind(sess)
+	m := &Model{Config: ck.Config, Dir: ck.Dir, Options: o, inputs: f.Inputs, lora: f.LoRAInputs, sess: sess, weights: w}
 	// Zero adapters until told otherwise: B = 0 makes the LoRA branch vanish, as PEFT initialises it.
 	m.lora32, m.lora64 = map[string][]float32{}, map[string][]float64{}
 	for _, in := range m.lora {
@@ -87,8 +96,12 @@ func defaultCacheDir(dir string) (string, error) {
 // cacheRemedy says how to put the converted-weight cache somewhere writable.
 const cacheRemedy = "set ortrun.ModelOptions.CacheDir to a writable folder, or set $XDG_CACHE_HOME (the default is $XDG_CACHE_HOME/bear/weights, else ~/.cache/bear/weights)"
 
-// Close releases the session.
-func (m *Model) Close() error { return m.sess.Close() }
+// Close releases the session and the weights.
+func (m *Model) Close() error {
+	err := m.sess.Close()
+	m.weights.release()
+	return err
+}
 
 // SetAdapter copies an adapter's matrices into the model; its spec must match the graph's.
 func (m *Model) SetAdapter(a *peft.Adapter) error {

@@ -2,6 +2,7 @@ package ortrun
 
 import (
 	"fmt"
+	"reflect"
 
 	ort "github.com/yalue/onnxruntime_go"
 )
@@ -62,6 +63,21 @@ func (t Tensor) reshaped(shape []int64) Tensor {
 	return NewTensorLike(t.Data, shape)
 }
 
+// fits reports whether t's buffer can hold a tensor of shape (reshaped reuses it).
+func (t Tensor) fits(shape []int64) bool {
+	n := int64(1)
+	for _, d := range shape {
+		n *= d
+	}
+	return int64(reflect.ValueOf(t.Data).Cap()) >= n
+}
+
+// bytes is the size of t's buffer.
+func (t Tensor) bytes() int64 {
+	v := reflect.ValueOf(t.Data)
+	return int64(v.Cap()) * int64(v.Type().Elem().Size())
+}
+
 func (t Tensor) value() (ort.Value, error) {
 	s := ort.NewShape(t.Shape...)
 	switch d := t.Data.(type) {
@@ -80,14 +96,18 @@ func (t Tensor) value() (ort.Value, error) {
 // RunNamed runs the session with inputs and preallocated outputs given by name, in the order
 // of s.Inputs and s.Outputs.
 func (s *Session) RunNamed(inputs, outputs map[string]Tensor) error {
-	var vals []ort.Value
+	var vals, made []ort.Value
 	defer func() {
-		for _, v := range vals {
+		for _, v := range made {
 			v.Destroy()
 		}
 	}()
 	bind := func(names []string, tensors map[string]Tensor, what, missing string) error {
 		for _, name := range names {
+			if v, ok := s.resident[name]; ok && what == "input" {
+				vals = append(vals, v)
+				continue
+			}
 			t, ok := tensors[name]
 			if !ok {
 				return fmt.Errorf("graph %s %s has no %s", what, name, missing)
@@ -97,6 +117,7 @@ func (s *Session) RunNamed(inputs, outputs map[string]Tensor) error {
 				return fmt.Errorf("%s %s: %w", what, name, err)
 			}
 			vals = append(vals, v)
+			made = append(made, v)
 		}
 		return nil
 	}

@@ -2,6 +2,7 @@ package ortrun
 
 import (
 	"fmt"
+	"runtime/debug"
 	"slices"
 
 	"github.com/bearrec/bear/onnx/autodiff"
@@ -33,6 +34,7 @@ type Trainer[T ComputeFloat] struct {
 	Manifest *traingraph.Manifest
 	Config   hf.Config
 	fwd, bwd *Session
+	weights  *weightPlan
 	// Params holds every trainable graph input by name.
 	Params  map[string][]T
 	shapes  map[string][]int64
@@ -47,28 +49,45 @@ func NewTrainer[T ComputeFloat](ck *hf.Checkpoint, o TrainOptions) (*Trainer[T],
 	if o.Model.DType == "" {
 		o.Model.DType = dtypeOf[T]()
 	}
-	tg, err := BuildTrainGraphs(ck, o)
+	w, tg, err := buildTrainGraphs(ck, o)
 	if err != nil {
 		return nil, err
 	}
-	return newTrainer[T](tg, o.Model.SessionOptions)
+	return newTrainer[T](tg, w, o.Model.SessionOptions)
 }
 
-// BuildTrainGraphs binds ck's frozen weights (converting them into o.Model.CacheDir if their
-// dtype is not the compute dtype) and builds the training graphs (package traingraph).
+// BuildTrainGraphs binds ck's frozen weights as o.Model.Weights says (converting them into
+// o.Model.CacheDir if need be) and builds the training graphs (package traingraph). Graphs
+// whose weights are mapped (manifest FrozenInputs) read them from the checkpoint when a trainer
+// loads them.
 func BuildTrainGraphs(ck *hf.Checkpoint, o TrainOptions) (*traingraph.Graphs, error) {
+	w, tg, err := buildTrainGraphs(ck, o)
+	w.release()
+	return tg, err
+}
+
+// buildTrainGraphs is BuildTrainGraphs keeping the weights it planned (nil for full training,
+// whose weights are trained values held in Go).
+func buildTrainGraphs(ck *hf.Checkpoint, o TrainOptions) (*weightPlan, *traingraph.Graphs, error) {
 	mo := o.Model
 	if mo.DType == "" {
 		mo.DType = hf.F32
 	}
-	var b *llama.WeightBinding
+	w := &weightPlan{}
 	if !o.Full {
 		var err error
-		if b, err = bindWeights(ck, mo.DType, mo.CacheDir); err != nil {
-			return nil, err
+		if w, err = planWeights(ck, mo, mo.DType, false); err != nil {
+			return nil, nil, err
 		}
 	}
-	return traingraph.Build(ck, b, traingraph.Options{DType: mo.DType, LoRA: mo.LoRA, Logits: mo.Logits, Policy: o.Policy, Full: o.Full, LoRADropout: o.LoRADropout})
+	frozen, frozenDType := w.inputs()
+	tg, err := traingraph.Build(ck, w.binding, traingraph.Options{DType: mo.DType, LoRA: mo.LoRA, Logits: mo.Logits,
+		Policy: o.Policy, Full: o.Full, LoRADropout: o.LoRADropout, FrozenInputs: frozen, FrozenDType: frozenDType})
+	if err != nil {
+		w.release()
+		return nil, nil, err
+	}
+	return w, tg, nil
 }
 
 func dtypeOf[T ComputeFloat]() hf.DType {
@@ -79,7 +98,15 @@ func dtypeOf[T ComputeFloat]() hf.DType {
 	return hf.F32
 }
 
-func newTrainer[T ComputeFloat](tg *traingraph.Graphs, so SessionOptions) (*Trainer[T], error) {
+// newTrainer creates the sessions of tg; w holds the weights the graphs read (the plan they were
+// built with, or nil to plan them from the manifest). The trainer owns w: Close releases it, and
+// so does a failure here.
+func newTrainer[T ComputeFloat](tg *traingraph.Graphs, w *weightPlan, so SessionOptions) (_ *Trainer[T], err error) {
+	defer func() {
+		if err != nil {
+			w.release()
+		}
+	}()
 	m := tg.Manifest
 	if hf.DType(m.DType) != dtypeOf[T]() {
 		return nil, fmt.Errorf("graphs compute in %s, trainer holds %s", m.DType, dtypeOf[T]())
@@ -88,6 +115,12 @@ func newTrainer[T ComputeFloat](tg *traingraph.Graphs, so SessionOptions) (*Trai
 	if err != nil {
 		return nil, err
 	}
+	if w == nil {
+		if w, err = manifestWeights(m); err != nil {
+			return nil, err
+		}
+	}
+	so = w.sessionOptions(so, hf.DType(m.DType))
 	so.NoPrepack = true // the two sessions share the mapped weights instead of packing a copy each
 	fs, err := NewSession(tg.Forward, m.ExternalDataDir, traingraph.Names(m.ForwardInputs), traingraph.Names(m.ForwardOutputs), so)
 	if err != nil {
@@ -98,7 +131,9 @@ func newTrainer[T ComputeFloat](tg *traingraph.Graphs, so SessionOptions) (*Trai
 		fs.Close()
 		return nil, fmt.Errorf("backward: %w", err)
 	}
-	t := &Trainer[T]{Manifest: m, Config: cfg, fwd: fs, bwd: bs, Params: map[string][]T{}, shapes: map[string][]int64{}, grads: map[string][]T{}}
+	w.bind(fs)
+	w.bind(bs)
+	t := &Trainer[T]{Manifest: m, Config: cfg, fwd: fs, bwd: bs, weights: w, Params: map[string][]T{}, shapes: map[string][]int64{}, grads: map[string][]T{}}
 	for _, in := range m.LoRAInputs {
 		t.Params[in.Name] = make([]T, in.Rows*in.Cols)
 		t.shapes[in.Name] = []int64{int64(in.Rows), int64(in.Cols)}
@@ -135,10 +170,28 @@ func readAs[T ComputeFloat](w hf.TensorInfo) ([]T, error) {
 	return any(v).([]T), err
 }
 
-// Close releases both sessions.
+// manifestWeights plans the weights of graphs loaded from artifacts: the checkpoint's mapping when
+// they take frozen inputs, nothing otherwise (their initializers name their data).
+func manifestWeights(m *traingraph.Manifest) (*weightPlan, error) {
+	if len(m.FrozenInputs) == 0 {
+		return &weightPlan{}, nil
+	}
+	ck, err := hf.Open(m.Checkpoint)
+	if err != nil {
+		return nil, err
+	}
+	r, err := acquireResident(ck, m.FrozenDType != "")
+	if err != nil {
+		return nil, err
+	}
+	return &weightPlan{resident: r}, nil
+}
+
+// Close releases both sessions and the weights.
 func (t *Trainer[T]) Close() {
 	t.fwd.Close()
 	t.bwd.Close()
+	t.weights.release()
 }
 
 // Forward runs the forward pass and returns the logits at in.Index ([n, vocab], [n, C] with
@@ -160,14 +213,41 @@ func (t *Trainer[T]) Forward(in GraphInputs) ([]T, error) {
 	// Output and residual buffers are reused, resliced when the shape changes (they grow to the
 	// largest shape and stay): reallocating and zeroing hundreds of MiB of residuals every step
 	// cost more than some layers, and bloated the Go heap when shapes alternate.
+	if err := t.sizeOutputs(syms); err != nil {
+		return nil, err
+	}
+	if err := t.fwd.RunNamed(t.inputs, t.outputs); err != nil {
+		return nil, fmt.Errorf("forward: %w", err)
+	}
+	return t.outputs[llama.Logits].Data.([]T), nil
+}
+
+// sizeOutputs gives every forward output a buffer of its shape under syms. Buffers too small
+// are all dropped, and their memory returned, before any larger one is allocated: otherwise the
+// old residuals (1.1 GiB at the Llama-3.2-1B shape under Stash) would stay beside the new ones
+// until the next collection.
+func (t *Trainer[T]) sizeOutputs(syms map[string]int64) error {
 	if t.outputs == nil {
 		t.outputs = map[string]Tensor{}
 	}
-	for _, o := range m.ForwardOutputs {
+	shapes := map[string][]int64{}
+	var dropped int64
+	for _, o := range t.Manifest.ForwardOutputs {
 		s, err := o.Eval(syms)
 		if err != nil {
-			return nil, err
+			return err
 		}
+		shapes[o.Name] = s
+		if old, ok := t.outputs[o.Name]; ok && !old.fits(s) {
+			dropped += old.bytes()
+			delete(t.outputs, o.Name)
+		}
+	}
+	if dropped > 64<<20 {
+		debug.FreeOSMemory()
+	}
+	for _, o := range t.Manifest.ForwardOutputs {
+		s := shapes[o.Name]
 		old, ok := t.outputs[o.Name]
 		switch {
 		case !ok:
@@ -176,10 +256,7 @@ func (t *Trainer[T]) Forward(in GraphInputs) ([]T, error) {
 			t.outputs[o.Name] = old.reshaped(s)
 		}
 	}
-	if err := t.fwd.RunNamed(t.inputs, t.outputs); err != nil {
-		return nil, fmt.Errorf("forward: %w", err)
-	}
-	return t.outputs[llama.Logits].Data.([]T), nil
+	return nil
 }
 
 // Backward runs the backward pass for the cotangent of the logits of the last Forward and

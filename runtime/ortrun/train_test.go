@@ -18,13 +18,16 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// tinyCheckpoint writes the `tiny` preset (vocab 128 256) with weights large enough that every
-// layer matters, and norm weights away from 1.
-func tinyCheckpoint(t testing.TB) string {
+// tinyCheckpoint writes the `tiny` preset (vocab 128 256) stored as float32, with weights large
+// enough that every layer matters, and norm weights away from 1.
+func tinyCheckpoint(t testing.TB) string { return tinyCheckpointAs(t, hf.F32) }
+
+// tinyCheckpointAs is tinyCheckpoint stored as dtype.
+func tinyCheckpointAs(t testing.TB, dtype hf.DType) string {
 	t.Helper()
 	p, _ := hf.LookupPreset("tiny")
 	dir := filepath.Join(t.TempDir(), "tiny")
-	if err := hf.WriteRandom(dir, p.Config, hf.InitOptions{Seed: 7, DType: hf.F32, Std: 0.08, NormJitter: 0.1}); err != nil {
+	if err := hf.WriteRandom(dir, p.Config, hf.InitOptions{Seed: 7, DType: dtype, Std: 0.08, NormJitter: 0.1}); err != nil {
 		t.Fatal(err)
 	}
 	return dir

@@ -20,7 +20,6 @@ import (
 
 	"github.com/bearrec/bear/internal/mpirun"
 	"github.com/bearrec/bear/lossgrad"
-	"github.com/bearrec/bear/onnx/hf"
 	"github.com/bearrec/bear/runtime/train/comm"
 	"github.com/bearrec/bear/runtime/train/optim"
 	"github.com/bearrec/bear/runtime/train/trainlog"
@@ -181,38 +180,6 @@ func closeRuns(t *testing.T, a, b string, tol float64) float64 {
 		}
 	}
 	return worst
-}
-
-func readAdapter(t *testing.T, dir string) map[string][]float32 {
-	t.Helper()
-	path := filepath.Join(dir, "adapter_model.safetensors")
-	ts, _, err := hf.ReadSafetensorsHeader(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string][]float32{}
-	for name, tensor := range ts {
-		if out[name], err = tensor.ReadFloat32(); err != nil {
-			t.Fatalf("%s: %s: %v", path, name, err)
-		}
-	}
-	return out
-}
-
-// relDiff is |x - y| / |y| (L2), 0 for two zero vectors, +Inf for different lengths.
-func relDiff(x, y []float32) float64 {
-	if len(x) != len(y) {
-		return math.Inf(1)
-	}
-	var d, n float64
-	for i := range x {
-		d += (float64(x[i]) - float64(y[i])) * (float64(x[i]) - float64(y[i]))
-		n += float64(y[i]) * float64(y[i])
-	}
-	if d == 0 {
-		return 0
-	}
-	return math.Sqrt(d / n)
 }
 
 // TestDataParallelKillAndResume: SIGKILL to rank 1 mid-run ends the whole job (mpirun reports

@@ -100,7 +100,7 @@ func exportMain(args []string, log io.Writer) error {
 	if *model == "" || *out == "" {
 		return fmt.Errorf("--model and --out are required")
 	}
-	o, err := tf.options(ortrun.ModelOptions{CacheDir: *cache})
+	o, err := tf.options(ortrun.ModelOptions{CacheDir: *cache, Weights: ortrun.WeightsConverted})
 	if err != nil {
 		return err
 	}

@@ -23,9 +23,9 @@ func init() {
 
 // ortFlags are the flags every command that runs ONNX Runtime shares.
 type ortFlags struct {
-	lib, device, cache *string
-	threads            *int
-	tf32               *bool
+	lib, device, cache, weights *string
+	threads                     *int
+	tf32                        *bool
 }
 
 func addORTFlags(fs interface {
@@ -38,7 +38,8 @@ func addORTFlags(fs interface {
 		lib:     fs.String("ort-lib", "", "ONNX Runtime shared library `FILE` (default $"+ortrun.LibraryEnv+", then the .cache/onnxruntime that make deps fills)"),
 		device:  fs.String("device", "cpu", "execution provider: cpu or cuda"),
 		threads: fs.Int("threads", 0, "CPU threads (0: one per core)"),
-		cache:   fs.String("cache-dir", "", "folder for weights converted to float32 (default: the user cache folder)"),
+		weights: fs.String("weights", "", "how ONNX Runtime reads the frozen base weights: mapped (the checkpoint's files mapped once per process, at their stored precision, cast at use), widened (read once into float32 copies in memory), in-place (read from the files by each session, at their stored precision) or converted (a float32 copy in --cache-dir); default on cpu: widened for decoding, mapped otherwise; on cuda: in-place"),
+		cache:   fs.String("cache-dir", "", "folder for weights converted to float32 (--weights converted; default: the user cache folder)"),
 		tf32:    fs.Bool("tf32", true, "with --device cuda, let float32 matrix products use TF32 (ONNX Runtime's default: faster, about 1e-3 relative error; false keeps float32)"),
 	}
 }
@@ -50,6 +51,9 @@ func (o ortFlags) check() error {
 	}
 	if _, err := ortrun.ParseDevice(*o.device); err != nil {
 		return fmt.Errorf("--device: %w", err)
+	}
+	if _, err := ortrun.ParseWeightSource(*o.weights); err != nil {
+		return fmt.Errorf("--weights: %w", err)
 	}
 	return nil
 }
@@ -68,7 +72,11 @@ func (o ortFlags) modelOptions() (ortrun.ModelOptions, error) {
 	}
 	// $BEAR_ORT_PROFILE=prefix makes ONNX Runtime write a per-node JSON trace of every session.
 	so := ortrun.SessionOptions{Device: dev, Threads: *o.threads, NoTF32: !*o.tf32, ProfilePrefix: os.Getenv("BEAR_ORT_PROFILE")}
-	return ortrun.ModelOptions{SessionOptions: so, CacheDir: *o.cache}, nil
+	w, err := ortrun.ParseWeightSource(*o.weights)
+	if err != nil {
+		return ortrun.ModelOptions{}, err
+	}
+	return ortrun.ModelOptions{SessionOptions: so, Weights: w, CacheDir: *o.cache}, nil
 }
 
 func forwardMain(args []string, stdout io.Writer) error {

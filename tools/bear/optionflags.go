@@ -12,6 +12,7 @@ import (
 var ortOptions = map[string]string{
 	"ortrun.Init(path)":             "--ort-lib",
 	"ortrun.ModelOptions.CacheDir":  "--cache-dir",
+	"ortrun.ModelOptions.Weights":   "--weights",
 	"ortrun.SessionOptions.Device":  "--device",
 	"ortrun.SessionOptions.Threads": "--threads",
 }

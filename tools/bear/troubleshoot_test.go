@@ -21,6 +21,7 @@ var troubleshootTests = map[string][]string{
 	"a folder holds both `model.safetensors`":      {"TestSingleFileBeatsStaleIndex"},
 	"an adapter has tensors for modules outside":   {"TestReadAdapterRefusesUnmatchedTensors"},
 	"an adapter's `adapter_config.json` has":       {"TestPatternLogitsEquivalents", "TestPatternMergeEquivalents", "TestPatternMatchesPython", "TestParseAdapterConfigPatternErrors"},
+	"the checkpoint's weight files are rewritten":  {"TestMapTruncatedFile"},
 	"a converted-weight cache entry is damaged":    {"TestCacheEntryReusedAndRepaired", "TestCacheNotFooledBySameSizeAndTime"},
 	"the cache folder cannot be written":           {"TestUnwritableCacheFolderSaysWhatToDo", "TestUnwritableCacheFolder"},
 	"the tokenizer gives ids":                      {"TestVocabularyChecked"},
