@@ -20,6 +20,8 @@ type Trie interface {
 	ItemsAt(node int) []int
 	// EOS is the end-of-sequence token.
 	EOS() int
+	// Len is the number of nodes; nodes are numbered 0 to Len()-1.
+	Len() int
 }
 
 // allowed returns the candidate tokens of node: its children, or [EOS] where it has none (the
@@ -45,15 +47,15 @@ func endNode(t Trie, node int) int {
 // from it to the end of a sequence. Build it once per catalogue; it is read-only afterwards.
 type Index struct {
 	Trie  Trie
-	paths map[int][]int    // item id -> tokens incl. EOS
-	ends  map[int][2]int32 // node -> {min, max} remaining tokens incl. EOS (0,0 at an end node)
-	depth int              // longest sequence, tokens incl. EOS
-	seqs  int              // nodes where items end: the distinct sequences
+	paths map[int][]int // item id -> tokens incl. EOS
+	ends  [][2]int32    // by node: {min, max} remaining tokens incl. EOS (0,0 at an end node)
+	depth int           // longest sequence, tokens incl. EOS
+	seqs  int           // nodes where items end: the distinct sequences
 }
 
 // NewIndex walks the whole trie (depth first) once.
 func NewIndex(t Trie) *Index {
-	ix := &Index{Trie: t, paths: map[int][]int{}, ends: map[int][2]int32{}}
+	ix := &Index{Trie: t, paths: map[int][]int{}, ends: make([][2]int32, t.Len())}
 	eos := t.EOS()
 	var path []int
 	var walk func(node int, afterEOS bool) [2]int32

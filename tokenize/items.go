@@ -18,8 +18,8 @@ type ItemSet struct {
 	tok        *Tokenizer
 	titles     []string
 	items      [][]int // item ids of each distinct title, increasing
-	inContext  [][]int // without EOS
-	standalone [][]int // without EOS
+	inContext  [][]int // without EOS (EOS follows in the backing array)
+	standalone [][]int // without EOS (the in-context slice itself where the two are equal)
 	byTitle    map[string]int
 	trie       *Trie
 	stdTrie    *Trie
@@ -44,26 +44,38 @@ func NewItemSet(tok *Tokenizer, cat *Catalogue) (*ItemSet, error) {
 	}
 	sep := tok.Encode(ResponseSeparator)
 	var w bpeWork
-	var seqs, stdSeqs [][]int
+	same := true // every title tokenises alike in context and standalone (our data): one trie
 	for _, title := range s.titles {
 		q := Quote(title)
 		full := tok.appendEncode(nil, ResponseSeparator+q, &w)
 		if !slices.Equal(full[:min(len(sep), len(full))], sep) {
 			return nil, fmt.Errorf("item set: %q does not start with the separator's ids %v: %v", ResponseSeparator+q, sep, full)
 		}
-		in := full[len(sep):]
+		// Each sequence is stored once, with its EOS after it (the slices kept stop before it).
+		in := append(make([]int, 0, len(full)-len(sep)+1), full[len(sep):]...)
+		in = append(in, tok.EOS())
 		std := tok.appendEncode(nil, q, &w)
-		s.inContext = append(s.inContext, in)
-		s.standalone = append(s.standalone, std)
-		seqs = append(seqs, append(slices.Clip(in), tok.EOS()))
-		stdSeqs = append(stdSeqs, append(slices.Clip(std), tok.EOS()))
+		if slices.Equal(std, in[:len(in)-1]) {
+			std = in
+		} else {
+			std, same = append(std, tok.EOS()), false
+		}
+		s.inContext = append(s.inContext, slices.Clip(in))
+		s.standalone = append(s.standalone, slices.Clip(std))
 	}
 	var err error
-	if s.trie, err = NewTrie(seqs, s.items, tok.EOS()); err != nil {
+	if s.trie, err = NewTrie(s.inContext, s.items, tok.EOS()); err != nil {
 		return nil, err
 	}
-	if s.stdTrie, err = NewTrie(stdSeqs, s.items, tok.EOS()); err != nil {
-		return nil, err
+	s.stdTrie = s.trie
+	if !same {
+		if s.stdTrie, err = NewTrie(s.standalone, s.items, tok.EOS()); err != nil {
+			return nil, err
+		}
+	}
+	for i := range s.inContext { // without EOS, and capped so that an append cannot overwrite it
+		n, m := len(s.inContext[i])-1, len(s.standalone[i])-1
+		s.inContext[i], s.standalone[i] = s.inContext[i][:n:n], s.standalone[i][:m:m]
 	}
 	return s, nil
 }
