@@ -30,8 +30,8 @@ func logits(t *testing.T, m *Model, b TokenBatch, index []int64) []float32 {
 	return out
 }
 
-// TestBF16MatchesFP32Copy: a bf16 checkpoint (converted once to float32 for the CPU) and an
-// fp32 checkpoint holding the same values give identical logits.
+// TestBF16MatchesFP32Copy: a bf16 checkpoint (mapped and cast to float32 at use) and an fp32
+// checkpoint holding the same values give identical logits.
 func TestBF16MatchesFP32Copy(t *testing.T) {
 	c := firstCase(t, "left_padded_batch")
 	bf := writeCase(t, c, hf.BF16)
