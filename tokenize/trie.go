@@ -36,14 +36,14 @@ func NewTrie(seqs [][]int, items [][]int, eos int) (*Trie, error) {
 	if len(seqs) != len(items) {
 		return nil, fmt.Errorf("trie: %d sequences but %d item lists", len(seqs), len(items))
 	}
+	if len(seqs) > math.MaxInt32/2 {
+		return nil, fmt.Errorf("trie: %d sequences: too many", len(seqs))
+	}
 	order := make([]int32, len(seqs))
 	for i := range order {
 		order[i] = int32(i)
 	}
 	slices.SortStableFunc(order, func(a, b int32) int { return slices.Compare(seqs[a], seqs[b]) })
-	if len(seqs) > math.MaxInt32/2 {
-		return nil, fmt.Errorf("trie: %d sequences: too many", len(seqs))
-	}
 	// Two walks over the sorted sequences number the nodes alike: the first counts every node's
 	// children, the second writes each child at its place, so no per-node temporary is kept.
 	end := make([]int32, len(seqs)) // the node each sequence ends on

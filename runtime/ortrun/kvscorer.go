@@ -43,12 +43,11 @@ func newKVScorer(ck *hf.Checkpoint, mo ModelOptions, o ScorerOptions) (Scorer, e
 		w.release()
 		return nil, err
 	}
-	sess, err := NewSession(d.Model, w.externalDir(), d.Inputs, d.Outputs, w.sessionOptions(mo.SessionOptions, hf.F32))
+	sess, err := w.newSession(d.Model, w.externalDir(), d.Inputs, d.Outputs, mo.SessionOptions, hf.F32)
 	if err != nil {
 		w.release()
 		return nil, fmt.Errorf("%s: decoder: %w", ck.Dir, err)
 	}
-	w.bind(sess)
 	s := &kvScorer{sess: sess, weights: w, cfg: ck.Config, inputs: d.Inputs, lora: map[string]Tensor{}}
 	for _, in := range d.LoRAInputs {
 		w := make([]float32, in.Rows*in.Cols)

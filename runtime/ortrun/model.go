@@ -58,12 +58,11 @@ func Load(ck *hf.Checkpoint, o ModelOptions) (*Model, error) {
 		w.release()
 		return nil, err
 	}
-	sess, err := NewSession(f.Model, w.externalDir(), f.Inputs, f.Outputs, w.sessionOptions(o.SessionOptions, o.DType))
+	sess, err := w.newSession(f.Model, w.externalDir(), f.Inputs, f.Outputs, o.SessionOptions, o.DType)
 	if err != nil {
 		w.release()
 		return nil, fmt.Errorf("%s: %w", ck.Dir, err)
 	}
-	w.bind(sess)
 	m := &Model{Config: ck.Config, Dir: ck.Dir, Options: o, inputs: f.Inputs, lora: f.LoRAInputs, sess: sess, weights: w}
 	// Zero adapters until told otherwise: B = 0 makes the LoRA branch vanish, as PEFT initialises it.
 	m.lora32, m.lora64 = map[string][]float32{}, map[string][]float64{}

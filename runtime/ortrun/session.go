@@ -32,9 +32,10 @@ type SessionOptions struct {
 	Device     Device
 	Threads    int // intra-op threads on CPU; 0 means one per core
 	CUDADevice int
-	// NoPrepack keeps ONNX Runtime from packing constant weights into copies of its own layout
-	// for its matrix kernels. The sessions then compute from the weights where ONNX Runtime
-	// mapped them (the float32 weight file), so two sessions over one file share one copy: the
+	// NoPrepack keeps ONNX Runtime from packing constant weights (initializers: --weights
+	// in-place or converted) into copies of its own layout for its matrix kernels. The sessions
+	// then compute from the weights where ONNX Runtime mapped them (measured with the float32
+	// weight file), so two sessions over one file share one copy: the
 	// training job's forward and backward sessions, at the Llama-3.2-1B shape, peak at 6.6 GiB
 	// (PSS) instead of 10.1–10.4 GiB and start in 2.9 s instead of 16–18 s, for steps about 5%
 	// slower (bear bench train, BEAR, one Office sequence, stash, 2 threads; two runs of each,
@@ -52,7 +53,7 @@ type SessionOptions struct {
 	// pass, 25 steps, one thread: peak RSS 2.9 GB off against 3.8 GB on (5.7 GB after 200
 	// steps), CPU time within noise (134 s against 128 s).
 	VaryingShapes bool
-	// keepCasts keeps the graph's casts of weights where they are (weightPlan.sessionOptions).
+	// keepCasts keeps the graph's casts of weights where they are (weightPlan.newSession).
 	keepCasts bool
 }
 

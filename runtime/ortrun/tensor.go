@@ -16,10 +16,7 @@ type Tensor struct {
 
 // NewTensorLike allocates a zeroed tensor of the element type of like ([]float32 etc.).
 func NewTensorLike(like any, shape []int64) Tensor {
-	n := int64(1)
-	for _, d := range shape {
-		n *= d
-	}
+	n := elements(shape)
 	switch like.(type) {
 	case []float32:
 		return Tensor{shape, make([]float32, n)}
@@ -38,44 +35,30 @@ func NewTensorLike(like any, shape []int64) Tensor {
 // element type otherwise, so that buffers cycling through a few shapes stop allocating once
 // they have held the largest.
 func (t Tensor) reshaped(shape []int64) Tensor {
-	n := 1
-	for _, d := range shape {
-		n *= int(d)
+	if !t.fits(shape) {
+		return NewTensorLike(t.Data, shape)
 	}
-	switch d := t.Data.(type) {
-	case []float32:
-		if cap(d) >= n {
-			return Tensor{shape, d[:n]}
-		}
-	case []float64:
-		if cap(d) >= n {
-			return Tensor{shape, d[:n]}
-		}
-	case []int64:
-		if cap(d) >= n {
-			return Tensor{shape, d[:n]}
-		}
-	case []bool:
-		if cap(d) >= n {
-			return Tensor{shape, d[:n]}
-		}
-	}
-	return NewTensorLike(t.Data, shape)
+	return Tensor{shape, reflect.ValueOf(t.Data).Slice(0, int(elements(shape))).Interface()}
 }
 
 // fits reports whether t's buffer can hold a tensor of shape (reshaped reuses it).
 func (t Tensor) fits(shape []int64) bool {
-	n := int64(1)
-	for _, d := range shape {
-		n *= d
-	}
-	return int64(reflect.ValueOf(t.Data).Cap()) >= n
+	return int64(reflect.ValueOf(t.Data).Cap()) >= elements(shape)
 }
 
 // bytes is the size of t's buffer.
 func (t Tensor) bytes() int64 {
 	v := reflect.ValueOf(t.Data)
 	return int64(v.Cap()) * int64(v.Type().Elem().Size())
+}
+
+// elements is the number of elements of a tensor of shape.
+func elements(shape []int64) int64 {
+	n := int64(1)
+	for _, d := range shape {
+		n *= d
+	}
+	return n
 }
 
 func (t Tensor) value() (ort.Value, error) {
@@ -102,9 +85,9 @@ func (s *Session) RunNamed(inputs, outputs map[string]Tensor) error {
 			v.Destroy()
 		}
 	}()
-	bind := func(names []string, tensors map[string]Tensor, what, missing string) error {
+	bind := func(names []string, tensors map[string]Tensor, resident map[string]ort.Value, what, missing string) error {
 		for _, name := range names {
-			if v, ok := s.resident[name]; ok && what == "input" {
+			if v, ok := resident[name]; ok {
 				vals = append(vals, v)
 				continue
 			}
@@ -121,11 +104,11 @@ func (s *Session) RunNamed(inputs, outputs map[string]Tensor) error {
 		}
 		return nil
 	}
-	if err := bind(s.Inputs, inputs, "input", "value"); err != nil {
+	if err := bind(s.Inputs, inputs, s.resident, "input", "value"); err != nil {
 		return err
 	}
 	nIn := len(vals)
-	if err := bind(s.Outputs, outputs, "output", "buffer"); err != nil {
+	if err := bind(s.Outputs, outputs, nil, "output", "buffer"); err != nil {
 		return err
 	}
 	return s.Run(vals[:nIn], vals[nIn:])

@@ -120,19 +120,17 @@ func newTrainer[T ComputeFloat](tg *traingraph.Graphs, w *weightPlan, so Session
 			return nil, err
 		}
 	}
-	so = w.sessionOptions(so, hf.DType(m.DType))
 	so.NoPrepack = true // the two sessions share the mapped weights instead of packing a copy each
-	fs, err := NewSession(tg.Forward, m.ExternalDataDir, traingraph.Names(m.ForwardInputs), traingraph.Names(m.ForwardOutputs), so)
+	dt := hf.DType(m.DType)
+	fs, err := w.newSession(tg.Forward, m.ExternalDataDir, traingraph.Names(m.ForwardInputs), traingraph.Names(m.ForwardOutputs), so, dt)
 	if err != nil {
 		return nil, fmt.Errorf("forward: %w", err)
 	}
-	bs, err := NewSession(tg.Backward, m.ExternalDataDir, traingraph.Names(m.BackwardInputs), traingraph.Names(m.BackwardOutputs), so)
+	bs, err := w.newSession(tg.Backward, m.ExternalDataDir, traingraph.Names(m.BackwardInputs), traingraph.Names(m.BackwardOutputs), so, dt)
 	if err != nil {
 		fs.Close()
 		return nil, fmt.Errorf("backward: %w", err)
 	}
-	w.bind(fs)
-	w.bind(bs)
 	t := &Trainer[T]{Manifest: m, Config: cfg, fwd: fs, bwd: bs, weights: w, Params: map[string][]T{}, shapes: map[string][]int64{}, grads: map[string][]T{}}
 	for _, in := range m.LoRAInputs {
 		t.Params[in.Name] = make([]T, in.Rows*in.Cols)

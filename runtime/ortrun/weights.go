@@ -148,17 +148,19 @@ func (p *weightPlan) castsWeights(dt hf.DType) bool {
 	return false
 }
 
-// sessionOptions are so adjusted for graphs of this plan.
-func (p *weightPlan) sessionOptions(so SessionOptions, dt hf.DType) SessionOptions {
+// newSession creates a session over a graph of this plan that computes in dt: casts of weights
+// are kept where the graph puts them (SessionOptions.keepCasts), and mapped or widened weights
+// are bound on every run.
+func (p *weightPlan) newSession(model []byte, externalDir string, inputs, outputs []string, so SessionOptions, dt hf.DType) (*Session, error) {
 	so.keepCasts = so.keepCasts || p.castsWeights(dt)
-	return so
-}
-
-// bind makes the session read the mapped weights (a no-op for initializers).
-func (p *weightPlan) bind(s *Session) {
+	s, err := NewSession(model, externalDir, inputs, outputs, so)
+	if err != nil {
+		return nil, err
+	}
 	if p.resident != nil {
 		s.bindResident(p.resident.values)
 	}
+	return s, nil
 }
 
 // release gives the mapping back (once its last user releases it, it is unmapped).

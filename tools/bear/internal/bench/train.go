@@ -54,8 +54,9 @@ type TrainBenchmark struct {
 	RSSAfterPrepareMB float64 `json:"rss_after_prepare_mb"`
 	PeakRSSMB         float64 `json:"peak_rss_mb"`
 	// PeakPSSMB is the largest proportional set size sampled every 50 ms from the start of the
-	// preparation to the last step: RSS counts the weight file ONNX Runtime maps into both the
-	// forward and the backward session twice, PSS once (the memory the process holds).
+	// preparation to the last step: where the weights are ONNX Runtime's initializers (--weights
+	// in-place or converted), RSS counts the file it maps into both the forward and the backward
+	// session twice, PSS once (the memory the process holds); mapped weights count once in both.
 	PeakPSSMB float64 `json:"peak_pss_mb"`
 	// FirstStepLoss is the loss of the warm-up step: with PEFT's initialisation (B = 0) it is
 	// the base model's, whatever the LoRA seed, so a replay of the dump must give it too.
